@@ -1,0 +1,203 @@
+"""Turn a page, HTML or plain-text extract, into one list of text lines.
+
+Both input forms meet here, so the rest of the parser sees one shape and the two
+forms give the same findings by construction. A line is a paragraph-sized piece of
+visible text and whether it is a bullet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import lxml.html
+
+_WHITESPACE = re.compile(r"[\s\u00a0\u2000-\u200b\u202f\u205f\u3000\ufeff]+")
+_INVISIBLE = re.compile(r"[\u00ad\u200c\u200d\u2060]")  # soft hyphen, zero-width joiners
+# "•", "·", "▪", "◦", "●", "‣", "*" or a dash used as a bullet at the start of a line.
+_BULLET_START = re.compile(r"^\s*(?:[•·▪◦●‣∙*]|[-–—](?=\s))\s*")
+# Several bullets run together in one paragraph: "... att: • 35 procent ... • 15 procent".
+_INLINE_BULLET = re.compile(r"\s+(?=[•▪●]\s*\S)")
+_SENTENCE_END = re.compile(r"[.!?:;)]\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    is_bullet: bool
+    number: int  # 1-based line number in the text form (for reject messages)
+
+
+def normalize_space(text: str) -> str:
+    """Collapse every run of whitespace (incl. no-break and zero-width spaces) to one space."""
+    return _WHITESPACE.sub(" ", _INVISIBLE.sub("", text)).strip()
+
+
+def _split_bullet(text: str) -> tuple[str, bool]:
+    match = _BULLET_START.match(text)
+    if match:
+        return text[match.end() :].strip(), True
+    return text, False
+
+
+# --- plain-text extracts ----------------------------------------------------------------
+
+
+def text_lines(text: str) -> list[Line]:
+    """Lines of a plain-text extract.
+
+    Seeds put each paragraph on one line, with the local answer on the line after its
+    bullet (indented or not, with or without a blank line between). Extracts made by
+    other tools wrap long paragraphs: a line that starts in lower case right after a
+    line with no closing punctuation continues it.
+    """
+    lines: list[Line] = []
+    previous_blank = True
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = normalize_space(raw)
+        if not stripped:
+            previous_blank = True
+            continue
+        pieces = _INLINE_BULLET.split(stripped)
+        for index, piece in enumerate(pieces):
+            body, is_bullet = _split_bullet(piece)
+            if not body and not is_bullet:
+                continue
+            if (
+                index == 0
+                and not is_bullet
+                and not previous_blank
+                and lines
+                and body[:1].islower()
+                and not _SENTENCE_END.search(lines[-1].text)
+            ):
+                last = lines[-1]
+                lines[-1] = Line(f"{last.text} {body}", last.is_bullet, last.number)
+                continue
+            lines.append(Line(body, is_bullet, number))
+        previous_blank = False
+    return lines
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_SKIP_TAGS = frozenset(
+    "script style noscript template svg nav footer form button iframe select option "
+    "head title meta link object embed canvas".split()
+)
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body dd details div dl dt figcaption figure h1 h2 h3 "
+    "h4 h5 h6 header hr html li main ol p pre section summary table tbody td tfoot th thead "
+    "tr ul".split()
+)
+# Site chrome that sometimes sits inside the content column (Sitevision alert and cookie
+# banners such as "Begränsa smittspridningen av covid-19", breadcrumbs, share buttons).
+_CHROME = re.compile(
+    r"cookie|consent|breadcrumb|skip-?link|\bshare|social-?(?:media|links|icons|share)|"
+    r"\balert|(?:alert|info|warning|notice|crisis)-?banner|\bmenu|navigation|sv-print",
+    re.IGNORECASE,
+)
+_CUT_AWAY = re.compile(
+    r"<(script|style|noscript|template|svg)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
+)
+_MAIN_START = re.compile(r"<main\b", re.IGNORECASE)
+_MAIN_END = re.compile(r"</main\s*>", re.IGNORECASE)
+_H1_START = re.compile(r"<h1\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def content_region(html: str) -> str:
+    """The part of the page that holds the content, cut out before any tree building.
+
+    Municipal pages are ~100 KB of menus, scripts and footer around a few KB of text.
+    `<main>` when the page has one; else from the first `<h1>` to the end. Callers fall
+    back to the whole page when the cut holds no results (see `html_lines`).
+    """
+    start = _MAIN_START.search(html)
+    if start:
+        end = None
+        for end in _MAIN_END.finditer(html, start.end()):
+            pass  # the last </main>: a nested <main> (invalid but seen) stays inside
+        return html[start.start() : end.end() if end else len(html)]
+    h1 = _H1_START.search(html)
+    return html[h1.start() :] if h1 else html
+
+
+class _LineCollector:
+    def __init__(self) -> None:
+        self.lines: list[Line] = []
+        self.buffer: list[str] = []
+        self.bullet_pending = False
+        self.h1: str | None = None
+
+    def add(self, text: str | None) -> None:
+        if text:
+            self.buffer.append(text)
+
+    def flush(self) -> str:
+        text = normalize_space("".join(self.buffer))
+        self.buffer.clear()
+        if not text:
+            return ""
+        for piece in _INLINE_BULLET.split(text):
+            body, glyph = _split_bullet(piece)
+            is_bullet = glyph or self.bullet_pending
+            self.bullet_pending = False
+            if body or is_bullet:
+                self.lines.append(Line(body, is_bullet, len(self.lines) + 1))
+        return text
+
+
+def _walk(element: lxml.html.HtmlElement, out: _LineCollector) -> None:
+    tag = element.tag
+    if not isinstance(tag, str):  # comments and processing instructions
+        out.add(element.tail)
+        return
+    tag = tag.lower()
+    if tag in _SKIP_TAGS or _CHROME.search(
+        f"{element.get('class', '')} {element.get('id', '')} {element.get('role', '')}"
+    ):
+        out.add(element.tail)
+        return
+    if tag == "br":
+        out.flush()
+        out.add(element.tail)
+        return
+    block = tag in _BLOCK_TAGS
+    if block:
+        out.flush()
+    if tag == "li":
+        out.bullet_pending = True
+    out.add(element.text)
+    for child in element:
+        _walk(child, out)
+    if block:
+        text = out.flush()
+        if tag == "h1" and out.h1 is None and text:
+            out.h1 = text
+    if tag == "li":
+        out.bullet_pending = False
+    out.add(element.tail)
+
+
+def html_lines(html: str, *, whole_page: bool = False) -> tuple[list[Line], str | None]:
+    """Lines of the page's content region, and the text of its first `<h1>`."""
+    region = html if whole_page else content_region(html)
+    region = _CUT_AWAY.sub(" ", region)
+    if not region.strip():
+        return [], None
+    try:
+        root = lxml.html.fromstring(region)
+    except (ValueError, lxml.etree.ParserError):
+        return [], None
+    out = _LineCollector()
+    _walk(root, out)
+    out.flush()
+    return out.lines, out.h1
+
+
+def html_title(html: str) -> str | None:
+    match = _TITLE.search(html, 0, 20000)
+    if not match:
+        return None
+    return normalize_space(lxml.html.fromstring(f"<p>{match.group(1)}</p>").text_content()) or None

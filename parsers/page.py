@@ -1,0 +1,458 @@
+"""Parse one Öppna jämförelser page (HTML or plain-text extract) into findings."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from parsers.decode import PageError, check_text, decode_page, looks_like_html
+from parsers.lines import Line, html_lines, html_title, normalize_space, text_lines
+from parsers.numbers import local_value, national_figures
+from parsers.records import Finding, ParsedPage, Reject
+from parsers.status import local_status
+
+# --- section headings ---------------------------------------------------------------------
+
+# The "... resultat visar att:" family: "Årets resultat visar att:", "2019 års resultat visar
+# att:", "Årets resultat visar bland annat att:", "Resultatet för 2021 visar att", stray and
+# no-break spaces (already collapsed by normalize_space).
+_SECTION_HEADING = re.compile(
+    r"^(?P<lead>[^.!?]{0,80}?)\bresultat(?:en|et)?"
+    r"(?:\s+(?:(?:för|från)\s+)?(?:år\s+)?(?:19|20)\d\d)?"
+    r"\s+(?:visar|visade)(?:\s+bland\s+annat|\s+bl\.\s?a\.?)?(?:\s+(?:att|på))?\s*:?\s*$",
+    re.IGNORECASE,
+)
+_YEAR = r"(?:19|20)\d\d"
+_YEAR_RE = re.compile(rf"\b{_YEAR}\b")
+_PREVIOUS_YEARS = re.compile(r"\bförra\s+årets\b", re.IGNORECASE)
+
+# Lines that end the results part of a page: related-page navigation and page footers.
+_END_MARKER = re.compile(
+    r"^(?:Fler sidor inom|Senast uppdaterad|Sidan uppdaterades|Publicerad\b|Övriga länkar"
+    r"|Relaterade sidor|Relaterad information|Dela sidan|Dela på|Kontakta oss|Sidansvarig"
+    r"|Hittade du det du sökte|Skriv ut|Lyssna\b)",
+    re.IGNORECASE,
+)
+
+# --- page dates ---------------------------------------------------------------------------
+
+_MONTHS = {
+    "januari": 1, "februari": 2, "mars": 3, "april": 4, "maj": 5, "juni": 6, "juli": 7,
+    "augusti": 8, "september": 9, "oktober": 10, "november": 11, "december": 12,
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
+    "sept": 9, "okt": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+_DATE = (
+    r"(?:<[^>]*>\s*)*(?:(?P<day>\d{1,2})\s+(?P<month>[a-zåäö]+)\.?\s+(?P<year>\d{4})"
+    r"|(?P<iso>\d{4}-\d{2}-\d{2}))"
+)
+# "Senast uppdaterad: 2 juli 2020", "Publicerad: 3 juli 2017"; in HTML tags may sit
+# between the label and the date ("Publicerad <time datetime=...>3 juli 2017</time>").
+_UPDATED = re.compile(
+    r"(?:Senast\s+(?:uppdaterad|ändrad|granskad)|Sidan\s+uppdaterades|Uppdaterad)\s*:?\s*"
+    + _DATE,
+    re.IGNORECASE,
+)
+_PUBLISHED = re.compile(r"(?:Publicerad|Skapad)\s*:?\s*" + _DATE, re.IGNORECASE)
+
+
+def _find_date(pattern: re.Pattern[str], *texts: str) -> date | None:
+    for text in texts:
+        for match in pattern.finditer(text):
+            try:
+                if match.group("iso"):
+                    return date.fromisoformat(match.group("iso"))
+                month = _MONTHS.get(match.group("month").lower())
+                if month:
+                    return date(int(match.group("year")), month, int(match.group("day")))
+            except ValueError:
+                continue  # "31 juni": not a date; try the next mention
+    return None
+
+
+# --- local answers ------------------------------------------------------------------------
+
+# Names that follow "I ..." in answers but are not the municipality.
+_NOT_A_MUNICIPALITY = frozenset(
+    "Sverige Riket Landet Länet Kommunen Kommunerna Det Den De Vi Handläggarna Andelen "
+    "Antalet Socialtjänsten Verksamheten Dag År Under Genom Samband Arbetet".split()
+)
+_NAME = r"[A-ZÅÄÖ][a-zåäöéü]+(?:[- ][A-ZÅÄÖ][a-zåäöéü]+)?"
+_LOCAL_NAME_PATTERNS = (
+    re.compile(rf"(?:^|[.!?]\s+)I ({_NAME})\b"),  # "I Kalmar finns ..."
+    re.compile(rf"\bi ({_NAME})\b"),  # "... var i Kalmar 0,9 (riket 2,2)"
+    re.compile(
+        rf"(?:^|[.!?]\s+)({_NAME}) (?:har|saknar|använder|bedriver|arbetar|erbjuder|tillämpar"
+        r"|genomför|följer)\b"
+    ),  # "Kalmar saknar rutin ..."
+)
+_TITLE_MUNICIPALITY = re.compile(rf"\b({_NAME}?)s? kommun\b")
+_VERBS = r"(?:har|hade|finns|fanns|saknar|saknas|är|var|används|använder|erbjuds|erbjuder|görs)"
+_GENERIC_OPENER = rf"I (?!Sverige\b|[Rr]iket\b|[Ll]andet\b|[Ll]änet\b){_NAME} {_VERBS}\b"
+_NATIONAL_MARKER = re.compile(
+    r"\bkommuner(?:na)?\b|\bprocent av\b|\briket\b|\bi landet\b", re.IGNORECASE
+)
+
+
+def _infer_municipality(lines: list[Line]) -> str | None:
+    """The name local answers use ("I Kalmar ...", "Kalmar saknar ..."), most common first."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        if line.is_bullet:
+            continue
+        for pattern in _LOCAL_NAME_PATTERNS:
+            for name in pattern.findall(line.text):
+                if name.split()[0] not in _NOT_A_MUNICIPALITY:
+                    counts[name] += 1
+    if not counts:
+        return None
+    (name, count), *_ = counts.most_common(1)
+    return name if count >= 2 else None
+
+
+def _answer_opener(municipality: str | None) -> re.Pattern[str]:
+    """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar"."""
+    if municipality:
+        name = re.escape(municipality)
+        opener = (
+            rf"(?:I {name}s?\b|{name}s? (?:kommun\s+)?[a-zåäö]+\b"
+            rf"|Under {_YEAR} (?:har|hade|var|är) {name}\b|{_GENERIC_OPENER})"
+        )
+    else:
+        opener = _GENERIC_OPENER
+    return re.compile(opener)
+
+
+# --- survey years -------------------------------------------------------------------------
+
+_NUM = r"\d{1,3}(?:[,.]\d+)?"
+# A figure with its year: "till 15 procent 2019", "mot 21 procent av kommunerna 2020",
+# "52 procent av kommunerna 2020 och 2019".
+_FIGURE_YEAR = re.compile(
+    rf"{_NUM}\s?(?:%|procent\b)(?:\s+av\s+(?:alla\s+|Sveriges\s+|landets\s+)?kommunerna?)?"
+    rf"\s+(?:år\s+)?(?P<years>{_YEAR}(?:\s*(?:,|och|respektive)\s*{_YEAR})*)\b",
+    re.IGNORECASE,
+)
+# Words that make the figure right after them an earlier survey's figure.
+_COMPARISON_BEFORE = re.compile(
+    r"(?:jämfört med|jämförelse med|jämföras med|\bmot|\bfrån|\bän|då det var|då andelen var"
+    r"|\bvar det)\s+(?:ca\.?\s+|cirka\s+)?$",
+    re.IGNORECASE,
+)
+# A comparison year on its own: "i jämförelse med 2021", "ökning ... från 2018".
+_COMPARISON_YEAR = re.compile(
+    rf"(?:jämfört med|jämförelse med|jämföras med|\bmot|\bfrån|\bsedan|\bän)\s+(?:år\s+)?"
+    rf"(?P<years>{_YEAR}(?:\s*(?:,|och)\s*{_YEAR})*)\b",
+    re.IGNORECASE,
+)
+
+
+def _years_in(text: str) -> list[int]:
+    return [int(year) for year in _YEAR_RE.findall(text)]
+
+
+def section_year(
+    heading: str,
+    statements: list[str],
+    page_updated: date | None,
+    captured_at: date | None,
+) -> tuple[int | None, str]:
+    """The survey year of a results section and the basis it rests on."""
+    heading_years = _years_in(heading)
+    if heading_years:
+        return max(heading_years), "heading"
+    stated: Counter[int] = Counter()
+    compared: list[int] = []
+    for statement in statements:
+        for match in _FIGURE_YEAR.finditer(statement):
+            years = _years_in(match.group("years"))
+            before = statement[max(0, match.start() - 30) : match.start()]
+            if _COMPARISON_BEFORE.search(before):
+                compared.extend(years)
+            else:
+                stated.update(years)
+        for match in _COMPARISON_YEAR.finditer(statement):
+            compared.extend(_years_in(match.group("years")))
+    if stated:
+        best = max(stated.values())
+        return max(year for year, count in stated.items() if count == best), "stated_year"
+    if compared:
+        return max(compared) + 1, "comparison_year"
+    offset = 1 if _PREVIOUS_YEARS.search(heading) else 0
+    if page_updated:
+        return page_updated.year - offset, "page_updated"
+    if captured_at:
+        return captured_at.year - offset, "captured_at"
+    return None, "none"
+
+
+# --- suspected swapped answers --------------------------------------------------------------
+
+_CONTENT_WORD = re.compile(r"[a-zåäöéü]{4,}")
+_STOPWORDS = frozenset(
+    "kommun kommuner kommunerna kommunens finns har hade procent aktuell aktuella inte "
+    "även eller samt från till under över efter som inom mellan både andel andelen "
+    "uppger uppgett sverige sveriges landets alla detta denna dessa deras vilket".split()
+)
+
+
+def _stems(text: str, municipality: str | None) -> set[str]:
+    skip = {municipality.lower()} if municipality else set()
+    return {
+        word[:6]
+        for word in _CONTENT_WORD.findall(text.lower())
+        if word not in _STOPWORDS and word not in skip
+    }
+
+
+def _overlap(answer: set[str], statement: set[str]) -> float:
+    return len(answer & statement) / len(answer) if answer else 0.0
+
+
+def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
+    """Indexes of bullets whose answer fits another statement of the section clearly better.
+
+    Seed 002's 2019 block: the answer "Kalmar har en rutin för information till enskilda
+    om samordnad individuell plan (SIP)" sits under the statement about samordning with
+    barn och unga, and vice versa. The text is never moved, only flagged.
+    """
+    statements = [_stems(pair.statement, municipality) for pair in pairs]
+    flagged: set[int] = set()
+    for index, pair in enumerate(pairs):
+        if not pair.answer:
+            continue
+        answer = _stems(pair.answer, municipality)
+        own = _overlap(answer, statements[index])
+        best_other = max(
+            (_overlap(answer, words) for other, words in enumerate(statements) if other != index),
+            default=0.0,
+        )
+        if best_other >= 0.5 and best_other >= own + 0.25:
+            flagged.add(index)
+    return flagged
+
+
+# --- assembly -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    statement: str
+    line: int
+    answer: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Section:
+    heading: str
+    pairs: list[_Pending] = field(default_factory=list)
+
+
+def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
+    """Pull a local answer printed inside the statement's own paragraph out of it.
+
+    "... minskat till 36 procent 2019I Kalmar har 19 procent ..." (no separator at all)
+    or "... 36 procent 2019. I Kalmar har ..." (same paragraph).
+    """
+    for match in opener.finditer(pair.statement):
+        start = match.start()
+        if start == 0:
+            continue
+        before = pair.statement[start - 1]
+        if not before.isspace():
+            if before in "-/":  # part of a compound such as "Norra-Kalmar": not an answer
+                continue
+            pair.answer = pair.statement[start:].strip()
+            pair.statement = pair.statement[:start].strip()
+            pair.flags.append("answer_glued")
+            return
+        if pair.statement[:start].rstrip()[-1:] in ".!?":
+            pair.answer = pair.statement[start:].strip()
+            pair.statement = pair.statement[:start].strip()
+            pair.flags.append("answer_in_statement")
+            return
+
+
+def _area_from_text(lines: list[Line]) -> str | None:
+    """The page title in a text extract: the last title-like line before the results.
+
+    Extracts open with site chrome (alert banners like "Begränsa smittspridningen av
+    covid-19", breadcrumbs), then the title, then a lead such as "Öppna jämförelser
+    barn- och ungdomsvården" and the intro.
+    """
+    candidate = None
+    for line in lines:
+        text = line.text
+        if line.is_bullet or _SECTION_HEADING.match(text) or _END_MARKER.match(text):
+            break
+        if (
+            len(text) <= 90
+            and len(text.split()) <= 10
+            and text[:1].isupper()
+            and not re.search(r"[.!?:;]$", text)
+            and not _ALERT.search(text)
+            and not text.lower().startswith("öppna jämförelser")
+        ):
+            candidate = text
+    return candidate
+
+
+_ALERT = re.compile(
+    r"covid|corona|smittspridning|pandemi|viktig(?:t)? (?:information|meddelande)|driftstörning"
+    r"|cookies|kakor|störning",
+    re.IGNORECASE,
+)
+
+
+def parse_page(
+    content: bytes | str,
+    *,
+    url: str | None = None,
+    municipality: str | None = None,
+    captured_at: date | datetime | None = None,
+    charset: str | None = None,
+) -> ParsedPage:
+    """Parse one page snapshot, HTML or plain-text extract (detected from the content).
+
+    `content` may be bytes (decoded with `charset` if given, else detected) or text.
+    `municipality` overrides the name inferred from the page; `captured_at` is the
+    fallback for a survey year when the page has no other evidence. Raises PageError
+    for empty or binary input; a readable page with no results is returned with rejects.
+    """
+    if isinstance(content, bytes):
+        text, used_charset = decode_page(content, charset)
+    else:
+        text, used_charset = content, None
+    check_text(text)
+    if isinstance(captured_at, datetime):
+        captured_at = captured_at.date()
+
+    h1 = title = None
+    if looks_like_html(text):
+        input_format = "html"
+        lines, h1 = html_lines(text)
+        if not any(_SECTION_HEADING.match(line.text) for line in lines):
+            lines, h1 = html_lines(text, whole_page=True)  # the cut missed the content
+        title = html_title(text)
+        dated_texts = ["\n".join(line.text for line in lines), text]
+    else:
+        input_format = "text"
+        lines = text_lines(text)
+        dated_texts = [text]
+
+    page_updated = _find_date(_UPDATED, *dated_texts)
+    page_published = _find_date(_PUBLISHED, *dated_texts)
+    if input_format == "html":
+        area = h1 or (re.split(r"\s+[-|–]\s+", title)[0] if title else None)
+    else:
+        area = _area_from_text(lines)
+    if not municipality:
+        from_title = _TITLE_MUNICIPALITY.search(title) if title else None
+        municipality = from_title.group(1) if from_title else _infer_municipality(lines)
+    opener = _answer_opener(municipality)
+
+    sections: list[_Section] = []
+    rejects: list[Reject] = []
+    current: _Section | None = None
+    for line in lines:
+        text_ = line.text
+        if not line.is_bullet and len(text_) <= 120 and _SECTION_HEADING.match(text_):
+            current = _Section(text_)
+            sections.append(current)
+            continue
+        if not line.is_bullet and _END_MARKER.match(text_):
+            current = None
+            continue
+        if line.is_bullet:
+            if not text_:
+                if current is not None:
+                    rejects.append(Reject("empty_bullet", text_, current.heading, line.number))
+                continue
+            if current is None:
+                # Menus in text extracts are bullets too; keep only what reads like data.
+                if re.search(r"\d|kommun", text_, re.IGNORECASE):
+                    rejects.append(Reject("bullet_outside_section", text_, None, line.number))
+                continue
+            last = current.pairs[-1] if current.pairs else None
+            if (
+                last is not None
+                and last.answer is None
+                and opener.match(text_)
+                and not _NATIONAL_MARKER.search(text_)
+            ):
+                last.answer = text_
+                last.flags.append("answer_as_bullet")
+                continue
+            current.pairs.append(_Pending(text_, line.number))
+            continue
+        if current is None or not current.pairs:
+            continue  # intro text, banners, navigation: not findings
+        last = current.pairs[-1]
+        if last.answer is None:
+            last.answer = text_
+        else:
+            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
+
+    if not sections:
+        rejects.append(
+            Reject("no_results_section", "no '... resultat visar att:' heading found", None, None)
+        )
+
+    findings: list[Finding] = []
+    for section in sections:
+        if not section.pairs:
+            rejects.append(Reject("empty_section", section.heading, section.heading, None))
+            continue
+        for pair in section.pairs:
+            if pair.answer is None:
+                _split_glued_answer(pair, opener)
+        year, basis = section_year(
+            section.heading, [pair.statement for pair in section.pairs], page_updated, captured_at
+        )
+        swapped = _mismatched(section.pairs, municipality)
+        for index, pair in enumerate(section.pairs):
+            flags = list(pair.flags)
+            if pair.answer is None:
+                flags.append("no_local_answer")
+            if index in swapped:
+                flags.append("answer_mismatch_suspected")
+            percent, values = national_figures(pair.statement)
+            value = local_value(pair.answer)
+            findings.append(
+                Finding(
+                    url=url,
+                    municipality=municipality,
+                    area=area,
+                    page_updated=page_updated,
+                    page_published=page_published,
+                    section=section.heading,
+                    survey_year=year,
+                    survey_year_basis=basis,
+                    position=len(findings) + 1,
+                    national_statement=pair.statement,
+                    national_percent=percent,
+                    national_values=values,
+                    local_answer=pair.answer,
+                    local_status=local_status(pair.answer, value),
+                    local_value=value,
+                    flags=tuple(flags),
+                )
+            )
+    return ParsedPage(
+        url=url,
+        municipality=municipality,
+        area=area,
+        page_updated=page_updated,
+        page_published=page_published,
+        input_format=input_format,
+        charset=used_charset,
+        findings=tuple(findings),
+        rejects=tuple(rejects),
+        n_sections=len(sections),
+    )
+
+
+__all__ = ["PageError", "parse_page", "section_year", "normalize_space"]

@@ -1,0 +1,111 @@
+"""Typed records the parser returns: frozen, so a parsed page is a value, not a state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Literal
+
+LocalStatus = Literal["yes", "no", "partial", "unknown"]
+#: Every value `Finding.local_status` can take besides null (null = no local answer).
+LOCAL_STATUSES: tuple[str, ...] = ("yes", "no", "partial", "unknown")
+
+SurveyYearBasis = Literal[
+    "heading", "stated_year", "comparison_year", "page_updated", "captured_at", "none"
+]
+#: How `Finding.survey_year` was decided, strongest evidence first.
+SURVEY_YEAR_BASES: tuple[str, ...] = (
+    "heading",  # an explicit year in the section heading: "2019 års resultat visar att:"
+    "stated_year",  # a year attached to the current figure: "... till 15 procent 2019"
+    "comparison_year",  # a comparison year + 1: "i jämförelse med 2021" -> 2022
+    "page_updated",  # the year of "Senast uppdaterad: ..."
+    "captured_at",  # the year the snapshot was captured
+    "none",  # nothing supports a year: survey_year is null
+)
+
+#: Quality flags a finding can carry.
+FLAGS: dict[str, str] = {
+    "no_local_answer": "the bullet has no local answer",
+    "answer_glued": "the local answer was glued to the statement with no separator",
+    "answer_in_statement": "the local answer was split off the statement's own paragraph",
+    "answer_as_bullet": "the local answer was printed as a bullet of its own",
+    "answer_mismatch_suspected": (
+        "the local answer matches another bullet's statement in the section better than its own"
+    ),
+}
+
+#: Reasons a reject can carry.
+REJECT_REASONS: dict[str, str] = {
+    "no_results_section": "the page has no '... resultat visar att:' heading",
+    "empty_section": "a results heading with no bullets under it",
+    "empty_bullet": "a bullet with no text",
+    "bullet_outside_section": "a statement-like bullet outside any results section",
+    "unattached_paragraph": "a paragraph after a bullet's local answer, attached to nothing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One bullet pair: a national statement and the municipality's local answer."""
+
+    url: str | None
+    municipality: str | None
+    area: str | None
+    page_updated: date | None
+    page_published: date | None
+    section: str
+    survey_year: int | None
+    survey_year_basis: str
+    position: int
+    national_statement: str
+    national_percent: float | None
+    national_values: tuple[float, ...]
+    local_answer: str | None
+    local_status: str | None
+    local_value: float | None
+    flags: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: dates as ISO strings, tuples as lists."""
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Text the parser could not turn into a finding, kept with the reason."""
+
+    reason: str
+    text: str
+    section: str | None
+    line: int | None  # 1-based line in the text form of the page (see ParsedPage.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """Everything parsed from one page snapshot."""
+
+    url: str | None
+    municipality: str | None
+    area: str | None
+    page_updated: date | None
+    page_published: date | None
+    input_format: str  # "html" or "text"
+    charset: str | None  # the charset used to decode bytes; None when text was given
+    findings: tuple[Finding, ...]
+    rejects: tuple[Reject, ...]
+    n_sections: int
+
+
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, date):
+            out[key] = value.isoformat()
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = value
+    return out
