@@ -82,13 +82,67 @@ def text_lines(text: str) -> list[Line]:
 # --- HTML ---------------------------------------------------------------------------------
 
 _SKIP_TAGS = frozenset(
-    "script style noscript template svg nav footer form button iframe select option "
-    "head title meta link object embed canvas".split()
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "nav",
+        "footer",
+        "form",
+        "button",
+        "iframe",
+        "select",
+        "option",
+        "head",
+        "title",
+        "meta",
+        "link",
+        "object",
+        "embed",
+        "canvas",
+    ]
 )
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote body dd details div dl dt figcaption figure h1 h2 h3 "
-    "h4 h5 h6 header hr html li main ol p pre section summary table tbody td tfoot th thead "
-    "tr ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "html",
+        "li",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
 )
 # Site chrome that sometimes sits inside the content column (Sitevision alert and cookie
 # banners such as "Begränsa smittspridningen av covid-19", breadcrumbs, share buttons).
@@ -101,7 +155,6 @@ _CUT_AWAY = re.compile(
     r"<(script|style|noscript|template|svg)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
 )
 _MAIN_START = re.compile(r"<main\b", re.IGNORECASE)
-_MAIN_END = re.compile(r"</main\s*>", re.IGNORECASE)
 _H1_START = re.compile(r"<h1\b", re.IGNORECASE)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
@@ -115,10 +168,9 @@ def content_region(html: str) -> str:
     """
     start = _MAIN_START.search(html)
     if start:
-        end = None
-        for end in _MAIN_END.finditer(html, start.end()):
-            pass  # the last </main>: a nested <main> (invalid but seen) stays inside
-        return html[start.start() : end.end() if end else len(html)]
+        # The last </main>, so a nested <main> (invalid but seen) stays inside.
+        end = html.lower().rfind("</main", start.end())
+        return html[start.start() : end if end >= 0 else len(html)] + "</main>"
     h1 = _H1_START.search(html)
     return html[h1.start() :] if h1 else html
 

@@ -25,7 +25,8 @@ _PERCENT = re.compile(rf"(?<![\w,.])(?:(?P<num>{_NUM})|(?P<word>{_WORD})){_PCT}"
 # The earlier numbers of a list whose last member carries the unit:
 # "från 22 till 15 procent", "12 respektive 11 procent", "62, 55 och 40 procent".
 _LIST_HEAD = re.compile(
-    rf"(?<![\w,.])(?P<num>{_NUM})(?=(?:(?:\s*,\s*|\s+(?:respektive|och|eller|till)\s+){_NUM})+{_PCT})",
+    rf"(?<![\w,.])(?P<num>{_NUM})(?![,.]\d)"
+    rf"(?=(?:(?:\s*,\s+|\s+(?:respektive|och|eller|till)\s+){_NUM})+{_PCT})",
     re.IGNORECASE,
 )
 # "7 av 10 kommuner", "drygt nio av tio", "en av fem", "4 av 5 kommuner".
@@ -89,7 +90,9 @@ def find_levels(text: str) -> list[Level]:
             levels.append(Level(value, match.start(), match.end()))
     for match in _LIST_HEAD.finditer(text):
         value = _to_float(match.group("num"))
-        if value <= 100 and not _CHANGE_BEFORE.search(text, max(0, match.start() - 40), match.start()):
+        if value <= 100 and not _CHANGE_BEFORE.search(
+            text, max(0, match.start() - 40), match.start()
+        ):
             is_from = _FROM_BEFORE.search(text, max(0, match.start() - 10), match.start())
             levels.append(Level(value, match.start(), match.end(), is_from=bool(is_from)))
     for match in _OUT_OF.finditer(text):

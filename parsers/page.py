@@ -51,8 +51,7 @@ _DATE = (
 # "Senast uppdaterad: 2 juli 2020", "Publicerad: 3 juli 2017"; in HTML tags may sit
 # between the label and the date ("Publicerad <time datetime=...>3 juli 2017</time>").
 _UPDATED = re.compile(
-    r"(?:Senast\s+(?:uppdaterad|ändrad|granskad)|Sidan\s+uppdaterades|Uppdaterad)\s*:?\s*"
-    + _DATE,
+    r"(?:Senast\s+(?:uppdaterad|ändrad|granskad)|Sidan\s+uppdaterades|Uppdaterad)\s*:?\s*" + _DATE,
     re.IGNORECASE,
 )
 _PUBLISHED = re.compile(r"(?:Publicerad|Skapad)\s*:?\s*" + _DATE, re.IGNORECASE)
@@ -76,8 +75,29 @@ def _find_date(pattern: re.Pattern[str], *texts: str) -> date | None:
 
 # Names that follow "I ..." in answers but are not the municipality.
 _NOT_A_MUNICIPALITY = frozenset(
-    "Sverige Riket Landet Länet Kommunen Kommunerna Det Den De Vi Handläggarna Andelen "
-    "Antalet Socialtjänsten Verksamheten Dag År Under Genom Samband Arbetet".split()
+    [
+        "Sverige",
+        "Riket",
+        "Landet",
+        "Länet",
+        "Kommunen",
+        "Kommunerna",
+        "Det",
+        "Den",
+        "De",
+        "Vi",
+        "Handläggarna",
+        "Andelen",
+        "Antalet",
+        "Socialtjänsten",
+        "Verksamheten",
+        "Dag",
+        "År",
+        "Under",
+        "Genom",
+        "Samband",
+        "Arbetet",
+    ]
 )
 _NAME = r"[A-ZÅÄÖ][a-zåäöéü]+(?:[- ][A-ZÅÄÖ][a-zåäöéü]+)?"
 _LOCAL_NAME_PATTERNS = (
@@ -100,8 +120,6 @@ def _infer_municipality(lines: list[Line]) -> str | None:
     """The name local answers use ("I Kalmar ...", "Kalmar saknar ..."), most common first."""
     counts: Counter[str] = Counter()
     for line in lines:
-        if line.is_bullet:
-            continue
         for pattern in _LOCAL_NAME_PATTERNS:
             for name in pattern.findall(line.text):
                 if name.split()[0] not in _NOT_A_MUNICIPALITY:
@@ -192,9 +210,44 @@ def section_year(
 
 _CONTENT_WORD = re.compile(r"[a-zåäöéü]{4,}")
 _STOPWORDS = frozenset(
-    "kommun kommuner kommunerna kommunens finns har hade procent aktuell aktuella inte "
-    "även eller samt från till under över efter som inom mellan både andel andelen "
-    "uppger uppgett sverige sveriges landets alla detta denna dessa deras vilket".split()
+    [
+        "kommun",
+        "kommuner",
+        "kommunerna",
+        "kommunens",
+        "finns",
+        "har",
+        "hade",
+        "procent",
+        "aktuell",
+        "aktuella",
+        "inte",
+        "även",
+        "eller",
+        "samt",
+        "från",
+        "till",
+        "under",
+        "över",
+        "efter",
+        "som",
+        "inom",
+        "mellan",
+        "både",
+        "andel",
+        "andelen",
+        "uppger",
+        "uppgett",
+        "sverige",
+        "sveriges",
+        "landets",
+        "alla",
+        "detta",
+        "denna",
+        "dessa",
+        "deras",
+        "vilket",
+    ]
 )
 
 

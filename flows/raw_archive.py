@@ -1,0 +1,174 @@
+"""The raw archive: append-only, content-addressed page snapshots with one record each.
+
+Layout under the raw dir::
+
+    objects/<sha256[:2]>/<sha256>      the bytes of a snapshot, stored once, untouched
+    records/<record_id>.json           one metadata record per snapshot (capture)
+
+The same bytes captured twice (two dates, two sources) are one object and two
+records. File names derive only from hashes, never from a URL, so no URL can make the
+archive write outside its folder. Every write goes to a temporary file in the same
+folder, is flushed to disk, then renamed into place: a crash leaves either the whole
+file or none (stray `*.tmp` files are ignored and may be deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+#: Where a snapshot came from.
+SOURCES = ("seed", "live", "wayback", "warc")
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """Metadata of one captured snapshot. `captured_at` is None when unknown (seed extracts)."""
+
+    record_id: str
+    sha256: str
+    url: str
+    municipality: str | None
+    source: str
+    captured_at: str | None  # ISO 8601, UTC
+    fetched_at: str | None  # when this archive got it, ISO 8601, UTC
+    http_status: int | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    charset: str | None = None
+    size_bytes: int | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SnapshotRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+class ArchiveError(RuntimeError):
+    """A raw archive file that is missing or does not match its hash."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_id_for(sha256: str, url: str, captured_at: str | None, source: str) -> str:
+    """Deterministic id of a capture: the same capture added twice is one record."""
+    key = json.dumps([sha256, url, captured_at, source], ensure_ascii=False)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def object_path(raw_dir: Path, sha256: str) -> Path:
+    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+        raise ArchiveError(f"not a sha256 hex digest: {sha256!r}")
+    return Path(raw_dir) / "objects" / sha256[:2] / sha256
+
+
+def add_snapshot(
+    raw_dir: Path,
+    data: bytes,
+    *,
+    url: str,
+    source: str,
+    municipality: str | None = None,
+    captured_at: datetime | None = None,
+    fetched_at: datetime | None = None,
+    **extra: object,
+) -> tuple[SnapshotRecord, bool]:
+    """Store a snapshot's bytes (once) and its record; returns (record, newly added)."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    raw_dir = Path(raw_dir)
+    digest = sha256_hex(data)
+    captured = _iso(captured_at)
+    record = SnapshotRecord(
+        record_id=record_id_for(digest, url, captured, source),
+        sha256=digest,
+        url=url,
+        municipality=municipality,
+        source=source,
+        captured_at=captured,
+        fetched_at=_iso(fetched_at or datetime.now(UTC)),
+        size_bytes=len(data),
+        **extra,  # type: ignore[arg-type]
+    )
+    record_path = raw_dir / "records" / f"{record.record_id}.json"
+    if record_path.exists():
+        return SnapshotRecord.from_dict(json.loads(record_path.read_text("utf-8"))), False
+    target = object_path(raw_dir, digest)
+    if not target.exists():
+        _atomic_write(target, data)
+    # The object is in place before its record, so a record never points at nothing.
+    payload = json.dumps(asdict(record), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    _atomic_write(record_path, payload.encode("utf-8"))
+    return record, True
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamps in the archive must be timezone-aware: {moment!r}")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iter_records(raw_dir: Path) -> Iterator[SnapshotRecord]:
+    """Every record in the archive, in a stable order (capture time, then id)."""
+    records_dir = Path(raw_dir) / "records"
+    if not records_dir.is_dir():
+        return iter(())
+    records = []
+    for path in records_dir.glob("*.json"):
+        try:
+            records.append(SnapshotRecord.from_dict(json.loads(path.read_text("utf-8"))))
+        except (ValueError, TypeError) as error:
+            raise ArchiveError(f"{path}: unreadable record: {error}") from error
+    records.sort(key=lambda record: (record.captured_at or "", record.url, record.record_id))
+    return iter(records)
+
+
+def read_object(raw_dir: Path, sha256: str) -> bytes:
+    """The bytes of a snapshot, checked against their hash."""
+    path = object_path(raw_dir, sha256)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ArchiveError(f"{path}: object missing from the raw archive") from error
+    if sha256_hex(data) != sha256:
+        raise ArchiveError(f"{path}: content does not match its sha256 (corrupted)")
+    return data
+
+
+def find_record_for_file(path: Path) -> SnapshotRecord | None:
+    """The first record of an object file given by path (so `oj parse raw/objects/..` knows
+    the page's URL and municipality)."""
+    path = Path(path).resolve()
+    if path.parent.parent.name != "objects":
+        return None
+    raw_dir = path.parent.parent.parent
+    for record in iter_records(raw_dir):
+        if record.sha256 == path.name:
+            return record
+    return None

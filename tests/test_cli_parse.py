@@ -1,0 +1,77 @@
+"""`oj parse`: JSON Lines on stdout, one clear stderr line per bad file, the rest still parsed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import HTML_DIR, RAW_DIR, golden, seed_records
+
+from flows.cli import PARSE_KEYS, main
+
+
+def test_parse_shipped_page_uses_archive_metadata(capsys) -> None:
+    seed_id, record = next(iter(seed_records().items()))
+    object_file = RAW_DIR / "objects" / record.sha256[:2] / record.sha256
+    assert main(["parse", str(object_file)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [set(row) for row in rows] == [set(PARSE_KEYS)] * len(rows)
+    assert rows == [{k: g[k] for k in PARSE_KEYS} for g in golden(seed_id)]
+    assert rows[0]["url"] == record.url
+
+
+def test_bad_files_are_named_and_the_others_still_parsed(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty.html"
+    empty.write_bytes(b"")
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    not_a_page = tmp_path / "notes.txt"
+    not_a_page.write_text("Inköpslista\n\nMjölk, bröd och ost.\n", "utf-8")
+    missing = tmp_path / "missing.html"
+    good = HTML_DIR / "003_li_br_nocharset.html"  # Windows-1252 without a charset
+
+    status = main(
+        ["parse", str(empty), str(binary), str(good), str(not_a_page), str(missing), str(tmp_path)]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    errors = captured.err.splitlines()
+    assert len(errors) == 5
+    for path, words in [
+        (empty, "empty"),
+        (binary, "binary"),
+        (not_a_page, "not an Öppna"),
+        (missing, "No such file"),
+        (tmp_path, "Is a directory"),
+    ]:
+        assert any(str(path) in line and words in line for line in errors), (path, errors)
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(rows) == 6
+    assert rows[0]["area"] == "Ekonomiskt bistånd"  # "å" decoded from Windows-1252
+
+
+def test_table_format_and_flags_from_the_command_line() -> None:
+    # Through the installed entry point, as a user runs it.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "parse",
+            "--format",
+            "table",
+            "--url",
+            "https://example.se/sida.html",
+            "--municipality",
+            "Kalmar",
+            str(HTML_DIR / "002_li_br_cp1252.html"),
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    )
+    assert "Psykisk funktionsnedsättning - socialpsykiatri · Kalmar" in result.stdout
+    assert "answer_mismatch_suspected" in result.stdout

@@ -1,0 +1,124 @@
+"""The number grammar, on real lines from the seeds (and the forms the issue names)."""
+
+from __future__ import annotations
+
+import pytest
+
+from parsers import local_value, national_figures
+
+
+@pytest.mark.parametrize(
+    ("statement", "percent", "values"),
+    [
+        # seed 000: the share sits between commas after a comparative opening
+        ("Allt fler kommuner, 63 procent, har en aktuell skriftlig ... rutin", 63, [63]),
+        # seed 000: "7 av 10" is a level; "ca 10 procentenheter" is a change, not a level
+        (
+            "Cirka 7 av 10 kommuner erbjuder stödsamtalmedbiståndsbeslut, vilket är en ökning "
+            "med ca 10 procentenheter från föregående år. Vidare erbjuder cirka 6 av 10 "
+            "kommuner stödsamtal utan biståndsbeslut, vilket är en ökning med ca 4 "
+            "procentenheter från föregående år.",
+            70,
+            [70, 60],
+        ),
+        # seed 000: two levels joined by "respektive" -> the first
+        (
+            "vuxna (95 procent) respektive barn som utsatts för eller bevittnat våld (92 procent).",
+            95,
+            [95, 92],
+        ),
+        # seed 001: a count and years are not levels
+        (
+            "Cirka 48 000 barn ingick i familjer med långvarigt ekonomiskt bistånd under 2019.",
+            None,
+            [],
+        ),
+        # seed 001: vague words alone are not levels
+        ("Få kommuner uppger att de har en upprättad kontinuitetsplan för boen-den", None, []),
+        ("Majoriteten av kommunerna har satsat på fortbildning", None, []),
+        # seed 001: "knappt hälften" is a level even after a vague opening
+        (
+            "Majoriteten av kommunerna har satsat på fortbildning om våld i nära relationer, men "
+            "knappt hälften kartlägger omfattningen",
+            50,
+            [50],
+        ),
+        # seed 002
+        ("En tredjedel av kommunerna bedriver uppsökande verksamhet.", 33.3, [33.3]),
+        (
+            "13 procent av kommunerna använder IBIC (individens behov i centrum) vid utredningar "
+            "och 9 procent vid uppföljningar.",
+            13,
+            [13, 9],
+        ),
+        # seed 003: "4 av 5" and the current value of "från 22 till 15 procent"
+        ("Däremot har 4 av 5 kommuner inte en aktuell rutin", 80, [80]),
+        ("har minskat med sju procentenheter, från 22 till 15 procent 2019.", 15, [22, 15]),
+        (
+            "73 procent av kommunerna använder FREDA-kortfrågor för att upptäcka våld, vilket är "
+            "en ökning med fem procentenheter från 2018.",
+            73,
+            [73],
+        ),
+        # seed 004: the comparison figure is kept in national_values, the headline is first
+        (
+            "28 procent av kommunerna har använt enskildas uppfattning ... Det kan jämföras med "
+            "39 procent 2020.",
+            28,
+            [28, 39],
+        ),
+        (
+            "55 procent av kommunerna har en aktuell rutin ... Det är en ökning i jämförelse med "
+            "52 procent av kommunerna 2020 och 2019.",
+            55,
+            [55, 52],
+        ),
+        # forms the issue names, beyond the seeds
+        ("I 12,5 % av kommunerna finns ...", 12.5, [12.5]),
+        ("Andelen är 47.1 procent.", 47.1, [47.1]),
+        ("Drygt nio av tio kommuner har ...", 90, [90]),
+        ("En av fem kommuner har ...", 20, [20]),
+        ("Var tionde kommun saknar ...", 10, [10]),
+        ("12 respektive 11 procent av kommunerna", 12, [12, 11]),
+        ("Två tredjedelar av kommunerna", 66.7, [66.7]),
+        # a relative change in percent is not a level either
+        ("Antalet har ökat med 15 procent sedan 2019.", None, []),
+        # a frequency is not a share
+        ("Planen följs upp vart tredje år.", None, []),
+        # "hälften så många" is a ratio, not a share
+        ("Hälften så många kommuner som 2019 har ...", None, []),
+    ],
+)
+def test_national_figures(statement: str, percent: float | None, values: list[float]) -> None:
+    assert national_figures(statement) == (percent, tuple(values))
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("I Kalmar har 100% av handläggarna socionomexamen.", 100),  # seed 002
+        # seed 001: the national figure in brackets is not the municipality's
+        (
+            "Andelen barn i familjer med långvarigt ekonomiskt bistånd var i Kalmar 0,9 (riket 2,2).",
+            0.9,
+        ),
+        # seed 004: the first figure is this year's; the previous year's comes after
+        (
+            "I Kalmar är andelen utbildad personal med mer än fem års erfarenhet 42 procent. Det är "
+            "en minskning från föregående år då andelen var 47.1 procent.",
+            42,
+        ),
+        # seed 002: years are not values
+        (
+            "I Kalmar har detta inte skett under 2017. Under 2018 har implementeringen av "
+            "arbetssättet IBIC påbörjats.",
+            None,
+        ),
+        # seed 003: "vartannat" (every other year) is a frequency, not a value
+        ("Den följs dock upp vart tredje år, inte vartannat.", None),
+        ("Kalmar saknar rutin.", None),
+        (None, None),
+    ],
+)
+def test_local_value(answer: str | None, value: float | None) -> None:
+    assert local_value(answer) == value
