@@ -79,10 +79,12 @@ def _meta_charset(head: bytes) -> str | None:
     return match.group(1).decode("ascii", "replace") if match else None
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def _looks_binary(text: str) -> bool:
     sample = text[:4096]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f")
-    return controls > len(sample) * 0.01
+    return len(_CONTROL_CHARS.findall(sample)) > len(sample) * 0.01
 
 
 def check_text(text: str) -> None:

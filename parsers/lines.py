@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape as html_unescape
 
 import lxml.html
 
@@ -156,6 +157,7 @@ _CUT_AWAY = re.compile(
 )
 _MAIN_START = re.compile(r"<main\b", re.IGNORECASE)
 _H1_START = re.compile(r"<h1\b", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -169,7 +171,7 @@ def content_region(html: str) -> str:
     start = _MAIN_START.search(html)
     if start:
         # The last </main>, so a nested <main> (invalid but seen) stays inside.
-        end = html.lower().rfind("</main", start.end())
+        end = max(html.rfind("</main", start.end()), html.rfind("</MAIN", start.end()))
         return html[start.start() : end if end >= 0 else len(html)] + "</main>"
     h1 = _H1_START.search(html)
     return html[h1.start() :] if h1 else html
@@ -206,8 +208,12 @@ def _walk(element: lxml.html.HtmlElement, out: _LineCollector) -> None:
         out.add(element.tail)
         return
     tag = tag.lower()
-    if tag in _SKIP_TAGS or _CHROME.search(
-        f"{element.get('class', '')} {element.get('id', '')} {element.get('role', '')}"
+    attributes = element.attrib
+    if tag in _SKIP_TAGS or (
+        attributes
+        and _CHROME.search(
+            f"{attributes.get('class', '')} {attributes.get('id', '')} {attributes.get('role', '')}"
+        )
     ):
         out.add(element.tail)
         return
@@ -252,4 +258,4 @@ def html_title(html: str) -> str | None:
     match = _TITLE.search(html, 0, 20000)
     if not match:
         return None
-    return normalize_space(lxml.html.fromstring(f"<p>{match.group(1)}</p>").text_content()) or None
+    return normalize_space(html_unescape(_TAG.sub(" ", match.group(1)))) or None
