@@ -18,10 +18,12 @@ from parsers.status import local_status
 # The "... resultat visar att:" family: "Årets resultat visar att:", "2019 års resultat visar
 # att:", "Årets resultat visar bland annat att:", "Resultatet för 2021 visar att", stray and
 # no-break spaces (already collapsed by normalize_space).
+# Also "Resultaten från 2019 års undersökning visar att:" and "Öppna jämförelser 2021 visar
+# att:". A sentence that goes on after "att" is a statement, not a heading.
 _SECTION_HEADING = re.compile(
-    r"^(?P<lead>[^.!?]{0,80}?)\bresultat(?:en|et)?"
-    r"(?:\s+(?:(?:för|från)\s+)?(?:år\s+)?(?:19|20)\d\d)?"
-    r"\s+(?:visar|visade)(?:\s+bland\s+annat|\s+bl\.\s?a\.?)?(?:\s+(?:att|på))?\s*:?\s*$",
+    r"^(?P<lead>[^.!?]{0,80}?)\b(?:resultat(?:en|et)?|öppna jämförelser(?:na)?)\b"
+    r"[^.!?:]{0,50}?\s+(?:visar|visade)(?:\s+bland\s+annat|\s+bl\.\s?a\.?)?"
+    r"(?:\s+(?:att|på))?\s*:?\s*$",
     re.IGNORECASE,
 )
 _YEAR = r"(?:19|20)\d\d"
@@ -330,9 +332,11 @@ def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
             pair.statement = pair.statement[:start].strip()
             pair.flags.append("answer_glued")
             return
-        if pair.statement[:start].rstrip()[-1:] in ".!?":
+        # "... boende. I Kalmar finns ..." or "... boende – I Kalmar finns ...".
+        head = pair.statement[:start].rstrip()
+        if head[-1:] in ".!?:" or head.endswith((" –", " -", " —")):
             pair.answer = pair.statement[start:].strip()
-            pair.statement = pair.statement[:start].strip()
+            pair.statement = head.rstrip(" –-—")
             pair.flags.append("answer_in_statement")
             return
 

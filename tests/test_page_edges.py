@@ -221,3 +221,53 @@ def test_windows_1252_text_without_charset() -> None:
 def test_same_input_same_output() -> None:
     text = page("2019 års resultat visar att:\n • 45 procent av kommunerna har en plan.\n")
     assert parse_page(text) == parse_page(text)
+
+
+def test_wider_heading_family_and_answer_in_the_same_paragraph() -> None:
+    # Headings seen on other municipalities' pages; answers run on in the same <li>,
+    # after a sentence end or a dash, sometimes in <em>.
+    html = (
+        "<html><head><title>Hemlöshet - Kalmar kommun</title></head><body><main><h1>Hemlöshet</h1>"
+        "<h3>Resultaten från 2019 års undersökning visar att:</h3>"
+        "<ul><li>45 procent av kommunerna har en plan. <em>I Kalmar finns en plan.</em></li>"
+        "<li>Sex av tio kommuner har en rutin – Kalmar saknar rutin.</li></ul>"
+        "<h3>Öppna jämförelser 2021 visar att:</h3>"
+        "<ul><li>Varannan kommun har en rutin.<br>Kalmar kommun har en rutin.</li></ul>"
+        "<p>Resultatet visar att fler kommuner har rutiner än tidigare.</p>"
+        "</main></body></html>"
+    )
+    parsed = parse_page(html)
+    assert [
+        (f.survey_year, f.national_statement, f.national_percent, f.local_answer, f.flags)
+        for f in parsed.findings
+    ] == [
+        (
+            2019,
+            "45 procent av kommunerna har en plan.",
+            45,
+            "I Kalmar finns en plan.",
+            ("answer_in_statement",),
+        ),
+        (
+            2019,
+            "Sex av tio kommuner har en rutin",
+            60,
+            "Kalmar saknar rutin.",
+            ("answer_in_statement",),
+        ),
+        (2021, "Varannan kommun har en rutin.", 50, "Kalmar kommun har en rutin.", ()),
+    ]
+    # The closing sentence is not a heading: it is kept as an unattached paragraph.
+    assert [r.reason for r in parsed.rejects] == ["unattached_paragraph"]
+
+
+def test_heading_and_first_bullet_on_one_line() -> None:
+    parsed = parse_page(
+        page(
+            "2019 års resultat visar att: • 45 procent av kommunerna har en plan.\n"
+            "  I Kalmar finns en plan.\n"
+        )
+    )
+    assert [(f.section, f.local_answer) for f in parsed.findings] == [
+        ("2019 års resultat visar att:", "I Kalmar finns en plan.")
+    ]
