@@ -1,0 +1,21 @@
+"""Orchestration and all IO: fetching, the raw archive, storage of the published tables.
+
+Importing this package sets quiet, offline-safe Prefect defaults (see
+../shared/notes/stack.md) before Prefect is imported; settings already in the
+environment win.
+"""
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+for _name, _value in {
+    "PREFECT_HOME": str(PROJECT_ROOT / ".prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # The default 20 s was exceeded on a first run here, while the database is created.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}.items():
+    os.environ.setdefault(_name, _value)

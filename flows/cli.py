@@ -133,6 +133,80 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.nightly import nightly, summary_line
+
+    summary = nightly(
+        raw_dir=args.raw_dir,
+        datasets_dir=args.datasets_dir,
+        sources=args.sources,
+        fetch=args.fetch,
+        batch_size=args.batch_size,
+    )
+    print(summary_line(summary))
+    return 1 if summary["failed_pages"] else 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from flows import storage
+
+    runs = storage.releases(args.datasets_dir)
+    if runs.empty:
+        print(f"{args.datasets_dir}: no release yet (run `oj run`)")
+        return 0
+    print(
+        f"{'release':>7}  {'finished (UTC)':<19}  {'parser':<8} {'mode':<8}"
+        f"{'pages':>7} {'findings':>9} {'rejects':>8}  new pages"
+    )
+    for row in runs.itertuples():
+        print(
+            f"{row.release:>7}  {row.finished_at:%Y-%m-%d %H:%M:%S}  {row.parser_version:<8} "
+            f"{row.mode:<8}{row.n_pages:>7} {row.n_findings:>9} {row.n_rejects:>8}  "
+            f"{row.n_pages_new}"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from flows import storage
+
+    try:
+        release, rows = storage.export_table(
+            args.table, args.out, release=args.release, datasets_dir=args.datasets_dir
+        )
+    except (storage.NoReleaseError, KeyError) as error:
+        print(f"oj export: {error.args[0]}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {rows} rows of `{args.table}` as of release {release}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve
+
+    return serve(
+        cron=args.cron,
+        timezone=args.timezone,
+        parameters={
+            "raw_dir": str(Path(args.raw_dir).resolve()),
+            "datasets_dir": str(Path(args.datasets_dir).resolve()),
+            "sources": str(Path(args.sources).resolve()) if args.sources else None,
+            "fetch": args.fetch,
+        },
+        port=args.port,
+    )
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    command.add_argument("--datasets-dir", default="datasets",
+                         help="published tables (default: datasets)")  # fmt: skip
+    command.add_argument("--sources", default="sources.toml" if Path("sources.toml").exists()
+                         else None, help="pages to follow (default: sources.toml if present)")  # fmt: skip
+    command.add_argument("--fetch", choices=("none",), default="none",
+                         help="fetch new snapshots first (default: none, read raw/ only)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oj", description="Öppna jämförelser pages to a versioned dataset."
@@ -158,6 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--note")
     add.add_argument("--raw-dir", default="raw")
     add.set_defaults(func=cmd_add)
+    run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
+    _add_run_options(run)
+    run.add_argument("--batch-size", type=int, default=200, help="pages per parse task")
+    run.set_defaults(func=cmd_run)
+
+    versions = commands.add_parser("versions", help="list releases")
+    versions.add_argument("--datasets-dir", default="datasets")
+    versions.set_defaults(func=cmd_versions)
+
+    export = commands.add_parser("export", help="one Parquet file of a table as of a release")
+    export.add_argument("table", choices=("pages", "findings", "rejects", "runs"))
+    export.add_argument("--release", type=int, help="release number (default: the latest)")
+    export.add_argument("--out", required=True, help="output .parquet file")
+    export.add_argument("--datasets-dir", default="datasets")
+    export.set_defaults(func=cmd_export)
+
+    serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
+    _add_run_options(serve)
+    serve.add_argument("--cron", default="0 3 * * *", help='cron schedule (default "0 3 * * *")')
+    serve.add_argument("--timezone", default="Europe/Stockholm")
+    serve.add_argument("--port", type=int, default=4200,
+                       help="port of the local Prefect server started when PREFECT_API_URL "
+                       "is not set (default 4200)")  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,0 +1,138 @@
+"""Plain functions behind the flow's tasks: which snapshots to parse, parse a batch into
+Arrow tables. No Prefect here, so tests and notebooks call them directly."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from flows import raw_archive, storage
+from flows.schemas import TABLES
+from flows.sources import Source, page_key
+from parsers import PARSER_VERSION, parse_page
+
+DEFAULT_BATCH_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run has to do."""
+
+    records: list[raw_archive.SnapshotRecord]  # snapshots to parse, in archive order
+    mode: str  # "append" (new snapshots only) or "reparse" (a new parser version)
+    n_in_archive: int
+    base_release: int | None
+    base_parser_version: str | None
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.records) or (self.mode == "reparse" and self.base_release is not None)
+
+
+def plan_run(raw_dir: Path, datasets_dir: Path, parser_version: str = PARSER_VERSION) -> Plan:
+    """Compare the raw archive with the latest release.
+
+    New snapshots are appended; a parser version other than the release's re-parses
+    everything in the archive into a new release (no refetch).
+    """
+    records = list(raw_archive.iter_records(raw_dir))
+    base = storage.get_release(datasets_dir)
+    if base is not None and base["parser_version"] != parser_version:
+        return Plan(records, "reparse", len(records), base["release"], base["parser_version"])
+    done = storage.published_snapshot_ids(datasets_dir)
+    todo = [record for record in records if record.record_id not in done]
+    return Plan(
+        todo,
+        "append",
+        len(records),
+        base["release"] if base else None,
+        base["parser_version"] if base else None,
+    )
+
+
+def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def finding_id(snapshot_id: str, position: int) -> str:
+    """Deterministic: the same snapshot and position give the same id in every release."""
+    return hashlib.sha256(f"{snapshot_id}:{position}".encode()).hexdigest()[:20]
+
+
+def _captured(record: raw_archive.SnapshotRecord) -> datetime | None:
+    if not record.captured_at:
+        return None
+    return datetime.fromisoformat(record.captured_at.replace("Z", "+00:00"))
+
+
+def parse_snapshots(
+    raw_dir: Path,
+    records: Iterable[raw_archive.SnapshotRecord],
+    sources: Iterable[Source] = (),
+    parser_version: str = PARSER_VERSION,
+) -> dict[str, pa.Table]:
+    """Parse a batch of snapshots into `pages`, `findings` and `rejects` rows.
+
+    A snapshot that cannot be read or parsed becomes a `failed` page with the reason,
+    plus an `unreadable_page` reject; it never stops the rest of the batch.
+    """
+    by_page = {page_key(source.url): source for source in sources}
+    columns: dict[str, dict[str, list[Any]]] = {
+        name: {field: [] for field in TABLES[name].names} for name in storage.DATA_TABLES
+    }
+    pages, findings, rejects = columns["pages"], columns["findings"], columns["rejects"]
+
+    def add(target: dict[str, list[Any]], **values: Any) -> None:
+        for key, column in target.items():
+            column.append(values.get(key))
+
+    for record in records:
+        source = by_page.get(page_key(record.url))
+        municipality = record.municipality or (source.municipality if source else None)
+        captured_at = _captured(record)
+        snapshot = {
+            "snapshot_id": record.record_id,
+            "raw_sha256": record.sha256,
+            "url": record.url,
+            "captured_at": captured_at,
+            "parser_version": parser_version,
+        }
+        try:
+            data = raw_archive.read_object(raw_dir, record.sha256)
+            page = parse_page(
+                data,
+                url=record.url,
+                municipality=municipality,
+                captured_at=captured_at,
+                charset=record.charset,
+            )
+        except Exception as error:  # noqa: BLE001 - one bad page must not stop the others
+            reason = f"{type(error).__name__}: {error}"
+            add(pages, **snapshot, municipality=municipality, source=record.source,
+                parse_status="failed", error=reason, n_findings=0, n_rejects=1)  # fmt: skip
+            add(rejects, **snapshot, reason="unreadable_page", text=reason)
+            continue
+        status = "parsed" if page.findings else "no_findings"
+        add(pages, **snapshot, municipality=page.municipality, area=page.area,
+            page_updated=page.page_updated, page_published=page.page_published,
+            source=record.source, input_format=page.input_format, charset=page.charset,
+            parse_status=status, n_findings=len(page.findings),
+            n_rejects=len(page.rejects))  # fmt: skip
+        for finding in page.findings:
+            values = {key: getattr(finding, key) for key in TABLES["findings"].names
+                      if hasattr(finding, key) and key not in snapshot}  # fmt: skip
+            values["national_values"] = list(finding.national_values)
+            values["flags"] = list(finding.flags)
+            add(findings, **values, **snapshot,
+                finding_id=finding_id(record.record_id, finding.position))  # fmt: skip
+        for reject in page.rejects:
+            add(rejects, **snapshot, reason=reject.reason, section=reject.section,
+                line=reject.line, text=reject.text)  # fmt: skip
+    return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}

@@ -1,0 +1,203 @@
+"""Every published table, declared once: column types, nullability, descriptions, fixed sets.
+
+`flows.storage` enforces these on every write and stores the descriptions with the
+Delta table (field metadata), so `DeltaTable(path).schema()` documents itself.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from parsers import FLAGS, LOCAL_STATUSES, REJECT_REASONS, SURVEY_YEAR_BASES
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")  # naive timestamps would raise the Delta protocol
+
+#: Reasons a whole page lands in `rejects` (besides the parser's own reasons).
+PAGE_REJECT_REASONS = {"unreadable_page": "the snapshot could not be read or decoded as a page"}
+#: Values of `pages.parse_status`.
+PARSE_STATUSES = ("parsed", "no_findings", "failed")
+#: Where a snapshot came from (mirrors flows.raw_archive.SOURCES).
+SNAPSHOT_SOURCES = ("seed", "live", "wayback", "warc")
+#: How a release was built.
+RELEASE_MODES = ("append", "reparse")
+
+
+def _field(name: str, type_: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": description})
+
+
+_SNAPSHOT_FIELDS = [
+    _field("snapshot_id", pa.string(), "id of the raw snapshot record (raw/records/<id>.json)",
+           nullable=False),
+    _field("raw_sha256", pa.string(), "sha256 of the snapshot's bytes (raw/objects/..)",
+           nullable=False),
+    _field("url", pa.string(), "URL of the page", nullable=False),
+    _field("captured_at", UTC_TIMESTAMP, "when the snapshot was captured (UTC); null if unknown"),
+]  # fmt: skip
+
+PAGES = pa.schema(
+    _SNAPSHOT_FIELDS
+    + [
+        _field("municipality", pa.string(), "municipality the page belongs to"),
+        _field("area", pa.string(), "page title: the area of social services"),
+        _field("page_updated", pa.date32(), "'Senast uppdaterad' date printed on the page"),
+        _field("page_published", pa.date32(), "'Publicerad' date printed on the page"),
+        _field(
+            "source",
+            pa.string(),
+            f"where the snapshot came from: {SNAPSHOT_SOURCES}",
+            nullable=False,
+        ),
+        _field("input_format", pa.string(), "'html' or 'text' (detected from the content)"),
+        _field("charset", pa.string(), "charset used to decode the bytes"),
+        _field("parse_status", pa.string(), f"one of {PARSE_STATUSES}", nullable=False),
+        _field("error", pa.string(), "why the page could not be parsed (parse_status 'failed')"),
+        _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
+        _field("n_findings", pa.int32(), "findings parsed from the page", nullable=False),
+        _field("n_rejects", pa.int32(), "rejects recorded for the page", nullable=False),
+    ]  # fmt: skip
+)
+
+FINDINGS = pa.schema(
+    [
+        _field(
+            "finding_id",
+            pa.string(),
+            "deterministic id: hash of snapshot_id and position",
+            nullable=False,
+        ),
+    ]
+    + _SNAPSHOT_FIELDS
+    + [
+        _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
+        _field("municipality", pa.string(), "municipality the answer is about"),
+        _field("area", pa.string(), "page title: the area of social services"),
+        _field("page_updated", pa.date32(), "'Senast uppdaterad' date printed on the page"),
+        _field("page_published", pa.date32(), "'Publicerad' date printed on the page"),
+        _field(
+            "section",
+            pa.string(),
+            "results heading as printed, e.g. '2019 års resultat visar att:'",
+            nullable=False,
+        ),
+        _field("survey_year", pa.int32(), "survey year the section reports"),
+        _field(
+            "survey_year_basis",
+            pa.string(),
+            f"how survey_year was decided: {SURVEY_YEAR_BASES}",
+            nullable=False,
+        ),
+        _field("position", pa.int32(), "1-based order of the finding on the page", nullable=False),
+        _field(
+            "national_statement",
+            pa.string(),
+            "the national statement, whitespace normalised",
+            nullable=False,
+        ),
+        _field("national_percent", pa.float64(), "headline national share, in percent"),
+        _field(
+            "national_values",
+            pa.list_(pa.float64()),
+            "every level percentage in the statement, in order",
+            nullable=False,
+        ),
+        _field("local_answer", pa.string(), "the municipality's answer; null when none"),
+        _field("local_status", pa.string(), f"one of {LOCAL_STATUSES}; null without an answer"),
+        _field("local_value", pa.float64(), "a figure stated for the municipality"),
+        _field("flags", pa.list_(pa.string()), f"quality flags: {sorted(FLAGS)}", nullable=False),
+    ]  # fmt: skip
+)
+
+REJECTS = pa.schema(
+    _SNAPSHOT_FIELDS
+    + [
+        _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
+        _field(
+            "reason",
+            pa.string(),
+            f"why: {sorted(REJECT_REASONS) + sorted(PAGE_REJECT_REASONS)}",
+            nullable=False,
+        ),
+        _field("section", pa.string(), "results heading the text was under, if any"),
+        _field("line", pa.int32(), "1-based line in the page's text form, if known"),
+        _field(
+            "text",
+            pa.string(),
+            "the text that was not turned into a finding, or the error",
+            nullable=False,
+        ),
+    ]  # fmt: skip
+)
+
+RUNS = pa.schema(
+    [
+        _field(
+            "release",
+            pa.int64(),
+            "release number: what analysts and researchers cite",
+            nullable=False,
+        ),
+        _field(
+            "run_id", pa.string(), "unique id of the run that wrote the release", nullable=False
+        ),
+        _field("flow_run_id", pa.string(), "Prefect flow run id, when run under Prefect"),
+        _field("started_at", UTC_TIMESTAMP, "when the run started (UTC)", nullable=False),
+        _field(
+            "finished_at", UTC_TIMESTAMP, "when the release was committed (UTC)", nullable=False
+        ),
+        _field(
+            "parser_version", pa.string(), "version of parsers/ behind the release", nullable=False
+        ),
+        _field(
+            "mode",
+            pa.string(),
+            f"{RELEASE_MODES}: appended new snapshots, or re-parsed all",
+            nullable=False,
+        ),
+        _field(
+            "pages_version", pa.int64(), "Delta version of `pages` in this release", nullable=False
+        ),
+        _field(
+            "findings_version",
+            pa.int64(),
+            "Delta version of `findings` in this release",
+            nullable=False,
+        ),
+        _field(
+            "rejects_version",
+            pa.int64(),
+            "Delta version of `rejects` in this release",
+            nullable=False,
+        ),
+        _field("n_pages_new", pa.int64(), "page snapshots parsed by this run", nullable=False),
+        _field("n_findings_new", pa.int64(), "findings added by this run", nullable=False),
+        _field("n_rejects_new", pa.int64(), "rejects added by this run", nullable=False),
+        _field("n_pages", pa.int64(), "page snapshots in the release", nullable=False),
+        _field("n_findings", pa.int64(), "findings in the release", nullable=False),
+        _field("n_rejects", pa.int64(), "rejects in the release", nullable=False),
+    ]  # fmt: skip
+)
+
+#: The published tables, in the order a release writes them (`runs` last: it commits).
+TABLES: dict[str, pa.Schema] = {
+    "pages": PAGES,
+    "findings": FINDINGS,
+    "rejects": REJECTS,
+    "runs": RUNS,
+}
+DATA_TABLES = ("pages", "findings", "rejects")
+
+#: Columns whose values must come from a fixed set.
+FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("pages", "parse_status"): PARSE_STATUSES,
+    ("pages", "source"): SNAPSHOT_SOURCES,
+    ("findings", "survey_year_basis"): SURVEY_YEAR_BASES,
+    ("findings", "local_status"): LOCAL_STATUSES,
+    ("rejects", "reason"): tuple(REJECT_REASONS) + tuple(PAGE_REJECT_REASONS),
+    ("runs", "mode"): RELEASE_MODES,
+}
+
+
+def describe(table: str) -> dict[str, str]:
+    """Column -> description of a published table."""
+    return {field.name: field.metadata[b"description"].decode("utf-8") for field in TABLES[table]}

@@ -1,0 +1,52 @@
+"""The pages to follow, from a `sources.toml` file.
+
+[[page]]
+municipality = "Kalmar"
+municipality_code = "0880"   # SCB kommunkod
+area = "Våld i nära relationer"
+url = "https://kalmar.se/.../vald-i-nara-relationer.html"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Source:
+    municipality: str
+    municipality_code: str
+    area: str
+    url: str
+
+
+class SourcesError(ValueError):
+    """A sources file that cannot be used, with the file and entry named."""
+
+
+def page_key(url: str) -> str:
+    """One key for a page however its host was spelled: kalmar.se and www.kalmar.se are one."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    return f"{host}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+
+
+def load_sources(path: Path | str) -> list[Source]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SourcesError(f"{path}: {error}") from error
+    sources = []
+    for index, entry in enumerate(data.get("page", []), start=1):
+        try:
+            source = Source(**{key: str(entry[key]) for key in Source.__dataclass_fields__})
+        except KeyError as error:
+            raise SourcesError(f"{path}: [[page]] #{index} lacks {error.args[0]!r}") from error
+        if urlsplit(source.url).scheme not in ("http", "https"):
+            raise SourcesError(f"{path}: [[page]] #{index}: only http(s) URLs: {source.url!r}")
+        sources.append(source)
+    return sources

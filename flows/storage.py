@@ -1,0 +1,319 @@
+"""The only module that writes `datasets/`: Delta Lake tables, releases, reading them back.
+
+A *release* is one row of the `runs` table, written last; it records the Delta version
+of every other table. Readers go through a release, so rows a crashed run committed to
+`pages`/`findings`/`rejects` without reaching `runs` are invisible, and the next run
+restores those tables to the last release before writing (`DeltaTable.restore`, itself a
+Delta commit, so nothing is lost from the history).
+
+One writer at a time: concurrent overwrites fail with CommitFailedError and the table
+stays correct, but two runs would race for the same release number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from flows.schemas import DATA_TABLES, FIXED_SETS, TABLES, describe
+
+DEFAULT_DATASETS_DIR = Path("datasets")
+
+
+class SchemaError(ValueError):
+    """Rows that do not match the declared schema of a table."""
+
+
+class NoReleaseError(LookupError):
+    """The datasets folder has no release (yet), or not the one asked for."""
+
+
+def table_path(datasets_dir: Path | str, name: str) -> Path:
+    if name not in TABLES:
+        raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+    return Path(datasets_dir) / name
+
+
+def _is_table(path: Path) -> bool:
+    return DeltaTable.is_deltatable(str(path))
+
+
+# --- schema enforcement ---------------------------------------------------------------------
+
+
+def build_table(name: str, rows: Mapping[str, list[Any]]) -> pa.Table:
+    """Columns -> an Arrow table of the declared schema; raises SchemaError on any mismatch.
+
+    Arrow refuses a wrong type here ("7" for an int32), which the Delta writer would
+    otherwise cast silently on append.
+    """
+    schema = TABLES[name]
+    missing = set(schema.names) - set(rows)
+    extra = set(rows) - set(schema.names)
+    if missing or extra:
+        raise SchemaError(f"{name}: missing columns {sorted(missing)}, unknown {sorted(extra)}")
+    try:
+        table = pa.table({field.name: rows[field.name] for field in schema}, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise SchemaError(f"{name}: {error}") from error
+    validate(name, table)
+    return table
+
+
+def validate(name: str, table: pa.Table) -> None:
+    """Check types, non-null columns and fixed sets against the declared schema."""
+    schema = TABLES[name]
+    if not table.schema.equals(schema, check_metadata=False):
+        raise SchemaError(f"{name}: schema differs from the declaration:\n{table.schema}")
+    for field in schema:
+        column = table.column(field.name)
+        if not field.nullable and column.null_count:
+            raise SchemaError(f"{name}.{field.name}: {column.null_count} null values")
+    for (table_name, column_name), allowed in FIXED_SETS.items():
+        if table_name != name or not table.num_rows:
+            continue
+        column = table.column(column_name)
+        bad = pc.filter(column, pc.invert(pc.fill_null(pc.is_in(column, pa.array(allowed)), True)))
+        if len(bad):
+            raise SchemaError(f"{name}.{column_name}: {bad[0].as_py()!r} is not one of {allowed}")
+
+
+# --- releases -------------------------------------------------------------------------------
+
+
+def releases(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> pd.DataFrame:
+    """All releases, oldest first (the `runs` table)."""
+    path = table_path(datasets_dir, "runs")
+    if not _is_table(path):
+        return _to_pandas(TABLES["runs"].empty_table())
+    return _to_pandas(DeltaTable(str(path)).to_pyarrow_table()).sort_values(
+        "release", ignore_index=True
+    )
+
+
+def get_release(
+    datasets_dir: Path | str = DEFAULT_DATASETS_DIR, release: int | None = None
+) -> dict[str, Any] | None:
+    """One release as a dict (the latest when `release` is None); None if there is none."""
+    runs = releases(datasets_dir)
+    if runs.empty:
+        return None
+    if release is None:
+        row = runs.iloc[-1]
+    else:
+        match = runs[runs["release"] == release]
+        if match.empty:
+            return None
+        row = match.iloc[0]
+    return {key: (None if pd.isna(value) else value) for key, value in row.items()} | {
+        "release": int(row["release"])
+    }
+
+
+def _require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
+    found = get_release(datasets_dir, release)
+    if found is None:
+        if release is None:
+            raise NoReleaseError(f"{datasets_dir}: no release yet (run `oj run` first)")
+        raise NoReleaseError(f"{datasets_dir}: there is no release {release}")
+    return found
+
+
+def load_arrow(
+    name: str,
+    release: int | None = None,
+    datasets_dir: Path | str = DEFAULT_DATASETS_DIR,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """A table as of a release (default: the latest), as Arrow."""
+    found = _require_release(datasets_dir, release)
+    path = table_path(datasets_dir, name)
+    if name == "runs":
+        table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+        return table.filter(pc.field("release") <= found["release"])
+    version = int(found[f"{name}_version"])
+    return DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns)
+
+
+def load_table(
+    name: str,
+    release: int | None = None,
+    datasets_dir: Path | str = DEFAULT_DATASETS_DIR,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """A table as of a release (default: the latest), as pandas, for notebooks.
+
+    Reads through the release's Delta version, never the folder's Parquet files
+    (`pd.read_parquet("datasets/findings")` also returns rows of superseded files).
+    Integer columns keep nulls (pandas nullable Int dtypes).
+    """
+    return _to_pandas(load_arrow(name, release, datasets_dir, columns))
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    mapping = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def export_table(
+    name: str,
+    out: Path | str,
+    release: int | None = None,
+    datasets_dir: Path | str = DEFAULT_DATASETS_DIR,
+) -> tuple[int, int]:
+    """Write one plain Parquet file of a table as of a release; returns (release, rows).
+
+    The file's metadata names the release and Delta version, so a citation can say
+    exactly which data it used; field descriptions travel with the schema.
+    """
+    found = _require_release(datasets_dir, release)
+    table = load_arrow(name, found["release"], datasets_dir)
+    metadata = {
+        "oppna_jamforelser.table": name,
+        "oppna_jamforelser.release": str(found["release"]),
+        "oppna_jamforelser.parser_version": str(found["parser_version"]),
+    }
+    if name != "runs":  # runs is read as "rows up to this release", not by version
+        metadata["oppna_jamforelser.delta_version"] = str(found[f"{name}_version"])
+    table = table.replace_schema_metadata(metadata)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
+    return found["release"], table.num_rows
+
+
+def published_snapshot_ids(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> set[str]:
+    """Snapshot ids in the latest release's `pages` (parsed already, failed or not)."""
+    if get_release(datasets_dir) is None:
+        return set()
+    column = load_arrow("pages", None, datasets_dir, columns=["snapshot_id"]).column(0)
+    return set(column.to_pylist())
+
+
+# --- writing a release ---------------------------------------------------------------------
+
+
+class ReleaseWriter:
+    """Writes one release: batches of rows to the data tables, then the `runs` row.
+
+    Usage: `writer = ReleaseWriter(dir, mode=...)`, `writer.write(batch)` per batch of
+    tables, `writer.commit(...)` last. Nothing is visible to readers before `commit`.
+    """
+
+    def __init__(
+        self,
+        datasets_dir: Path | str,
+        *,
+        mode: str,
+        parser_version: str,
+        run_id: str,
+        started_at: datetime,
+        flow_run_id: str | None = None,
+    ) -> None:
+        self.datasets_dir = Path(datasets_dir)
+        self.mode = mode
+        self.parser_version = parser_version
+        self.run_id = run_id
+        self.started_at = started_at
+        self.flow_run_id = flow_run_id
+        self.base = get_release(self.datasets_dir)
+        self.new_rows = dict.fromkeys(DATA_TABLES, 0)
+        self._overwrite_next = dict.fromkeys(DATA_TABLES, mode == "reparse")
+        self._roll_back_unreleased_commits()
+
+    def _commit_properties(self) -> CommitProperties:
+        return CommitProperties(custom_metadata={"oj_run_id": self.run_id})
+
+    def _roll_back_unreleased_commits(self) -> None:
+        """Undo what a crashed run committed after the last release."""
+        for name in DATA_TABLES:
+            path = table_path(self.datasets_dir, name)
+            if not _is_table(path):
+                continue
+            if self.base is None:
+                self._overwrite_next[name] = True  # a crashed first run: replace it all
+                continue
+            released = int(self.base[f"{name}_version"])
+            table = DeltaTable(str(path))
+            if table.version() != released:
+                table.restore(released, commit_properties=self._commit_properties())
+
+    def write(self, batch: Mapping[str, pa.Table]) -> None:
+        """Append one batch of rows (a table per name) to the data tables."""
+        for name in DATA_TABLES:
+            table = batch.get(name)
+            if table is None or (table.num_rows == 0 and not self._overwrite_next[name]):
+                continue
+            self._write(name, table)
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        validate(name, table)
+        path = table_path(self.datasets_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        overwrite = self._overwrite_next[name] or not _is_table(path)
+        write_deltalake(
+            str(path),
+            table,
+            mode="overwrite" if overwrite else "append",
+            schema_mode="overwrite" if overwrite else None,
+            description=f"oppna-jamforelser table `{name}`",
+            commit_properties=self._commit_properties(),
+        )
+        self._overwrite_next[name] = False
+        self.new_rows[name] += table.num_rows
+
+    def commit(self, *, n_pages_new: int, finished_at: datetime | None = None) -> int:
+        """Write the `runs` row that makes everything written a release; returns its number."""
+        for name in DATA_TABLES:
+            path = table_path(self.datasets_dir, name)
+            if self._overwrite_next[name] or not _is_table(path):
+                self._write(name, TABLES[name].empty_table())  # create, or clear on reparse
+        versions = {name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
+                    for name in DATA_TABLES}  # fmt: skip
+        totals = {name: self.new_rows[name] for name in DATA_TABLES}
+        if self.base is not None and self.mode == "append":
+            totals = {name: totals[name] + int(self.base[f"n_{name}"]) for name in DATA_TABLES}
+        release = (int(self.base["release"]) + 1) if self.base else 1
+        row = {
+            "release": [release],
+            "run_id": [self.run_id],
+            "flow_run_id": [self.flow_run_id],
+            "started_at": [self.started_at],
+            "finished_at": [finished_at or datetime.now(UTC)],
+            "parser_version": [self.parser_version],
+            "mode": [self.mode],
+            "pages_version": [versions["pages"]],
+            "findings_version": [versions["findings"]],
+            "rejects_version": [versions["rejects"]],
+            "n_pages_new": [n_pages_new],
+            "n_findings_new": [self.new_rows["findings"]],
+            "n_rejects_new": [self.new_rows["rejects"]],
+            "n_pages": [totals["pages"]],
+            "n_findings": [totals["findings"]],
+            "n_rejects": [totals["rejects"]],
+        }
+        runs = build_table("runs", row)
+        path = table_path(self.datasets_dir, "runs")
+        write_deltalake(
+            str(path),
+            runs,
+            mode="append",
+            description="oppna-jamforelser releases: one row per release",
+            commit_properties=CommitProperties(
+                custom_metadata={"oj_run_id": self.run_id, "oj_release": str(release)}
+            ),
+        )
+        return release
+
+
+def column_descriptions(name: str) -> dict[str, str]:
+    """Column -> description, as stored with the table."""
+    return describe(name)
