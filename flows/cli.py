@@ -198,13 +198,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_run_options(command: argparse.ArgumentParser) -> None:
+    default_sources = "sources.toml" if Path("sources.toml").exists() else None
     command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
-    command.add_argument("--datasets-dir", default="datasets",
-                         help="published tables (default: datasets)")  # fmt: skip
-    command.add_argument("--sources", default="sources.toml" if Path("sources.toml").exists()
-                         else None, help="pages to follow (default: sources.toml if present)")  # fmt: skip
-    command.add_argument("--fetch", choices=("none",), default="none",
-                         help="fetch new snapshots first (default: none, read raw/ only)")  # fmt: skip
+    command.add_argument(
+        "--datasets-dir", default="datasets", help="published tables (default: datasets)"
+    )
+    command.add_argument(
+        "--sources", default=default_sources, help="pages to follow (default: ./sources.toml)"
+    )
+    command.add_argument(
+        "--fetch", choices=("none",), default="none", help="fetch first (default: none)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
