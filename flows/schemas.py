@@ -12,6 +12,12 @@ from parsers import FLAGS, LOCAL_STATUSES, REJECT_REASONS, SURVEY_YEAR_BASES
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")  # naive timestamps would raise the Delta protocol
 
+
+def _list_of(type_: pa.DataType) -> pa.DataType:
+    # Delta names list items "element"; declaring the same keeps round trips identical.
+    return pa.list_(pa.field("element", type_))
+
+
 #: Reasons a whole page lands in `rejects` (besides the parser's own reasons).
 PAGE_REJECT_REASONS = {"unreadable_page": "the snapshot could not be read or decoded as a page"}
 #: Values of `pages.parse_status`.
@@ -97,14 +103,14 @@ FINDINGS = pa.schema(
         _field("national_percent", pa.float64(), "headline national share, in percent"),
         _field(
             "national_values",
-            pa.list_(pa.float64()),
+            _list_of(pa.float64()),
             "every level percentage in the statement, in order",
             nullable=False,
         ),
         _field("local_answer", pa.string(), "the municipality's answer; null when none"),
         _field("local_status", pa.string(), f"one of {LOCAL_STATUSES}; null without an answer"),
         _field("local_value", pa.float64(), "a figure stated for the municipality"),
-        _field("flags", pa.list_(pa.string()), f"quality flags: {sorted(FLAGS)}", nullable=False),
+        _field("flags", _list_of(pa.string()), f"quality flags: {sorted(FLAGS)}", nullable=False),
     ]  # fmt: skip
 )
 

@@ -81,7 +81,8 @@ def validate(name: str, table: pa.Table) -> None:
         if table_name != name or not table.num_rows:
             continue
         column = table.column(column_name)
-        bad = pc.filter(column, pc.invert(pc.fill_null(pc.is_in(column, pa.array(allowed)), True)))
+        allowed_or_null = pc.or_(pc.is_null(column), pc.is_in(column, pa.array(allowed)))
+        bad = pc.filter(column, pc.invert(allowed_or_null))
         if len(bad):
             raise SchemaError(f"{name}.{column_name}: {bad[0].as_py()!r} is not one of {allowed}")
 

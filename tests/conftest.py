@@ -1,0 +1,29 @@
+"""Test setup: a private Prefect home, and one Prefect test server for the whole session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports Prefect: a throwaway Prefect home, quiet and offline-safe.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="oj-test-prefect-")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_API_URL", None)  # never a developer's real server
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> str:
+    """A temporary Prefect server (Prefect's test harness); yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield PREFECT_API_URL.value()

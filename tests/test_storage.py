@@ -1,0 +1,118 @@
+"""Storage without Prefect: schema enforcement, releases, crash safety, time travel, export."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+from helpers import RAW_DIR, golden, seed_records
+
+from flows import pipeline, storage
+from flows.schemas import TABLES
+
+
+def _writer(datasets: Path, mode: str = "append", parser_version: str = "1.0.0"):
+    return storage.ReleaseWriter(
+        datasets,
+        mode=mode,
+        parser_version=parser_version,
+        run_id=uuid.uuid4().hex,
+        started_at=datetime.now(UTC),
+    )
+
+
+def _release(datasets: Path, records, **kwargs) -> int:
+    writer = _writer(datasets, **kwargs)
+    writer.write(pipeline.parse_snapshots(RAW_DIR, records))
+    return writer.commit(n_pages_new=len(records))
+
+
+def test_schema_is_enforced_before_any_write() -> None:
+    row = {name: [None] for name in TABLES["runs"].names}
+    with pytest.raises(storage.SchemaError, match="runs"):
+        storage.build_table("runs", row | {"release": ["7"]})  # a string for an int64
+    with pytest.raises(storage.SchemaError, match=r"runs\.release: 1 null"):
+        storage.build_table("runs", row)
+    batch = pipeline.parse_snapshots(RAW_DIR, list(seed_records().values())[:1])
+    findings = batch["findings"].to_pydict()
+    findings["local_status"][0] = "maybe"
+    with pytest.raises(storage.SchemaError, match="local_status: 'maybe' is not one of"):
+        storage.build_table("findings", findings)
+
+
+def test_crash_between_table_commits_leaves_the_release_intact(tmp_path: Path) -> None:
+    seeds = list(seed_records().values())
+    assert _release(tmp_path, seeds[:2]) == 1
+    before = storage.load_table("findings", datasets_dir=tmp_path)
+
+    # A run that commits `pages` and `findings` and then dies before `runs`.
+    crashed = _writer(tmp_path)
+    batch = pipeline.parse_snapshots(RAW_DIR, seeds[2:])
+    crashed.write({"pages": batch["pages"], "findings": batch["findings"]})
+    del crashed
+    assert DeltaTable(str(tmp_path / "findings")).version() > int(
+        storage.get_release(tmp_path)["findings_version"]
+    )
+    # Readers still see release 1, exactly.
+    pd.testing.assert_frame_equal(storage.load_table("findings", datasets_dir=tmp_path), before)
+    assert storage.published_snapshot_ids(tmp_path) == {s.record_id for s in seeds[:2]}
+
+    # The next run rolls the orphan commits back and publishes the rest once.
+    assert _release(tmp_path, seeds[2:]) == 2
+    findings = storage.load_table("findings", datasets_dir=tmp_path)
+    assert len(findings) == sum(len(golden(seed_id)) for seed_id in seed_records())
+    assert findings["finding_id"].is_unique
+    runs = storage.releases(tmp_path)
+    assert list(runs["n_findings"]) == [len(before), len(findings)]
+
+
+def test_reparse_replaces_rows_and_old_releases_stay_readable(tmp_path: Path) -> None:
+    seeds = list(seed_records().values())
+    _release(tmp_path, seeds)
+    _release(tmp_path, seeds[:1], mode="reparse", parser_version="2.0.0")
+    assert len(storage.load_table("pages", datasets_dir=tmp_path)) == 1
+    assert len(storage.load_table("pages", release=1, datasets_dir=tmp_path)) == 5
+    assert list(storage.load_table("runs", release=1, datasets_dir=tmp_path)["release"]) == [1]
+    with pytest.raises(storage.NoReleaseError, match="no release 9"):
+        storage.load_table("pages", release=9, datasets_dir=tmp_path)
+
+
+def test_descriptions_travel_with_the_table_and_the_export(tmp_path: Path) -> None:
+    _release(tmp_path, list(seed_records().values()))
+    delta_fields = {
+        f.name: f.metadata for f in DeltaTable(str(tmp_path / "findings")).schema().fields
+    }
+    assert "headline national share" in delta_fields["national_percent"]["description"]
+    out = tmp_path / "export" / "findings.parquet"
+    assert storage.export_table("findings", out, release=1, datasets_dir=tmp_path) == (1, 40)
+    exported = pq.read_table(out)
+    assert exported.schema.metadata[b"oppna_jamforelser.release"] == b"1"
+    assert exported.schema.field("national_percent").metadata[b"description"]
+    assert exported.num_rows == 40
+
+
+def test_a_page_that_cannot_be_parsed_is_recorded(tmp_path: Path) -> None:
+    from flows import raw_archive
+
+    raw = tmp_path / "raw"
+    good, _ = raw_archive.add_snapshot(
+        raw,
+        "2019 års resultat visar att:\n• 5 procent av kommunerna har en plan.\n".encode(),
+        url="https://kalmar.se/a.html",
+        source="seed",
+    )
+    bad, _ = raw_archive.add_snapshot(
+        raw, b"\x89PNG\x00\x00\x00", url="https://kalmar.se/b.png", source="seed"
+    )
+    batch = pipeline.parse_snapshots(raw, [bad, good])
+    pages = batch["pages"].to_pandas()
+    assert list(pages["parse_status"]) == ["failed", "parsed"]
+    assert "binary" in pages["error"][0]
+    rejects = batch["rejects"].to_pandas()
+    assert list(rejects["reason"]) == ["unreadable_page"]
+    assert rejects["url"][0] == "https://kalmar.se/b.png"
