@@ -34,3 +34,29 @@ def parse_seed(record: raw_archive.SnapshotRecord, data: bytes | None = None) ->
 def golden(seed_id: str) -> list[dict]:
     path = GOLDEN_DIR / f"{seed_id}.jsonl"
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
+def publish(
+    datasets_dir: Path,
+    records: list[raw_archive.SnapshotRecord] | None = None,
+    *,
+    mode: str = "append",
+    parser_version: str = "1.0.0",
+) -> int:
+    """Publish a release of seed snapshots without Prefect (the flow's plain functions)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from flows import pipeline, storage
+
+    if records is None:
+        records = list(seed_records().values())
+    writer = storage.ReleaseWriter(
+        datasets_dir,
+        mode=mode,
+        parser_version=parser_version,
+        run_id=uuid.uuid4().hex,
+        started_at=datetime.now(UTC),
+    )
+    writer.write(pipeline.parse_snapshots(RAW_DIR, records))
+    return writer.commit(n_pages_new=len(records))

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from helpers import RAW_DIR, golden, seed_records
+from helpers import publish as _release
 
 from flows import pipeline, storage
 from flows.schemas import TABLES
@@ -24,12 +25,6 @@ def _writer(datasets: Path, mode: str = "append", parser_version: str = "1.0.0")
         run_id=uuid.uuid4().hex,
         started_at=datetime.now(UTC),
     )
-
-
-def _release(datasets: Path, records, **kwargs) -> int:
-    writer = _writer(datasets, **kwargs)
-    writer.write(pipeline.parse_snapshots(RAW_DIR, records))
-    return writer.commit(n_pages_new=len(records))
 
 
 def test_schema_is_enforced_before_any_write() -> None:
