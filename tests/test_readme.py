@@ -36,6 +36,6 @@ def test_readme_python_snippets_run(tmp_path: Path) -> None:
     summary = (
         namespace["duckdb"]
         .sql("SELECT count(*) FROM findings_ds WHERE national_percent IS NOT NULL")
-        .fetchone()
+        .fetchall()[0]
     )
     assert 0 < summary[0] <= total
