@@ -7,8 +7,9 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flows import raw_archive
 from parsers import PageError, ParsedPage, parse_page
@@ -141,10 +142,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets_dir=args.datasets_dir,
         sources=args.sources,
         fetch=args.fetch,
+        wayback_url=args.wayback_url,
+        since=args.since,
+        fetch_settings=_fetch_settings(args),
         batch_size=args.batch_size,
     )
+    for failure in summary["fetch_failures"]:
+        print(f"oj run: fetch failed: {failure}", file=sys.stderr)
     print(summary_line(summary))
-    return 1 if summary["failed_pages"] else 0
+    return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
+
+
+def _fetch_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the settings given on the command line; the rest keep their polite defaults."""
+    names = ("host_rate", "cdx_rate", "replay_rate", "rate_limit_wait", "read_timeout",
+             "connect_timeout", "retries", "backoff_factor", "max_bytes")  # fmt: skip
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def cmd_import_warc(args: argparse.Namespace) -> int:
+    from flows import fetch
+    from flows.sources import SourcesError, load_sources
+
+    try:
+        sources = None if args.all or not args.sources else load_sources(args.sources)
+    except SourcesError as error:
+        print(f"oj import-warc: {error}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            outcomes = fetch.import_warc(Path(args.raw_dir), path, sources)
+        except Exception as error:  # noqa: BLE001 - one bad file must not stop the others
+            print(f"oj import-warc: {path}: not a readable WARC file: {error}", file=sys.stderr)
+            status = 1
+            continue
+        fetch.write_fetch_log(Path(args.raw_dir), outcomes, f"import-warc-{path.name}-"
+                              f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")  # fmt: skip
+        added = [o for o in outcomes if o.outcome == "new_snapshot"]
+        failed = [o for o in outcomes if o.outcome == "failed"]
+        for outcome in failed:
+            print(f"oj import-warc: {outcome.reason}", file=sys.stderr)
+        print(f"{path}: {len(added)} HTML responses added, {len(failed)} failed")
+        status = status or (1 if failed else 0)
+    return status
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -192,6 +234,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "datasets_dir": str(Path(args.datasets_dir).resolve()),
             "sources": str(Path(args.sources).resolve()) if args.sources else None,
             "fetch": args.fetch,
+            "wayback_url": args.wayback_url,
+            "since": args.since,
+            "fetch_settings": _fetch_settings(args),
         },
         port=args.port,
     )
@@ -207,8 +252,23 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         "--sources", default=default_sources, help="pages to follow (default: ./sources.toml)"
     )
     command.add_argument(
-        "--fetch", choices=("none",), default="none", help="fetch first (default: none)"
-    )
+        "--fetch", choices=("none", "live", "wayback"), default="none",
+        help="fetch first: live pages, or their Wayback Machine history (default: none)",
+    )  # fmt: skip
+    command.add_argument("--wayback-url", default="https://web.archive.org",
+                         help="Wayback Machine (or a mirror) base URL")  # fmt: skip
+    command.add_argument("--since", type=int, help="wayback: captures from this year on")
+    polite = command.add_argument_group("fetch settings (polite defaults: flows/http.py)")
+    polite.add_argument("--host-rate", type=float, help="live requests/s per host (1)")
+    polite.add_argument("--cdx-rate", type=float, help="Wayback CDX requests/s (0.4)")
+    polite.add_argument("--replay-rate", type=float, help="Wayback replay requests/s (1)")
+    polite.add_argument("--rate-limit-wait", type=float,
+                        help="seconds to wait on a 429 without Retry-After (60)")  # fmt: skip
+    polite.add_argument("--read-timeout", type=float, help="seconds (30)")
+    polite.add_argument("--connect-timeout", type=float, help="seconds (10)")
+    polite.add_argument("--retries", type=int, help="retries per request (4)")
+    polite.add_argument("--backoff-factor", type=float, help="exponential backoff base (1)")
+    polite.add_argument("--max-bytes", type=int, help="largest response accepted (5000000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--batch-size", type=int, default=200, help="pages per parse task")
     run.set_defaults(func=cmd_run)
+
+    warc = commands.add_parser("import-warc", help="add the HTML pages of WARC files to raw/")
+    warc.add_argument("files", nargs="+", metavar="FILE")
+    warc.add_argument("--raw-dir", default="raw")
+    warc.add_argument(
+        "--sources",
+        default="sources.toml" if Path("sources.toml").exists() else None,
+        help="only pages listed here (default: ./sources.toml)",
+    )
+    warc.add_argument("--all", action="store_true", help="every HTML response, not only sources")
+    warc.set_defaults(func=cmd_import_warc)
 
     versions = commands.add_parser("versions", help="list releases")
     versions.add_argument("--datasets-dir", default="datasets")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections import deque
+from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,61 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import fetch as fetching
 from flows import pipeline, raw_archive, storage
+from flows.http import FetchSettings, RateLimiter
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
 
-FETCH_MODES = ("none",)
+FETCH_MODES = ("none", "live", "wayback")
+FETCH_BATCH_SIZE = 4  # pages per fetch task
+
+
+@task(name="fetch-live", cache_policy=NO_CACHE)
+def fetch_live_task(
+    raw_dir: Path,
+    sources: list[Source],
+    all_sources: list[Source],
+    settings: FetchSettings,
+    limiter: RateLimiter,
+) -> list[fetching.FetchOutcome]:
+    return fetching.fetch_live(raw_dir, sources, all_sources, settings, limiter)
+
+
+@task(name="fetch-wayback", cache_policy=NO_CACHE)
+def fetch_wayback_task(
+    raw_dir: Path,
+    sources: list[Source],
+    settings: FetchSettings,
+    limiters: tuple[RateLimiter, RateLimiter],
+    wayback_url: str,
+    since: int | None,
+) -> list[fetching.FetchOutcome]:
+    cdx_limiter, replay_limiter = limiters
+    return fetching.fetch_wayback(
+        raw_dir, sources, settings, cdx_limiter, replay_limiter, wayback_url, since
+    )
+
+
+def run_fetch(
+    mode: str,
+    raw: Path,
+    page_sources: list[Source],
+    settings: FetchSettings,
+    wayback_url: str,
+    since: int | None,
+) -> list[fetching.FetchOutcome]:
+    """Fetch in batches of pages on the flow's thread pool; rate limits are shared."""
+    batches = list(pipeline.batched(page_sources, FETCH_BATCH_SIZE))
+    if mode == "live":
+        limiter = RateLimiter(settings.host_rate)
+        futures = [fetch_live_task.submit(raw, batch, page_sources, settings, limiter)
+                   for batch in batches]  # fmt: skip
+    else:
+        limiters = (RateLimiter(settings.cdx_rate), RateLimiter(settings.replay_rate))
+        futures = [fetch_wayback_task.submit(raw, batch, settings, limiters, wayback_url, since)
+                   for batch in batches]  # fmt: skip
+    return [outcome for future in futures for outcome in future.result()]
 
 
 @task(name="plan-run", cache_policy=NO_CACHE)
@@ -71,22 +121,36 @@ def summary_line(summary: dict[str, Any]) -> str:
         if summary["release"]
         else "no release (nothing to publish)"
     )
+    fetched = ""
+    if summary.get("fetch_outcomes"):
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["fetch_outcomes"].items()))
+        fetched = f"fetched: {counts}; "
     return (
-        f"pages read: {summary['pages_read']} ({summary['pages_in_archive']} in archive), "
+        fetched
+        + f"pages read: {summary['pages_read']} ({summary['pages_in_archive']} in archive), "
         f"findings: {summary['findings']}, rejects: {summary['rejects']}, "
         f"failed pages: {summary['failed_pages']}; {release}"
     )
 
 
-@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+@flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
 def nightly(
     raw_dir: str = "raw",
     datasets_dir: str = "datasets",
     sources: str | None = None,
     fetch: str = "none",
+    wayback_url: str = "https://web.archive.org",
+    since: int | None = None,
+    fetch_settings: dict[str, Any] | None = None,
     batch_size: int = pipeline.DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
-    """Read the raw archive, parse what is new, and publish a release if anything changed."""
+    """Fetch (optionally), read the raw archive, parse what is new, and publish a release
+    if anything changed.
+
+    fetch: "none" (read raw/ only), "live" (the pages in `sources`), or "wayback" (their
+    history from `wayback_url`, captures since the year `since`). `fetch_settings`
+    overrides fields of `flows.http.FetchSettings` (timeouts, rates, retries, size limit).
+    """
     if fetch not in FETCH_MODES:
         raise ValueError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
     logger = get_run_logger()
@@ -94,11 +158,27 @@ def nightly(
     raw, datasets = Path(raw_dir), Path(datasets_dir)
     page_sources = load_sources(sources) if sources else []
 
+    outcomes: list[fetching.FetchOutcome] = []
+    if fetch != "none":
+        if not page_sources:
+            raise ValueError(f"--fetch {fetch} needs a sources file listing the pages")
+        settings = FetchSettings(**(fetch_settings or {}))
+        outcomes = run_fetch(fetch, raw, page_sources, settings, wayback_url, since)
+        log = fetching.write_fetch_log(
+            raw, outcomes, f"{started_at:%Y%m%dT%H%M%SZ}-{fetch}-{uuid.uuid4().hex[:8]}"
+        )
+        for outcome in outcomes:
+            if outcome.outcome == "failed":
+                logger.warning("fetch failed: %s: %s", outcome.url, outcome.reason)
+        logger.info("fetch log: %s", log)
+
     plan = plan_run_task(raw, datasets)
     summary: dict[str, Any] = {
         "pages_in_archive": plan.n_in_archive, "pages_read": len(plan.records), "findings": 0,
         "rejects": 0, "failed_pages": 0, "release": plan.base_release, "new_release": False,
         "mode": plan.mode, "parser_version": PARSER_VERSION,
+        "fetch_outcomes": dict(Counter(outcome.outcome for outcome in outcomes)),
+        "fetch_failures": [f"{o.url}: {o.reason}" for o in outcomes if o.outcome == "failed"],
     }  # fmt: skip
     if plan.has_work:
         writer = storage.ReleaseWriter(

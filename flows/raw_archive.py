@@ -44,6 +44,7 @@ class SnapshotRecord:
     last_modified: str | None = None
     charset: str | None = None
     size_bytes: int | None = None
+    final_url: str | None = None  # where redirects ended, when not at `url`
     note: str | None = None
 
     @classmethod
@@ -102,7 +103,7 @@ def add_snapshot(
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     raw_dir = Path(raw_dir)
     digest = sha256_hex(data)
-    captured = _iso(captured_at)
+    captured = iso(captured_at)
     record = SnapshotRecord(
         record_id=record_id_for(digest, url, captured, source),
         sha256=digest,
@@ -110,7 +111,7 @@ def add_snapshot(
         municipality=municipality,
         source=source,
         captured_at=captured,
-        fetched_at=_iso(fetched_at or datetime.now(UTC)),
+        fetched_at=iso(fetched_at or datetime.now(UTC)),
         size_bytes=len(data),
         **extra,  # type: ignore[arg-type]
     )
@@ -126,7 +127,8 @@ def add_snapshot(
     return record, True
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
+    """The archive's timestamp form: ISO 8601 in UTC with a Z."""
     if moment is None:
         return None
     if moment.tzinfo is None:
@@ -159,6 +161,38 @@ def read_object(raw_dir: Path, sha256: str) -> bytes:
     if sha256_hex(data) != sha256:
         raise ArchiveError(f"{path}: content does not match its sha256 (corrupted)")
     return data
+
+
+def latest_by_page(raw_dir: Path, source: str) -> dict[str, SnapshotRecord]:
+    """The latest snapshot of each page from one source, keyed by `page_key(url)`."""
+    from flows.sources import page_key
+
+    latest: dict[str, SnapshotRecord] = {}
+    for record in iter_records(raw_dir):  # sorted by capture time: the last one wins
+        if record.source == source:
+            latest[page_key(record.url)] = record
+    return latest
+
+
+def captures_by_page(raw_dir: Path, source: str) -> dict[str, set[str]]:
+    """Capture times already archived per page (`page_key(url)`), for one source."""
+    from flows.sources import page_key
+
+    captures: dict[str, set[str]] = {}
+    for record in iter_records(raw_dir):
+        if record.source == source and record.captured_at:
+            captures.setdefault(page_key(record.url), set()).add(record.captured_at)
+    return captures
+
+
+def write_log(raw_dir: Path, label: str, data: bytes) -> Path:
+    """Write one log file under raw/fetch-log/ (atomically; never overwrites one)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+    path = Path(raw_dir) / "fetch-log" / f"{safe}.jsonl"
+    if path.exists():
+        raise ArchiveError(f"{path}: a fetch log of that name exists already")
+    _atomic_write(path, data)
+    return path
 
 
 def find_record_for_file(path: Path) -> SnapshotRecord | None:
