@@ -412,6 +412,22 @@ def fetch_wayback(
 # --- WARC files ---------------------------------------------------------------------------------
 
 
+def _check_warc_magic(path: Path) -> None:
+    """warcio reads almost anything with warnings; refuse a file that is not WARC or ARC."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    try:
+        with opener(path, "rb") as handle:
+            start = handle.read(10)
+    except OSError as error:
+        raise ValueError(f"unreadable: {error}") from error
+    if not start.startswith((b"WARC/", b"filedesc:")):
+        raise ValueError(f"does not start like a WARC record: {start[:10]!r}")
+
+
 def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list[FetchOutcome]:
     """Add the HTML responses of a WARC file (Heritrix, Browsertrix, wget --warc-file, ...)
     with their capture time. With `sources`, only the pages they list are added."""
@@ -419,8 +435,11 @@ def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list
 
     by_page = {page_key(source.url): source for source in sources or []}
     outcomes = []
+    _check_warc_magic(path)
+    n_records = 0
     with open(path, "rb") as handle:
         for record in ArchiveIterator(handle):
+            n_records += 1
             if record.rec_type != "response" or record.http_headers is None:
                 continue
             uri = record.rec_headers.get_header("WARC-Target-URI") or ""
@@ -465,6 +484,9 @@ def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list
                     captured_at=stored.captured_at,
                 )
             )
+    if not n_records:
+        # warcio skips what it cannot read with a warning; a file of nothing is an error.
+        raise ValueError("no WARC records found")
     return outcomes
 
 
