@@ -342,9 +342,19 @@ def fetch_wayback(
     have = raw_archive.captures_by_page(raw_dir, source="wayback")
     outcomes = []
     for source in sources:
+        if cdx_limiter.tripped:
+            # Still rate-limited after waiting and retrying: the Archive blocks clients
+            # that keep going after a 429, so this run asks it nothing more.
+            outcomes.append(
+                FetchOutcome(source.url, "wayback", "failed", _now(), 429,
+                             "CDX: not asked: the Archive rate-limited this run (HTTP 429)")
+            )  # fmt: skip
+            continue
         try:
             captures = cdx_captures(session, wayback_url, source.url, settings, cdx_limiter, since)
         except FetchError as error:
+            if error.http_status == 429:
+                cdx_limiter.trip()
             outcomes.append(
                 FetchOutcome(
                     source.url,

@@ -103,6 +103,10 @@ class RateLimiter:
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.tripped = False  # set when the server kept answering 429: stop asking it
+
+    def trip(self) -> None:
+        self.tripped = True
 
     def wait(self, key: str) -> None:
         with self._lock:

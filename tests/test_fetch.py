@@ -345,3 +345,30 @@ def test_polite_defaults() -> None:
     settings = FetchSettings()
     assert settings.cdx_rate <= 0.4 and settings.host_rate <= 1 and settings.rate_limit_wait >= 60
     assert "oppna-jamforelser" in settings.user_agent
+
+
+def test_wayback_stops_asking_after_a_persistent_429(server: HTTPServer, tmp_path: Path) -> None:
+    from flows.http import RateLimiter
+    from flows.sources import load_sources
+
+    server.expect_request("/cdx/search/cdx").respond_with_data("Too Many Requests", status=429)
+    sources = load_sources(
+        write_sources(
+            tmp_path / "s.toml",
+            ["https://kalmar.se/a.html", "https://kalmar.se/b.html", "https://kalmar.se/c.html"],
+        )
+    )
+    settings = FetchSettings(**FAST | {"retries": 1})
+    limiter = RateLimiter(100)
+    outcomes = fetch.fetch_wayback(
+        tmp_path / "raw",
+        sources,
+        settings,
+        limiter,
+        RateLimiter(100),
+        server.url_for("").rstrip("/"),
+    )
+    assert [o.outcome for o in outcomes] == ["failed"] * 3
+    assert "not asked" in outcomes[2].reason
+    # One page's CDX query and its retry, then nothing more.
+    assert len([r for r, _ in server.log if r.path == "/cdx/search/cdx"]) == 2
