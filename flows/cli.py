@@ -146,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         since=args.since,
         fetch_settings=_fetch_settings(args),
         batch_size=args.batch_size,
+        overrides=args.overrides,
     )
     for failure in summary["fetch_failures"]:
         print(f"oj run: fetch failed: {failure}", file=sys.stderr)
@@ -237,6 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "wayback_url": args.wayback_url,
             "since": args.since,
             "fetch_settings": _fetch_settings(args),
+            "overrides": str(Path(args.overrides).resolve()) if args.overrides else None,
         },
         port=args.port,
     )
@@ -250,6 +252,11 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--sources", default=default_sources, help="pages to follow (default: ./sources.toml)"
+    )
+    command.add_argument(
+        "--overrides",
+        default="indicator_overrides.toml" if Path("indicator_overrides.toml").exists() else None,
+        help="indicator links made by hand (default: ./indicator_overrides.toml)",
     )
     command.add_argument(
         "--fetch", choices=("none", "live", "wayback"), default="none",

@@ -23,7 +23,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import fetch as fetching
-from flows import pipeline, raw_archive, storage
+from flows import history, pipeline, raw_archive, storage
 from flows.http import FetchSettings, RateLimiter
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
@@ -80,8 +80,8 @@ def run_fetch(
 
 
 @task(name="plan-run", cache_policy=NO_CACHE)
-def plan_run_task(raw_dir: Path, datasets_dir: Path) -> pipeline.Plan:
-    return pipeline.plan_run(raw_dir, datasets_dir)
+def plan_run_task(raw_dir: Path, datasets_dir: Path, overrides_sha256: str | None) -> pipeline.Plan:
+    return pipeline.plan_run(raw_dir, datasets_dir, overrides_sha256=overrides_sha256)
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE)
@@ -143,6 +143,7 @@ def nightly(
     since: int | None = None,
     fetch_settings: dict[str, Any] | None = None,
     batch_size: int = pipeline.DEFAULT_BATCH_SIZE,
+    overrides: str | None = None,
 ) -> dict[str, Any]:
     """Fetch (optionally), read the raw archive, parse what is new, and publish a release
     if anything changed.
@@ -150,6 +151,7 @@ def nightly(
     fetch: "none" (read raw/ only), "live" (the pages in `sources`), or "wayback" (their
     history from `wayback_url`, captures since the year `since`). `fetch_settings`
     overrides fields of `flows.http.FetchSettings` (timeouts, rates, retries, size limit).
+    `overrides` is a TOML file of indicator links made by hand (`flows.history.Overrides`).
     """
     if fetch not in FETCH_MODES:
         raise ValueError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
@@ -172,7 +174,8 @@ def nightly(
                 logger.warning("fetch failed: %s: %s", outcome.url, outcome.reason)
         logger.info("fetch log: %s", log)
 
-    plan = plan_run_task(raw, datasets)
+    indicator_overrides = history.load_overrides(overrides)
+    plan = plan_run_task(raw, datasets, indicator_overrides.sha256)
     summary: dict[str, Any] = {
         "pages_in_archive": plan.n_in_archive, "pages_read": len(plan.records), "findings": 0,
         "rejects": 0, "failed_pages": 0, "release": plan.base_release, "new_release": False,
@@ -183,7 +186,7 @@ def nightly(
     if plan.has_work:
         writer = storage.ReleaseWriter(
             datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
-            started_at=started_at, flow_run_id=flow_run.get_id(),
+            started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
         )  # fmt: skip
         batches = list(pipeline.batched(plan.records, batch_size))
         in_flight: deque = deque()

@@ -32,14 +32,22 @@ class Plan:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.records) or (self.mode == "reparse" and self.base_release is not None)
+        return bool(self.records) or (
+            self.mode in ("reparse", "relink") and self.base_release is not None
+        )
 
 
-def plan_run(raw_dir: Path, datasets_dir: Path, parser_version: str = PARSER_VERSION) -> Plan:
+def plan_run(
+    raw_dir: Path,
+    datasets_dir: Path,
+    parser_version: str = PARSER_VERSION,
+    overrides_sha256: str | None = None,
+) -> Plan:
     """Compare the raw archive with the latest release.
 
     New snapshots are appended; a parser version other than the release's re-parses
-    everything in the archive into a new release (no refetch).
+    everything in the archive into a new release (no refetch); a changed indicator
+    override file alone re-links the indicators into a new release.
     """
     records = list(raw_archive.iter_records(raw_dir))
     base = storage.get_release(datasets_dir)
@@ -47,9 +55,12 @@ def plan_run(raw_dir: Path, datasets_dir: Path, parser_version: str = PARSER_VER
         return Plan(records, "reparse", len(records), base["release"], base["parser_version"])
     done = storage.published_snapshot_ids(datasets_dir)
     todo = [record for record in records if record.record_id not in done]
+    mode = "append"
+    if base is not None and not todo and base.get("overrides_sha256") != overrides_sha256:
+        mode = "relink"
     return Plan(
         todo,
-        "append",
+        mode,
         len(records),
         base["release"] if base else None,
         base["parser_version"] if base else None,

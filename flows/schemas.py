@@ -25,7 +25,7 @@ PARSE_STATUSES = ("parsed", "no_findings", "failed")
 #: Where a snapshot came from (mirrors flows.raw_archive.SOURCES).
 SNAPSHOT_SOURCES = ("seed", "live", "wayback", "warc")
 #: How a release was built.
-RELEASE_MODES = ("append", "reparse")
+RELEASE_MODES = ("append", "reparse", "relink")
 
 
 def _field(name: str, type_: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
@@ -33,13 +33,18 @@ def _field(name: str, type_: pa.DataType, description: str, nullable: bool = Tru
 
 
 _SNAPSHOT_FIELDS = [
-    _field("snapshot_id", pa.string(), "id of the raw snapshot record (raw/records/<id>.json)",
-           nullable=False),
-    _field("raw_sha256", pa.string(), "sha256 of the snapshot's bytes (raw/objects/..)",
-           nullable=False),
+    _field(
+        "snapshot_id",
+        pa.string(),
+        "id of the raw snapshot record (raw/records/<id>.json)",
+        nullable=False,
+    ),
+    _field(
+        "raw_sha256", pa.string(), "sha256 of the snapshot's bytes (raw/objects/..)", nullable=False
+    ),
     _field("url", pa.string(), "URL of the page", nullable=False),
     _field("captured_at", UTC_TIMESTAMP, "when the snapshot was captured (UTC); null if unknown"),
-]  # fmt: skip
+]
 
 PAGES = pa.schema(
     _SNAPSHOT_FIELDS
@@ -61,7 +66,7 @@ PAGES = pa.schema(
         _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
         _field("n_findings", pa.int32(), "findings parsed from the page", nullable=False),
         _field("n_rejects", pa.int32(), "rejects recorded for the page", nullable=False),
-    ]  # fmt: skip
+    ]
 )
 
 FINDINGS = pa.schema(
@@ -111,7 +116,7 @@ FINDINGS = pa.schema(
         _field("local_status", pa.string(), f"one of {LOCAL_STATUSES}; null without an answer"),
         _field("local_value", pa.float64(), "a figure stated for the municipality"),
         _field("flags", _list_of(pa.string()), f"quality flags: {sorted(FLAGS)}", nullable=False),
-    ]  # fmt: skip
+    ]
 )
 
 REJECTS = pa.schema(
@@ -132,7 +137,156 @@ REJECTS = pa.schema(
             "the text that was not turned into a finding, or the error",
             nullable=False,
         ),
-    ]  # fmt: skip
+    ]
+)
+
+_LINK_METHODS = ("exact", "fuzzy", "override")
+
+INDICATORS = pa.schema(
+    [
+        _field(
+            "indicator_id", pa.string(), "stable id of a national survey question", nullable=False
+        ),
+        _field("area", pa.string(), "area (page title) the question belongs to", nullable=False),
+        _field(
+            "canonical_statement",
+            pa.string(),
+            "the question's most recent wording, as printed",
+            nullable=False,
+        ),
+        _field(
+            "normalized_statement",
+            pa.string(),
+            "the wording it was founded on, normalised (figures, years, openings removed)",
+            nullable=False,
+        ),
+        _field("first_survey_year", pa.int32(), "earliest survey year it was asked"),
+        _field("last_survey_year", pa.int32(), "latest survey year it was asked"),
+        _field("n_observations", pa.int32(), "rows in `observations`", nullable=False),
+        _field(
+            "n_wordings", pa.int32(), "distinct national statements linked to it", nullable=False
+        ),
+        _field("n_findings", pa.int32(), "findings linked to it", nullable=False),
+    ]
+)
+
+INDICATOR_LINKS = pa.schema(
+    [
+        _field("finding_id", pa.string(), "the finding (findings.finding_id)", nullable=False),
+        _field("indicator_id", pa.string(), "the indicator it is linked to", nullable=False),
+        _field("area", pa.string(), "area of the finding", nullable=False),
+        _field(
+            "normalized_statement",
+            pa.string(),
+            "the finding's statement, normalised",
+            nullable=False,
+        ),
+        _field(
+            "link_method",
+            pa.string(),
+            f"how: {_LINK_METHODS}; exact = the same normalised text as the indicator's "
+            "founding statement",
+            nullable=False,
+        ),
+        _field(
+            "link_score",
+            pa.float64(),
+            "fuzzy score 0-100 (100 for exact and override)",
+            nullable=False,
+        ),
+        _field(
+            "linked_to", pa.string(), "the normalised statement it was matched with", nullable=False
+        ),
+    ]
+)
+
+OBSERVATIONS = pa.schema(
+    [
+        _field("municipality", pa.string(), "municipality"),
+        _field("indicator_id", pa.string(), "the question", nullable=False),
+        _field("area", pa.string(), "area of the question", nullable=False),
+        _field("survey_year", pa.int32(), "survey year"),
+        _field("national_percent", pa.float64(), "national share, from the latest snapshot"),
+        _field("local_status", pa.string(), "local status, from the latest snapshot"),
+        _field("local_answer", pa.string(), "local answer, from the latest snapshot"),
+        _field("local_value", pa.float64(), "local figure, from the latest snapshot"),
+        _field("first_seen", pa.date32(), "first capture (or page date) that carried it"),
+        _field("last_seen", pa.date32(), "last capture (or page date) that carried it"),
+        _field("n_snapshots", pa.int32(), "page snapshots that carried it", nullable=False),
+        _field("snapshot_ids", _list_of(pa.string()), "those snapshots", nullable=False),
+        _field("finding_ids", _list_of(pa.string()), "the findings behind it", nullable=False),
+        _field(
+            "conflict", pa.bool_(), "snapshots disagree on a value (see *_values)", nullable=False
+        ),
+        _field(
+            "conflict_columns",
+            _list_of(pa.string()),
+            "columns whose values disagree",
+            nullable=False,
+        ),
+        _field(
+            "national_percent_values",
+            _list_of(pa.float64()),
+            "every distinct national_percent seen, oldest first",
+            nullable=False,
+        ),
+        _field(
+            "local_status_values",
+            _list_of(pa.string()),
+            "every distinct local_status seen, oldest first",
+            nullable=False,
+        ),
+        _field(
+            "local_answer_values",
+            _list_of(pa.string()),
+            "every distinct local_answer seen, oldest first",
+            nullable=False,
+        ),
+        _field(
+            "local_value_values",
+            _list_of(pa.float64()),
+            "every distinct local_value seen, oldest first",
+            nullable=False,
+        ),
+    ]
+)
+
+CHANGE_KINDS = ("added", "removed", "edited")
+
+CHANGES = pa.schema(
+    [
+        _field("url", pa.string(), "the page", nullable=False),
+        _field("area", pa.string(), "area of the page"),
+        _field("municipality", pa.string(), "municipality"),
+        _field("from_snapshot_id", pa.string(), "the earlier snapshot", nullable=False),
+        _field("to_snapshot_id", pa.string(), "the next snapshot of the same page", nullable=False),
+        _field("from_seen", pa.date32(), "capture (or page) date of the earlier snapshot"),
+        _field("to_seen", pa.date32(), "capture (or page) date of the later snapshot"),
+        _field("change_kind", pa.string(), f"one of {CHANGE_KINDS}", nullable=False),
+        _field("indicator_id", pa.string(), "the question", nullable=False),
+        _field("survey_year", pa.int32(), "survey year of the finding"),
+        _field("finding_id_before", pa.string(), "finding in the earlier snapshot"),
+        _field("finding_id_after", pa.string(), "finding in the later snapshot"),
+        _field(
+            "columns_changed",
+            _list_of(pa.string()),
+            "what differs (edited), or every compared column (added, removed)",
+            nullable=False,
+        ),
+        _field("before", pa.string(), "JSON of those columns' earlier values"),
+        _field("after", pa.string(), "JSON of those columns' later values"),
+        _field("local_status_before", pa.string(), "local status before"),
+        _field("local_status_after", pa.string(), "local status after"),
+        _field("local_status_flip", pa.bool_(), "an edit changed local_status", nullable=False),
+        _field("national_percent_before", pa.float64(), "national share before"),
+        _field("national_percent_after", pa.float64(), "national share after"),
+        _field(
+            "national_changed",
+            pa.bool_(),
+            "an edit changed the national figure for the same survey year",
+            nullable=False,
+        ),
+    ]
 )
 
 RUNS = pa.schema(
@@ -157,7 +311,7 @@ RUNS = pa.schema(
         _field(
             "mode",
             pa.string(),
-            f"{RELEASE_MODES}: appended new snapshots, or re-parsed all",
+            f"{RELEASE_MODES}: appended new snapshots, re-parsed all, or re-linked indicators",
             nullable=False,
         ),
         _field(
@@ -175,13 +329,25 @@ RUNS = pa.schema(
             "Delta version of `rejects` in this release",
             nullable=False,
         ),
+        _field("indicators_version", pa.int64(), "Delta version of `indicators`", nullable=False),
+        _field(
+            "indicator_links_version",
+            pa.int64(),
+            "Delta version of `indicator_links`",
+            nullable=False,
+        ),
+        _field(
+            "observations_version", pa.int64(), "Delta version of `observations`", nullable=False
+        ),
+        _field("changes_version", pa.int64(), "Delta version of `changes`", nullable=False),
+        _field("overrides_sha256", pa.string(), "sha256 of the indicator override file used"),
         _field("n_pages_new", pa.int64(), "page snapshots parsed by this run", nullable=False),
         _field("n_findings_new", pa.int64(), "findings added by this run", nullable=False),
         _field("n_rejects_new", pa.int64(), "rejects added by this run", nullable=False),
         _field("n_pages", pa.int64(), "page snapshots in the release", nullable=False),
         _field("n_findings", pa.int64(), "findings in the release", nullable=False),
         _field("n_rejects", pa.int64(), "rejects in the release", nullable=False),
-    ]  # fmt: skip
+    ]
 )
 
 #: The published tables, in the order a release writes them (`runs` last: it commits).
@@ -189,9 +355,18 @@ TABLES: dict[str, pa.Schema] = {
     "pages": PAGES,
     "findings": FINDINGS,
     "rejects": REJECTS,
+    "indicators": INDICATORS,
+    "indicator_links": INDICATOR_LINKS,
+    "observations": OBSERVATIONS,
+    "changes": CHANGES,
     "runs": RUNS,
 }
+#: Tables of parsed rows, appended batch by batch.
 DATA_TABLES = ("pages", "findings", "rejects")
+#: Tables derived from the whole release (history across snapshots), rewritten each release.
+DERIVED_TABLES = ("indicators", "indicator_links", "observations", "changes")
+#: Every table whose Delta version a release pins.
+VERSIONED_TABLES = DATA_TABLES + DERIVED_TABLES
 
 #: Columns whose values must come from a fixed set.
 FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -201,6 +376,8 @@ FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("findings", "local_status"): LOCAL_STATUSES,
     ("rejects", "reason"): tuple(REJECT_REASONS) + tuple(PAGE_REJECT_REASONS),
     ("runs", "mode"): RELEASE_MODES,
+    ("indicator_links", "link_method"): _LINK_METHODS,
+    ("changes", "change_kind"): CHANGE_KINDS,
 }
 
 

@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from flows.schemas import DATA_TABLES, FIXED_SETS, TABLES, describe
+from flows import history
+from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, describe
 
 DEFAULT_DATASETS_DIR = Path("datasets")
 
@@ -218,8 +219,10 @@ class ReleaseWriter:
         run_id: str,
         started_at: datetime,
         flow_run_id: str | None = None,
+        overrides: history.Overrides | None = None,
     ) -> None:
         self.datasets_dir = Path(datasets_dir)
+        self.overrides = overrides or history.Overrides()
         self.mode = mode
         self.parser_version = parser_version
         self.run_id = run_id
@@ -271,6 +274,35 @@ class ReleaseWriter:
         self._overwrite_next[name] = False
         self.new_rows[name] += table.num_rows
 
+    def _write_derived(self, findings_version: int) -> dict[str, int]:
+        """Rebuild the history tables from every finding of the release; their versions."""
+        findings = DeltaTable(
+            str(table_path(self.datasets_dir, "findings")), version=findings_version
+        ).to_pyarrow_table()
+        previous_links = None
+        links_path = table_path(self.datasets_dir, "indicator_links")
+        if self.base is not None and _is_table(links_path):
+            previous_links = DeltaTable(
+                str(links_path), version=int(self.base["indicator_links_version"])
+            ).to_pandas(columns=["area", "normalized_statement", "indicator_id"])
+        derived = history.derive(findings, previous_links, self.overrides)
+        versions = {}
+        for name in DERIVED_TABLES:
+            rows = derived[name]
+            if isinstance(rows, pd.DataFrame):
+                columns = {column: rows[column].tolist() for column in rows.columns}
+            else:
+                columns = {f: [row[f] for row in rows] for f in TABLES[name].names}
+            table = build_table(name, columns)
+            path = table_path(self.datasets_dir, name)
+            write_deltalake(
+                str(path), table, mode="overwrite", schema_mode="overwrite",
+                description=f"oppna-jamforelser table `{name}` (derived, rebuilt each release)",
+                commit_properties=self._commit_properties(),
+            )  # fmt: skip
+            versions[name] = DeltaTable(str(path)).version()
+        return versions
+
     def commit(self, *, n_pages_new: int, finished_at: datetime | None = None) -> int:
         """Write the `runs` row that makes everything written a release; returns its number."""
         for name in DATA_TABLES:
@@ -279,8 +311,9 @@ class ReleaseWriter:
                 self._write(name, TABLES[name].empty_table())  # create, or clear on reparse
         versions = {name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
                     for name in DATA_TABLES}  # fmt: skip
+        versions |= self._write_derived(versions["findings"])
         totals = {name: self.new_rows[name] for name in DATA_TABLES}
-        if self.base is not None and self.mode == "append":
+        if self.base is not None and self.mode != "reparse":
             totals = {name: totals[name] + int(self.base[f"n_{name}"]) for name in DATA_TABLES}
         release = (int(self.base["release"]) + 1) if self.base else 1
         row = {
@@ -294,6 +327,8 @@ class ReleaseWriter:
             "pages_version": [versions["pages"]],
             "findings_version": [versions["findings"]],
             "rejects_version": [versions["rejects"]],
+            **{f"{name}_version": [versions[name]] for name in DERIVED_TABLES},
+            "overrides_sha256": [self.overrides.sha256],
             "n_pages_new": [n_pages_new],
             "n_findings_new": [self.new_rows["findings"]],
             "n_rejects_new": [self.new_rows["rejects"]],
