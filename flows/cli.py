@@ -7,7 +7,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,23 @@ from flows import raw_archive
 from parsers import PageError, ParsedPage, parse_page
 
 PARSE_KEYS = (
-    "url", "municipality", "area", "page_updated", "page_published", "section", "survey_year",
-    "survey_year_basis", "position", "national_statement", "national_percent",
-    "national_values", "local_answer", "local_status", "local_value", "flags",
-)  # fmt: skip
+    "url",
+    "municipality",
+    "area",
+    "page_updated",
+    "page_published",
+    "section",
+    "survey_year",
+    "survey_year_basis",
+    "position",
+    "national_statement",
+    "national_percent",
+    "national_values",
+    "local_answer",
+    "local_status",
+    "local_value",
+    "flags",
+)
 
 
 def _parse_file(path: Path, url: str | None, municipality: str | None) -> ParsedPage:
@@ -123,10 +136,15 @@ def cmd_add(args: argparse.Namespace) -> int:
             status = 1
             continue
         record, added = raw_archive.add_snapshot(
-            Path(args.raw_dir), data, url=args.url, source=args.source,
-            municipality=args.municipality, captured_at=captured,
-            content_type=args.content_type, note=args.note or f"added from {path.name}",
-        )  # fmt: skip
+            Path(args.raw_dir),
+            data,
+            url=args.url,
+            source=args.source,
+            municipality=args.municipality,
+            captured_at=captured,
+            content_type=args.content_type,
+            note=args.note or f"added from {path.name}",
+        )
         print(
             f"{'added' if added else 'already in archive'}: {path} -> {record.record_id} "
             f"(sha256 {record.sha256[:12]})"
@@ -156,8 +174,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _fetch_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Only the settings given on the command line; the rest keep their polite defaults."""
-    names = ("host_rate", "cdx_rate", "replay_rate", "rate_limit_wait", "read_timeout",
-             "connect_timeout", "retries", "backoff_factor", "max_bytes")  # fmt: skip
+    names = (
+        "host_rate",
+        "cdx_rate",
+        "replay_rate",
+        "rate_limit_wait",
+        "read_timeout",
+        "connect_timeout",
+        "retries",
+        "backoff_factor",
+        "max_bytes",
+    )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -179,8 +206,11 @@ def cmd_import_warc(args: argparse.Namespace) -> int:
             print(f"oj import-warc: {path}: not a readable WARC file: {error}", file=sys.stderr)
             status = 1
             continue
-        fetch.write_fetch_log(Path(args.raw_dir), outcomes, f"import-warc-{path.name}-"
-                              f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")  # fmt: skip
+        fetch.write_fetch_log(
+            Path(args.raw_dir),
+            outcomes,
+            f"import-warc-{path.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}",
+        )
         added = [o for o in outcomes if o.outcome == "new_snapshot"]
         failed = [o for o in outcomes if o.outcome == "failed"]
         for outcome in failed:
@@ -244,6 +274,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_changes(args: argparse.Namespace) -> int:
+    from flows import report, storage
+
+    try:
+        print(
+            report.changes_report(
+                args.datasets_dir,
+                release=args.release,
+                since=args.since,
+                area=args.area,
+                municipality=args.municipality,
+            ),
+            end="",
+        )
+    except storage.NoReleaseError as error:
+        print(f"oj changes: {error.args[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from flows import report, storage
+
+    try:
+        table = report.diff_releases(args.datasets_dir, args.release_a, args.release_b)
+    except storage.NoReleaseError as error:
+        print(f"oj diff: {error.args[0]}", file=sys.stderr)
+        return 1
+    print(f"A = release {args.release_a}, B = release {args.release_b}")
+    print(table.to_string(index=False))
+    return 0
+
+
 def _add_run_options(command: argparse.ArgumentParser) -> None:
     default_sources = "sources.toml" if Path("sources.toml").exists() else None
     command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
@@ -259,18 +322,24 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         help="indicator links made by hand (default: ./indicator_overrides.toml)",
     )
     command.add_argument(
-        "--fetch", choices=("none", "live", "wayback"), default="none",
+        "--fetch",
+        choices=("none", "live", "wayback"),
+        default="none",
         help="fetch first: live pages, or their Wayback Machine history (default: none)",
-    )  # fmt: skip
-    command.add_argument("--wayback-url", default="https://web.archive.org",
-                         help="Wayback Machine (or a mirror) base URL")  # fmt: skip
+    )
+    command.add_argument(
+        "--wayback-url",
+        default="https://web.archive.org",
+        help="Wayback Machine (or a mirror) base URL",
+    )
     command.add_argument("--since", type=int, help="wayback: captures from this year on")
     polite = command.add_argument_group("fetch settings (polite defaults: flows/http.py)")
     polite.add_argument("--host-rate", type=float, help="live requests/s per host (1)")
     polite.add_argument("--cdx-rate", type=float, help="Wayback CDX requests/s (0.4)")
     polite.add_argument("--replay-rate", type=float, help="Wayback replay requests/s (1)")
-    polite.add_argument("--rate-limit-wait", type=float,
-                        help="seconds to wait on a 429 without Retry-After (60)")  # fmt: skip
+    polite.add_argument(
+        "--rate-limit-wait", type=float, help="seconds to wait on a 429 without Retry-After (60)"
+    )
     polite.add_argument("--read-timeout", type=float, help="seconds (30)")
     polite.add_argument("--connect-timeout", type=float, help="seconds (10)")
     polite.add_argument("--retries", type=int, help="retries per request (4)")
@@ -319,6 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
     warc.add_argument("--all", action="store_true", help="every HTML response, not only sources")
     warc.set_defaults(func=cmd_import_warc)
 
+    changes = commands.add_parser("changes", help="what changed on the pages, newest first")
+    changes.add_argument("--since", type=date.fromisoformat, help="only from this date (ISO)")
+    changes.add_argument("--area", help="only areas containing this text")
+    changes.add_argument("--municipality", help="only this municipality")
+    changes.add_argument("--release", type=int, help="as of this release (default: latest)")
+    changes.add_argument("--datasets-dir", default="datasets")
+    changes.set_defaults(func=cmd_changes)
+
+    diff = commands.add_parser("diff", help="rows added, removed, changed between releases")
+    diff.add_argument("release_a", type=int)
+    diff.add_argument("release_b", type=int)
+    diff.add_argument("--datasets-dir", default="datasets")
+    diff.set_defaults(func=cmd_diff)
+
     versions = commands.add_parser("versions", help="list releases")
     versions.add_argument("--datasets-dir", default="datasets")
     versions.set_defaults(func=cmd_versions)
@@ -334,9 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(serve)
     serve.add_argument("--cron", default="0 3 * * *", help='cron schedule (default "0 3 * * *")')
     serve.add_argument("--timezone", default="Europe/Stockholm")
-    serve.add_argument("--port", type=int, default=4200,
-                       help="port of the local Prefect server started when PREFECT_API_URL "
-                       "is not set (default 4200)")  # fmt: skip
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=4200,
+        help="port of the local Prefect server started when PREFECT_API_URL "
+        "is not set (default 4200)",
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -42,6 +42,7 @@ def publish(
     *,
     mode: str = "append",
     parser_version: str = "1.0.0",
+    overrides=None,
 ) -> int:
     """Publish a release of seed snapshots without Prefect (the flow's plain functions)."""
     import uuid
@@ -56,6 +57,7 @@ def publish(
         mode=mode,
         parser_version=parser_version,
         run_id=uuid.uuid4().hex,
+        overrides=overrides,
         started_at=datetime.now(UTC),
     )
     writer.write(pipeline.parse_snapshots(RAW_DIR, records))

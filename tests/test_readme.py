@@ -39,3 +39,24 @@ def test_readme_python_snippets_run(tmp_path: Path) -> None:
         .fetchall()[0]
     )
     assert 0 < summary[0] <= total
+
+
+def test_readme_researcher_snippet_runs(tmp_path: Path) -> None:
+    from flows import history
+
+    publish(
+        tmp_path / "datasets", overrides=history.load_overrides(ROOT / "indicator_overrides.toml")
+    )
+    readme = (ROOT / "README.md").read_text("utf-8")
+    snippet = re.search(
+        r"```python\n(from flows.storage import load_table\n\nindicators.*?)```", readme, re.DOTALL
+    ).group(1)
+    snippet = snippet.replace("(observations.merge", "result = (observations.merge")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        namespace: dict = {}
+        exec(compile(snippet, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert namespace["result"]["survey_year"].tolist() == [2018, 2019, 2020]

@@ -1,0 +1,162 @@
+"""Readable reports over published releases: `oj changes` and `oj diff`."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows import storage
+from flows.schemas import TABLES, VERSIONED_TABLES
+
+#: The key that identifies a row of each table across releases.
+ROW_KEYS: dict[str, list[str]] = {
+    "pages": ["snapshot_id"],
+    "findings": ["finding_id"],
+    "rejects": ["snapshot_id", "reason", "section", "line", "text"],
+    "indicators": ["indicator_id"],
+    "indicator_links": ["finding_id"],
+    "observations": ["municipality", "indicator_id", "survey_year"],
+    "changes": [
+        "from_snapshot_id",
+        "to_snapshot_id",
+        "change_kind",
+        "indicator_id",
+        "survey_year",
+        "finding_id_before",
+        "finding_id_after",
+    ],
+    "runs": ["release"],
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def changes_report(
+    datasets_dir: Path | str,
+    *,
+    release: int | None = None,
+    since: date | None = None,
+    area: str | None = None,
+    municipality: str | None = None,
+    width: int = 100,
+) -> str:
+    """What changed between consecutive snapshots of each page, newest first."""
+    changes = storage.load_table("changes", release, datasets_dir)
+    indicators = storage.load_table("indicators", release, datasets_dir)
+    statement_of = dict(
+        zip(indicators["indicator_id"], indicators["canonical_statement"], strict=True)
+    )
+    if since is not None:
+        changes = changes[changes["to_seen"].map(lambda d: d is not None and d >= since)]
+    if area:
+        changes = changes[changes["area"].fillna("").str.contains(area, case=False, regex=False)]
+    if municipality:
+        changes = changes[changes["municipality"].fillna("").str.lower() == municipality.lower()]
+    if changes.empty:
+        return "no changes match"
+    lines: list[str] = []
+    groups = changes.groupby(
+        ["to_seen", "url", "from_snapshot_id", "to_snapshot_id"], sort=True, dropna=False
+    )
+    for (to_seen, url, _, _), group in sorted(
+        groups, key=lambda item: str(item[0][0]), reverse=True
+    ):
+        first = group.iloc[0]
+        lines.append(
+            f"{_fmt(to_seen)}  {_fmt(first['area'])} · {_fmt(first['municipality'])}  "
+            f"(since {_fmt(first['from_seen'])})\n  {url}"
+        )
+        for row in group.itertuples():
+            statement = textwrap.shorten(statement_of.get(row.indicator_id, ""), width - 24)
+            mark = {"added": "+", "removed": "-", "edited": "~"}[row.change_kind]
+            lines.append(f"  {mark} {row.change_kind:<7} {_fmt(row.survey_year):>4}  {statement}")
+            if row.change_kind == "edited":
+                before, after = json.loads(row.before), json.loads(row.after)
+                for column in row.columns_changed:
+                    lines.append(
+                        textwrap.shorten(
+                            f"      {column}: {_fmt(before[column])} → {_fmt(after[column])}", width
+                        )
+                    )
+            elif row.change_kind == "added":
+                values = json.loads(row.after)
+                lines.append(
+                    f"      {_fmt(values['local_status'])}: "
+                    + textwrap.shorten(_fmt(values["local_answer"]), width - 16)
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a JSON string (object dtype), so lists, dates and nulls compare by value."""
+
+    def encode(value: Any) -> str:
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+            value = None
+        return json.dumps(value, default=str, ensure_ascii=False)
+
+    return pd.DataFrame(
+        {
+            column: pd.Series([encode(v) for v in frame[column]], dtype=object)
+            for column in frame.columns
+        },
+        columns=list(frame.columns),
+    )
+
+
+def diff_releases(datasets_dir: Path | str, release_a: int, release_b: int) -> pd.DataFrame:
+    """Rows added, removed and changed per table from release A to release B (a row is
+    matched by its table's key, `ROW_KEYS`)."""
+    rows = []
+    for name in (*VERSIONED_TABLES, "runs"):
+        a = _load_or_empty(name, release_a, datasets_dir)
+        b = _load_or_empty(name, release_b, datasets_dir)
+        keys = ROW_KEYS[name]
+        a_cmp, b_cmp = _comparable(a), _comparable(b)
+        merged = a_cmp.merge(b_cmp, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+        others = [c for c in TABLES[name].names if c not in keys]
+        both = merged[merged["_merge"] == "both"]
+        changed = (
+            (
+                both[[f"{c}_a" for c in others]].to_numpy()
+                != both[[f"{c}_b" for c in others]].to_numpy()
+            )
+            .any(axis=1)
+            .sum()
+            if others and len(both)
+            else 0
+        )
+        rows.append(
+            {
+                "table": name,
+                "rows_a": len(a),
+                "rows_b": len(b),
+                "added": int((merged["_merge"] == "right_only").sum()),
+                "removed": int((merged["_merge"] == "left_only").sum()),
+                "changed": int(changed),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _load_or_empty(name: str, release: int, datasets_dir: Path | str) -> pd.DataFrame:
+    found = storage.get_release(datasets_dir, release)
+    if found is None:
+        raise storage.NoReleaseError(f"{datasets_dir}: there is no release {release}")
+    if name != "runs" and found.get(f"{name}_version") is None:
+        return storage._to_pandas(TABLES[name].empty_table())  # a release from before the table
+    return storage.load_table(name, release, datasets_dir)
