@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -80,274 +79,287 @@ def load_overrides(path: Path | str | None) -> Overrides:
     return overrides
 
 
-def _seen(row: Any) -> date | None:
+Row = dict[str, Any]
+
+
+def _seen(row: Row) -> date | None:
     """When a snapshot was seen: its capture date, else the date the page printed."""
-    captured = row.captured_at
-    if captured is not None and not pd.isna(captured):
-        return captured.date()
-    updated = row.page_updated
-    return None if updated is None or pd.isna(updated) else updated
+    captured = row["captured_at"]
+    return captured.date() if captured is not None else row["page_updated"]
 
 
-def _clean(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if value is pd.NA:
-        return None
-    return value
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """Nulls first, then by value (None never compared with a value)."""
+    return (value is not None, value if value is not None else 0)
 
 
 def link_indicators(
-    findings: pd.DataFrame, previous_links: pd.DataFrame | None, overrides: Overrides
-) -> pd.DataFrame:
-    """One row per finding: its indicator and how it was linked."""
-    normalized_of = {s: normalize_statement(s) for s in findings["national_statement"].unique()}
-    findings = findings.assign(normalized=findings["national_statement"].map(normalized_of))
+    rows: list[Row], previous_links: pd.DataFrame | None, overrides: Overrides
+) -> list[Row]:
+    """One link per finding: its indicator and how it was linked."""
+    normalized_of: dict[str, str] = {}
+    for row in rows:
+        statement = row["national_statement"]
+        if statement not in normalized_of:
+            normalized_of[statement] = normalize_statement(statement)
     previous: dict[tuple[str, str], str] = {}
     if previous_links is not None and not previous_links.empty:
-        pairs = previous_links[["area", "normalized_statement", "indicator_id"]].drop_duplicates()
-        previous = {(a, n): i for a, n, i in pairs.itertuples(index=False)}
+        previous = {
+            (a, n): i
+            for a, n, i in previous_links[["area", "normalized_statement", "indicator_id"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        }
+    by_area: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_area[row["area"] or ""].append(row)
 
-    rows = []
+    links_out: list[Row] = []
     taken: set[str] = set()
-    for area, group in findings.groupby("area", sort=True, dropna=False):
-        area = "" if pd.isna(area) else area
+    for area in sorted(by_area):
+        members: dict[str, list[Row]] = defaultdict(list)
+        for row in by_area[area]:
+            members[normalized_of[row["national_statement"]]].append(row)
         occurrences = []
-        for normalized, members in group.groupby("normalized", sort=True):
-            years = members["survey_year"].dropna()
-            places = frozenset(zip(members["snapshot_id"], members["section"], strict=True))
-            first_year = int(years.min()) if len(years) else _NO_YEAR
-            occurrences.append(Occurrence(normalized, first_year, places))
+        for normalized in sorted(members):
+            years = [r["survey_year"] for r in members[normalized] if r["survey_year"] is not None]
+            places = frozenset((r["snapshot_id"], r["section"]) for r in members[normalized])
+            occurrences.append(Occurrence(normalized, min(years, default=_NO_YEAR), places))
         links = link_statements(
             occurrences,
             same=overrides.same.get(area, ()),
             different=overrides.different.get(area, ()),
         )
         # Stable ids: a group keeps the id its statements had in the previous release.
-        members_of: dict[int, list[str]] = defaultdict(list)
+        texts_of: dict[int, list[str]] = defaultdict(list)
+        founder_of: dict[int, str] = {}
         for link in links.values():
-            members_of[link.group].append(link.normalized)
+            texts_of[link.group].append(link.normalized)
+            if link.linked_to == link.normalized:
+                founder_of[link.group] = link.normalized
         id_of_group: dict[int, str] = {}
-        for group_index in sorted(members_of):
-            earlier = Counter(
-                previous[(area, n)] for n in members_of[group_index] if (area, n) in previous
-            )
+        for group in sorted(texts_of):
+            earlier = Counter(previous[(area, n)] for n in texts_of[group] if (area, n) in previous)
             reused = next((i for i, _ in earlier.most_common() if i not in taken), None)
-            founder = next(
-                link.normalized
-                for link in links.values()
-                if link.group == group_index and link.linked_to == link.normalized
-            )
+            founder = founder_of.get(group, min(texts_of[group]))
             new_id = "I" + hashlib.sha256(f"{area}\x1f{founder}".encode()).hexdigest()[:12]
-            id_of_group[group_index] = reused or new_id
-            taken.add(id_of_group[group_index])
-        for finding_id, normalized in zip(group["finding_id"], group["normalized"], strict=True):
+            id_of_group[group] = reused or new_id
+            taken.add(id_of_group[group])
+        for normalized, group_rows in members.items():
             link = links[normalized]
-            rows.append(
-                {
-                    "finding_id": finding_id,
-                    "indicator_id": id_of_group[link.group],
-                    "area": area,
-                    "normalized_statement": normalized,
-                    "link_method": link.method,
-                    "link_score": link.score,
-                    "linked_to": link.linked_to,
-                }
-            )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "finding_id",
-            "indicator_id",
-            "area",
-            "normalized_statement",
-            "link_method",
-            "link_score",
-            "linked_to",
-        ],
-    )
+            for row in group_rows:
+                links_out.append(
+                    {
+                        "finding_id": row["finding_id"],
+                        "indicator_id": id_of_group[link.group],
+                        "area": area,
+                        "normalized_statement": normalized,
+                        "link_method": link.method,
+                        "link_score": link.score,
+                        "linked_to": link.linked_to,
+                    }
+                )
+    return links_out
 
 
 def _distinct(values: list[Any]) -> list[Any]:
     out: list[Any] = []
     for value in values:
-        value = _clean(value)
         if value is not None and value not in out:
             out.append(value)
     return out
 
 
-def build_observations(findings: pd.DataFrame) -> list[dict[str, Any]]:
+def build_observations(rows: list[Row]) -> list[Row]:
     """One row per (municipality, indicator, survey year), over every snapshot."""
-    findings = findings.assign(seen=[_seen(row) for row in findings.itertuples()])
-    rows = []
-    keys = ["municipality", "indicator_id", "survey_year"]
-    ordered = findings.sort_values(["seen", "snapshot_id", "position"], na_position="first")
-    for (municipality, indicator_id, survey_year), group in ordered.groupby(
-        keys, sort=True, dropna=False
+    groups: dict[tuple[Any, str, Any], list[Row]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"], r["position"])):
+        groups[(row["municipality"], row["indicator_id"], row["survey_year"])].append(row)
+    observations = []
+    for municipality, indicator_id, survey_year in sorted(
+        groups, key=lambda k: (_sort_key(k[0]), k[1], _sort_key(k[2]))
     ):
-        latest = group.iloc[-1]
-        values = {column: _distinct(group[column].tolist()) for column in OBSERVED}
+        group = groups[(municipality, indicator_id, survey_year)]
+        latest = group[-1]
+        values = {column: _distinct([r[column] for r in group]) for column in OBSERVED}
         conflicts = [column for column in OBSERVED if len(values[column]) > 1]
-        seen = [d for d in group["seen"] if d is not None and not pd.isna(d)]
-        rows.append(
+        seen = [r["seen"] for r in group if r["seen"] is not None]
+        observations.append(
             {
-                "municipality": _clean(municipality),
+                "municipality": municipality,
                 "indicator_id": indicator_id,
-                "area": latest["area"] if not pd.isna(latest["area"]) else "",
-                "survey_year": _clean(survey_year),
-                **{column: _clean(latest[column]) for column in OBSERVED},
-                "first_seen": min(seen) if seen else None,
-                "last_seen": max(seen) if seen else None,
-                "n_snapshots": group["snapshot_id"].nunique(),
-                "snapshot_ids": list(dict.fromkeys(group["snapshot_id"])),
-                "finding_ids": list(group["finding_id"]),
+                "area": latest["area"] or "",
+                "survey_year": survey_year,
+                **{column: latest[column] for column in OBSERVED},
+                "first_seen": min(seen, default=None),
+                "last_seen": max(seen, default=None),
+                "n_snapshots": len({r["snapshot_id"] for r in group}),
+                "snapshot_ids": list(dict.fromkeys(r["snapshot_id"] for r in group)),
+                "finding_ids": [r["finding_id"] for r in group],
                 "conflict": bool(conflicts),
                 "conflict_columns": conflicts,
                 **{f"{column}_values": values[column] for column in OBSERVED},
             }
         )
-    return rows
+    return observations
 
 
-def build_indicators(
-    findings: pd.DataFrame, observations: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def build_indicators(rows: list[Row], observations: list[Row]) -> list[Row]:
     n_observations = Counter(row["indicator_id"] for row in observations)
-    rows = []
-    ordered = findings.sort_values(["survey_year", "snapshot_id", "position"], na_position="first")
-    for indicator_id, group in ordered.groupby("indicator_id", sort=True):
-        years = group["survey_year"].dropna()
-        founder = group[group["link_method"] == "exact"]
-        rows.append(
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in sorted(
+        rows, key=lambda r: (_sort_key(r["survey_year"]), r["snapshot_id"], r["position"])
+    ):
+        groups[row["indicator_id"]].append(row)
+    indicators = []
+    for indicator_id in sorted(groups):
+        group = groups[indicator_id]
+        years = [r["survey_year"] for r in group if r["survey_year"] is not None]
+        founder = next((r for r in group if r["link_method"] == "exact"), group[0])
+        indicators.append(
             {
                 "indicator_id": indicator_id,
-                "area": group["area"].iloc[0],
-                "canonical_statement": group["national_statement"].iloc[-1],
-                "normalized_statement": (founder if len(founder) else group)[
-                    "normalized_statement"
-                ].iloc[0],
-                "first_survey_year": int(years.min()) if len(years) else None,
-                "last_survey_year": int(years.max()) if len(years) else None,
+                "area": group[0]["area"] or "",
+                "canonical_statement": group[-1]["national_statement"],
+                "normalized_statement": founder["normalized_statement"],
+                "first_survey_year": min(years, default=None),
+                "last_survey_year": max(years, default=None),
                 "n_observations": n_observations[indicator_id],
-                "n_wordings": group["national_statement"].nunique(),
+                "n_wordings": len({r["national_statement"] for r in group}),
                 "n_findings": len(group),
             }
         )
-    return rows
+    return indicators
 
 
-def _values(row: Any, columns: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    return {column: _clean(getattr(row, column)) for column in columns}
-
-
-def build_changes(findings: pd.DataFrame) -> list[dict[str, Any]]:
+def build_changes(rows: list[Row]) -> list[Row]:
     """Added, removed and edited findings between consecutive snapshots of each page.
 
     A finding is followed across snapshots by (indicator, survey year); the same pair
     twice on one page is told apart by its order.
     """
-    findings = findings.assign(
-        seen=[_seen(row) for row in findings.itertuples()],
-        page=findings["url"].map(page_key),
-    )
-    snapshots = (
-        findings[["page", "snapshot_id", "seen", "url", "area", "municipality"]]
-        .drop_duplicates("snapshot_id")
-        .sort_values(["page", "seen", "snapshot_id"], na_position="first")
-    )
-    by_snapshot = {key: group for key, group in findings.groupby("snapshot_id", sort=False)}
-    rows: list[dict[str, Any]] = []
-    for _, page_snapshots in snapshots.groupby("page", sort=True):
-        ordered = list(page_snapshots.itertuples(index=False))
+    by_snapshot: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_snapshot[row["snapshot_id"]].append(row)
+    pages: dict[str, list[Row]] = defaultdict(list)
+    for snapshot_rows in by_snapshot.values():
+        first = snapshot_rows[0]
+        pages[page_key(first["url"])].append(first)
+    changes: list[Row] = []
+    for page in sorted(pages):
+        ordered = sorted(pages[page], key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"]))
         for before, after in zip(ordered, ordered[1:], strict=False):
-            rows.extend(
+            changes.extend(
                 _diff(
-                    before, after, by_snapshot[before.snapshot_id], by_snapshot[after.snapshot_id]
+                    before,
+                    after,
+                    by_snapshot[before["snapshot_id"]],
+                    by_snapshot[after["snapshot_id"]],
                 )
             )
-    return rows
+    return changes
 
 
-def _keyed(group: pd.DataFrame) -> dict[tuple[str, Any, int], Any]:
+def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
     counter: Counter = Counter()
     out = {}
-    for row in group.sort_values("position").itertuples(index=False):
-        base = (row.indicator_id, _clean(row.survey_year))
+    for row in sorted(rows, key=lambda r: r["position"]):
+        base = (row["indicator_id"], row["survey_year"])
         out[(*base, counter[base])] = row
         counter[base] += 1
     return out
 
 
-def _diff(before: Any, after: Any, old: pd.DataFrame, new: pd.DataFrame) -> list[dict]:
+def _diff(before: Row, after: Row, old: list[Row], new: list[Row]) -> list[Row]:
     old_rows, new_rows = _keyed(old), _keyed(new)
     common = {
-        "url": after.url,
-        "area": _clean(after.area),
-        "municipality": _clean(after.municipality),
-        "from_snapshot_id": before.snapshot_id,
-        "to_snapshot_id": after.snapshot_id,
-        "from_seen": _clean(before.seen),
-        "to_seen": _clean(after.seen),
+        "url": after["url"],
+        "area": after["area"],
+        "municipality": after["municipality"],
+        "from_snapshot_id": before["snapshot_id"],
+        "to_snapshot_id": after["snapshot_id"],
+        "from_seen": before["seen"],
+        "to_seen": after["seen"],
     }
-    rows = []
+    changes = []
     for key in list(old_rows) + [k for k in new_rows if k not in old_rows]:
         was, now = old_rows.get(key), new_rows.get(key)
-        was_values = _values(was, COMPARED) if was is not None else None
-        now_values = _values(now, COMPARED) if now is not None else None
         if was is not None and now is not None:
-            changed = [c for c in COMPARED if was_values[c] != now_values[c]]
+            changed = [c for c in COMPARED if was[c] != now[c]]
             if not changed:
                 continue
             kind = "edited"
         else:
             changed, kind = list(COMPARED), ("removed" if now is None else "added")
-        status_before = was_values["local_status"] if was_values else None
-        status_after = now_values["local_status"] if now_values else None
-        percent_before = was_values["national_percent"] if was_values else None
-        percent_after = now_values["national_percent"] if now_values else None
-        rows.append(
+        changes.append(
             {
                 **common,
                 "change_kind": kind,
                 "indicator_id": key[0],
                 "survey_year": key[1],
-                "finding_id_before": was.finding_id if was is not None else None,
-                "finding_id_after": now.finding_id if now is not None else None,
+                "finding_id_before": was["finding_id"] if was else None,
+                "finding_id_after": now["finding_id"] if now else None,
                 "columns_changed": changed,
-                "before": json.dumps({c: was_values[c] for c in changed}, ensure_ascii=False)
-                if was_values
+                "before": json.dumps({c: was[c] for c in changed}, ensure_ascii=False)
+                if was
                 else None,
-                "after": json.dumps({c: now_values[c] for c in changed}, ensure_ascii=False)
-                if now_values
+                "after": json.dumps({c: now[c] for c in changed}, ensure_ascii=False)
+                if now
                 else None,
-                "local_status_before": status_before,
-                "local_status_after": status_after,
-                "local_status_flip": kind == "edited" and status_before != status_after,
-                "national_percent_before": percent_before,
-                "national_percent_after": percent_after,
-                "national_changed": kind == "edited" and percent_before != percent_after,
+                "local_status_before": was["local_status"] if was else None,
+                "local_status_after": now["local_status"] if now else None,
+                "local_status_flip": kind == "edited"
+                and was["local_status"] != now["local_status"],
+                "national_percent_before": was["national_percent"] if was else None,
+                "national_percent_after": now["national_percent"] if now else None,
+                "national_changed": kind == "edited"
+                and was["national_percent"] != now["national_percent"],
             }
         )
-    return rows
+    return changes
+
+
+_COLUMNS = (
+    "finding_id",
+    "snapshot_id",
+    "url",
+    "captured_at",
+    "page_updated",
+    "area",
+    "municipality",
+    "section",
+    "survey_year",
+    "position",
+    "national_statement",
+    "national_percent",
+    "local_answer",
+    "local_status",
+    "local_value",
+)
 
 
 def derive(
     findings: pa.Table, previous_links: pd.DataFrame | None, overrides: Overrides
-) -> dict[str, list[dict[str, Any]] | pd.DataFrame]:
-    """Every derived table of a release, from all of its findings."""
-    frame = findings.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get)
-    frame["survey_year"] = (
-        frame["survey_year"].astype(object).where(frame["survey_year"].notna(), None)
-    )
-    links = link_indicators(frame, previous_links, overrides)
-    linked = frame.merge(links.drop(columns=["area"]), on="finding_id", how="left")
-    observations = build_observations(linked)
+) -> dict[str, list[Row]]:
+    """Every derived table of a release, from all of its findings (plain Python rows:
+    pandas group-by loops cost ~50x more at 100,000 findings)."""
+    columns = findings.select(list(_COLUMNS)).to_pydict()
+    rows = [
+        dict(zip(_COLUMNS, values, strict=True))
+        for values in zip(*(columns[c] for c in _COLUMNS), strict=True)
+    ]
+    links = link_indicators(rows, previous_links, overrides)
+    link_of = {link["finding_id"]: link for link in links}
+    for row in rows:
+        link = link_of[row["finding_id"]]
+        row["indicator_id"] = link["indicator_id"]
+        row["link_method"] = link["link_method"]
+        row["normalized_statement"] = link["normalized_statement"]
+        row["seen"] = _seen(row)
+    observations = build_observations(rows)
     return {
         "indicator_links": links,
         "observations": observations,
-        "indicators": build_indicators(linked, observations),
-        "changes": build_changes(linked),
+        "indicators": build_indicators(rows, observations),
+        "changes": build_changes(rows),
     }

@@ -289,10 +289,7 @@ class ReleaseWriter:
         versions = {}
         for name in DERIVED_TABLES:
             rows = derived[name]
-            if isinstance(rows, pd.DataFrame):
-                columns = {column: rows[column].tolist() for column in rows.columns}
-            else:
-                columns = {f: [row[f] for row in rows] for f in TABLES[name].names}
+            columns = {f: [row[f] for row in rows] for f in TABLES[name].names}
             table = build_table(name, columns)
             path = table_path(self.datasets_dir, name)
             write_deltalake(

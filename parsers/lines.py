@@ -19,6 +19,7 @@ _INVISIBLE = re.compile(r"[\u00ad\u200c\u200d\u2060]")  # soft hyphen, zero-widt
 _BULLET_START = re.compile(r"^\s*(?:[•·▪◦●‣∙*]|[-–—](?=\s))\s*")
 # Several bullets run together in one paragraph: "... att: • 35 procent ... • 15 procent".
 _INLINE_BULLET = re.compile(r"\s+(?=[•▪●]\s*\S)")
+_HAS_BULLET = re.compile(r"[•▪●]")
 _SENTENCE_END = re.compile(r"[.!?:;)]\s*$")
 
 
@@ -193,7 +194,8 @@ class _LineCollector:
         self.buffer.clear()
         if not text:
             return ""
-        for piece in _INLINE_BULLET.split(text):
+        pieces = _INLINE_BULLET.split(text) if _HAS_BULLET.search(text, 1) else (text,)
+        for piece in pieces:
             body, glyph = _split_bullet(piece)
             is_bullet = glyph or self.bullet_pending
             self.bullet_pending = False

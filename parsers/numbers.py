@@ -130,6 +130,7 @@ def national_figures(statement: str) -> tuple[float | None, tuple[float, ...]]:
     return current, values
 
 
+_ANY_DIGIT_OR_PERCENT = re.compile(r"\d|procent", re.IGNORECASE)
 # Comparisons printed next to the municipality's own figure: "0,9 (riket 2,2)".
 _COMPARISON_ASIDE = re.compile(
     r"\((?:\s*(?:riket|rikets|landet|sverige|länet|snitt|genomsnitt|jämför)\w*)[^)]*\)",
@@ -148,8 +149,8 @@ def local_value(answer: str | None) -> float | None:
     (the national figure in brackets is skipped); "I Kalmar har detta inte skett under 2017"
     -> None (years are not values).
     """
-    if not answer:
-        return None
+    if not answer or not _ANY_DIGIT_OR_PERCENT.search(answer):
+        return None  # most answers state no figure: skip the grammar
     text = _COMPARISON_ASIDE.sub(" ", answer)
     # Word forms describe frequencies in answers ("följs upp vart tredje år, inte vartannat").
     levels = [level for level in find_levels(text) if not level.in_words]
