@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from parsers.linking import Occurrence, link_statements, normalize_statement
 COMPARED = ("national_statement", "national_percent", "local_answer", "local_status", "local_value")
 OBSERVED = ("national_percent", "local_status", "local_answer", "local_value")
 _NO_YEAR = 9999
+_DIGITS = re.compile(r"\d")
 
 
 class OverridesError(ValueError):
@@ -97,11 +99,17 @@ def link_indicators(
     rows: list[Row], previous_links: pd.DataFrame | None, overrides: Overrides
 ) -> list[Row]:
     """One link per finding: its indicator and how it was linked."""
+    # Normalising removes every figure and year, so statements whose digits differ but
+    # not their number ("63 procent" one year, "71 procent" the next) share one result.
+    by_shape: dict[str, str] = {}
     normalized_of: dict[str, str] = {}
     for row in rows:
         statement = row["national_statement"]
         if statement not in normalized_of:
-            normalized_of[statement] = normalize_statement(statement)
+            shape = _DIGITS.sub("0", statement)
+            if shape not in by_shape:
+                by_shape[shape] = normalize_statement(statement)
+            normalized_of[statement] = by_shape[shape]
     previous: dict[tuple[str, str], str] = {}
     if previous_links is not None and not previous_links.empty:
         previous = {
