@@ -15,6 +15,7 @@ import json
 import re
 import tomllib
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from flows.schemas import CHANGES, INDICATOR_LINKS, INDICATORS, OBSERVATIONS
 from flows.sources import page_key
 from parsers.linking import Occurrence, link_statements, normalize_statement
 
@@ -30,6 +32,9 @@ from parsers.linking import Occurrence, link_statements, normalize_statement
 COMPARED = ("national_statement", "national_percent", "local_answer", "local_status", "local_value")
 OBSERVED = ("national_percent", "local_status", "local_answer", "local_value")
 _NO_YEAR = 9999
+#: Derived rows are handed to storage in chunks of this many, as compact Arrow tables, so
+#: at most one chunk of Python objects is alive at a time.
+CHUNK_ROWS = 20_000
 _DIGITS = re.compile(r"\d")
 
 
@@ -81,7 +86,50 @@ def load_overrides(path: Path | str | None) -> Overrides:
     return overrides
 
 
-Row = dict[str, Any]
+class Row:
+    """One finding as the derivations see it: slots, not a dict (100,000 of them at once)."""
+
+    __slots__ = (
+        "finding_id",
+        "snapshot_id",
+        "url",
+        "captured_at",
+        "page_updated",
+        "area",
+        "municipality",
+        "section",
+        "survey_year",
+        "position",
+        "national_statement",
+        "national_percent",
+        "local_answer",
+        "local_status",
+        "local_value",
+        "indicator_id",
+        "link_method",
+        "normalized_statement",
+        "seen",
+    )
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+
+class Columns(dict):
+    """A table being built, column by column: each appended row is spread into the column
+    lists at once, so no per-row dict outlives its append."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        super().__init__((name, []) for name in schema.names)
+        self.rows = 0
+
+    def append(self, row: dict[str, Any]) -> None:
+        for name, column in self.items():
+            column.append(row[name])
+        self.rows += 1
 
 
 def _seen(row: Row) -> date | None:
@@ -97,7 +145,7 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
 
 def link_indicators(
     rows: list[Row], previous_links: pd.DataFrame | None, overrides: Overrides
-) -> list[Row]:
+) -> Columns:
     """One link per finding: its indicator and how it was linked."""
     # Normalising removes every figure and year, so statements whose digits differ but
     # not their number ("63 procent" one year, "71 procent" the next) share one result.
@@ -122,7 +170,7 @@ def link_indicators(
     for row in rows:
         by_area[row["area"] or ""].append(row)
 
-    links_out: list[Row] = []
+    links_out = Columns(INDICATOR_LINKS)
     taken: set[str] = set()
     for area in sorted(by_area):
         members: dict[str, list[Row]] = defaultdict(list)
@@ -178,16 +226,19 @@ def _distinct(values: list[Any]) -> list[Any]:
     return out
 
 
-def build_observations(rows: list[Row]) -> list[Row]:
+def build_observations(rows: list[Row]) -> Iterator[Columns]:
     """One row per (municipality, indicator, survey year), over every snapshot."""
     groups: dict[tuple[Any, str, Any], list[Row]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"], r["position"])):
         groups[(row["municipality"], row["indicator_id"], row["survey_year"])].append(row)
-    observations = []
+    observations = Columns(OBSERVATIONS)
     for municipality, indicator_id, survey_year in sorted(
         groups, key=lambda k: (_sort_key(k[0]), k[1], _sort_key(k[2]))
     ):
-        group = groups[(municipality, indicator_id, survey_year)]
+        if observations.rows >= CHUNK_ROWS:
+            yield observations
+            observations = Columns(OBSERVATIONS)
+        group = groups.pop((municipality, indicator_id, survey_year))
         latest = group[-1]
         values = {column: _distinct([r[column] for r in group]) for column in OBSERVED}
         conflicts = [column for column in OBSERVED if len(values[column]) > 1]
@@ -209,17 +260,16 @@ def build_observations(rows: list[Row]) -> list[Row]:
                 **{f"{column}_values": values[column] for column in OBSERVED},
             }
         )
-    return observations
+    yield observations
 
 
-def build_indicators(rows: list[Row], observations: list[Row]) -> list[Row]:
-    n_observations = Counter(row["indicator_id"] for row in observations)
+def build_indicators(rows: list[Row], n_observations: Counter) -> Columns:
     groups: dict[str, list[Row]] = defaultdict(list)
     for row in sorted(
         rows, key=lambda r: (_sort_key(r["survey_year"]), r["snapshot_id"], r["position"])
     ):
         groups[row["indicator_id"]].append(row)
-    indicators = []
+    indicators = Columns(INDICATORS)
     for indicator_id in sorted(groups):
         group = groups[indicator_id]
         years = [r["survey_year"] for r in group if r["survey_year"] is not None]
@@ -240,7 +290,7 @@ def build_indicators(rows: list[Row], observations: list[Row]) -> list[Row]:
     return indicators
 
 
-def build_changes(rows: list[Row]) -> list[Row]:
+def build_changes(rows: list[Row]) -> Iterator[Columns]:
     """Added, removed and edited findings between consecutive snapshots of each page.
 
     A finding is followed across snapshots by (indicator, survey year); the same pair
@@ -253,19 +303,21 @@ def build_changes(rows: list[Row]) -> list[Row]:
     for snapshot_rows in by_snapshot.values():
         first = snapshot_rows[0]
         pages[page_key(first["url"])].append(first)
-    changes: list[Row] = []
+    changes = Columns(CHANGES)
     for page in sorted(pages):
+        if changes.rows >= CHUNK_ROWS:
+            yield changes
+            changes = Columns(CHANGES)
         ordered = sorted(pages[page], key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"]))
         for before, after in zip(ordered, ordered[1:], strict=False):
-            changes.extend(
-                _diff(
-                    before,
-                    after,
-                    by_snapshot[before["snapshot_id"]],
-                    by_snapshot[after["snapshot_id"]],
-                )
+            _diff(
+                changes,
+                before,
+                after,
+                by_snapshot[before["snapshot_id"]],
+                by_snapshot[after["snapshot_id"]],
             )
-    return changes
+    yield changes
 
 
 def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
@@ -278,7 +330,7 @@ def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
     return out
 
 
-def _diff(before: Row, after: Row, old: list[Row], new: list[Row]) -> list[Row]:
+def _diff(changes: Columns, before: Row, after: Row, old: list[Row], new: list[Row]) -> None:
     old_rows, new_rows = _keyed(old), _keyed(new)
     common = {
         "url": after["url"],
@@ -289,7 +341,6 @@ def _diff(before: Row, after: Row, old: list[Row], new: list[Row]) -> list[Row]:
         "from_seen": before["seen"],
         "to_seen": after["seen"],
     }
-    changes = []
     for key in list(old_rows) + [k for k in new_rows if k not in old_rows]:
         was, now = old_rows.get(key), new_rows.get(key)
         if was is not None and now is not None:
@@ -324,10 +375,9 @@ def _diff(before: Row, after: Row, old: list[Row], new: list[Row]) -> list[Row]:
                 and was["national_percent"] != now["national_percent"],
             }
         )
-    return changes
 
 
-_COLUMNS = (
+COLUMNS_USED = (
     "finding_id",
     "snapshot_id",
     "url",
@@ -348,26 +398,34 @@ _COLUMNS = (
 
 def derive(
     findings: pa.Table, previous_links: pd.DataFrame | None, overrides: Overrides
-) -> dict[str, list[Row]]:
-    """Every derived table of a release, from all of its findings (plain Python rows:
-    pandas group-by loops cost ~50x more at 100,000 findings)."""
-    columns = findings.select(list(_COLUMNS)).to_pydict()
-    rows = [
-        dict(zip(_COLUMNS, values, strict=True))
-        for values in zip(*(columns[c] for c in _COLUMNS), strict=True)
-    ]
+) -> Iterator[tuple[str, Columns]]:
+    """Every derived table of a release, from all of its findings: (table, chunk of rows)
+    in table order, a table's chunks in a row, so the caller can turn each chunk into Arrow
+    and drop it before the next is built (plain Python over slotted rows: pandas group-by
+    loops cost ~50x more at 100,000 findings)."""
+    columns = findings.select(list(COLUMNS_USED)).to_pydict()
+    rows = []
+    for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True):
+        row = Row()
+        for name, value in zip(COLUMNS_USED, values, strict=True):
+            setattr(row, name, value)
+        rows.append(row)
+    del columns
     links = link_indicators(rows, previous_links, overrides)
-    link_of = {link["finding_id"]: link for link in links}
+    position_of = {finding_id: i for i, finding_id in enumerate(links["finding_id"])}
     for row in rows:
-        link = link_of[row["finding_id"]]
-        row["indicator_id"] = link["indicator_id"]
-        row["link_method"] = link["link_method"]
-        row["normalized_statement"] = link["normalized_statement"]
-        row["seen"] = _seen(row)
-    observations = build_observations(rows)
-    return {
-        "indicator_links": links,
-        "observations": observations,
-        "indicators": build_indicators(rows, observations),
-        "changes": build_changes(rows),
-    }
+        at = position_of[row.finding_id]
+        row.indicator_id = links["indicator_id"][at]
+        row.link_method = links["link_method"][at]
+        row.normalized_statement = links["normalized_statement"][at]
+        row.seen = _seen(row)
+    del position_of
+    yield "indicator_links", links
+    del links
+    n_observations: Counter = Counter()
+    for chunk in build_observations(rows):
+        n_observations.update(chunk["indicator_id"])
+        yield "observations", chunk
+    yield "indicators", build_indicators(rows, n_observations)
+    for chunk in build_changes(rows):
+        yield "changes", chunk

@@ -278,25 +278,33 @@ class ReleaseWriter:
         """Rebuild the history tables from every finding of the release; their versions."""
         findings = DeltaTable(
             str(table_path(self.datasets_dir, "findings")), version=findings_version
-        ).to_pyarrow_table()
+        ).to_pyarrow_table(columns=list(history.COLUMNS_USED))
         previous_links = None
         links_path = table_path(self.datasets_dir, "indicator_links")
         if self.base is not None and _is_table(links_path):
             previous_links = DeltaTable(
                 str(links_path), version=int(self.base["indicator_links_version"])
             ).to_pandas(columns=["area", "normalized_statement", "indicator_id"])
-        derived = history.derive(findings, previous_links, self.overrides)
         versions = {}
+        chunks: dict[str, list[pa.Table]] = {name: [] for name in DERIVED_TABLES}
+        for name, columns in history.derive(findings, previous_links, self.overrides):
+            chunks[name].append(build_table(name, columns))
+            del columns
+        del findings
         for name in DERIVED_TABLES:
-            rows = derived[name]
-            columns = {f: [row[f] for row in rows] for f in TABLES[name].names}
-            table = build_table(name, columns)
             path = table_path(self.datasets_dir, name)
+            schema = TABLES[name]
+            data = pa.RecordBatchReader.from_batches(
+                schema, (batch for table in chunks.pop(name) for batch in table.to_batches())
+            )
             write_deltalake(
-                str(path), table, mode="overwrite", schema_mode="overwrite",
+                str(path),
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
                 description=f"oppna-jamforelser table `{name}` (derived, rebuilt each release)",
                 commit_properties=self._commit_properties(),
-            )  # fmt: skip
+            )
             versions[name] = DeltaTable(str(path)).version()
         return versions
 
@@ -306,8 +314,10 @@ class ReleaseWriter:
             path = table_path(self.datasets_dir, name)
             if self._overwrite_next[name] or not _is_table(path):
                 self._write(name, TABLES[name].empty_table())  # create, or clear on reparse
-        versions = {name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
-                    for name in DATA_TABLES}  # fmt: skip
+        versions = {
+            name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
+            for name in DATA_TABLES
+        }
         versions |= self._write_derived(versions["findings"])
         totals = {name: self.new_rows[name] for name in DATA_TABLES}
         if self.base is not None and self.mode != "reparse":

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
 from parsers.lines import Line, html_lines, html_title, normalize_space, text_lines
@@ -140,6 +141,7 @@ def _infer_municipality(lines: list[Line]) -> str | None:
     return name if count >= 2 else None
 
 
+@lru_cache(maxsize=1024)  # one pattern per municipality: compiling it is costly
 def _answer_opener(municipality: str | None) -> re.Pattern[str]:
     """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar"."""
     if municipality:

@@ -1,0 +1,32 @@
+"""Smoke test of the benchmark at a tiny N, so it cannot rot (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import ROOT
+
+REQUIRED = (
+    "n", "parse_pages_per_s", "lxml_pages_per_s", "naive_pages_per_s", "parse_vs_lxml",
+    "parse_vs_naive", "e2e_seconds", "e2e_peak_rss_mb", "e2e_small_seconds",
+    "e2e_small_peak_rss_mb", "noop_seconds", "noop_new_release", "prefect_server_start_seconds",
+)  # fmt: skip
+
+
+def test_benchmark_runs_at_tiny_n(prefect_server: str, tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--n", "25", "--workdir",
+         str(tmp_path / "work"), "--prefect-api-url", prefect_server, "--results", str(results)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = json.loads(results.read_text("utf-8"))
+    assert set(REQUIRED) <= set(figures)
+    assert figures["n"] == 25 and figures["pages_parsed"] == 25
+    assert figures["e2e_findings"] == figures["findings"] > 0  # the flow published every page
+    assert figures["noop_new_release"] is False
+    assert "parse_vs_lxml" in run.stdout and "wrote" in run.stdout
