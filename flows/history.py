@@ -16,7 +16,7 @@ import re
 import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -86,36 +86,29 @@ def load_overrides(path: Path | str | None) -> Overrides:
     return overrides
 
 
+@dataclass(slots=True)
 class Row:
     """One finding as the derivations see it: slots, not a dict (100,000 of them at once)."""
 
-    __slots__ = (
-        "finding_id",
-        "snapshot_id",
-        "url",
-        "captured_at",
-        "page_updated",
-        "area",
-        "municipality",
-        "section",
-        "survey_year",
-        "position",
-        "national_statement",
-        "national_percent",
-        "local_answer",
-        "local_status",
-        "local_value",
-        "indicator_id",
-        "link_method",
-        "normalized_statement",
-        "seen",
-    )
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        setattr(self, key, value)
+    finding_id: str
+    snapshot_id: str
+    url: str
+    captured_at: Any
+    page_updated: date | None
+    area: str | None
+    municipality: str | None
+    section: str
+    survey_year: int | None
+    position: int
+    national_statement: str
+    national_percent: float | None
+    local_answer: str | None
+    local_status: str | None
+    local_value: float | None
+    indicator_id: str = ""
+    link_method: str = ""
+    normalized_statement: str = ""
+    seen: date | None = None
 
 
 class Columns(dict):
@@ -134,8 +127,8 @@ class Columns(dict):
 
 def _seen(row: Row) -> date | None:
     """When a snapshot was seen: its capture date, else the date the page printed."""
-    captured = row["captured_at"]
-    return captured.date() if captured is not None else row["page_updated"]
+    captured = row.captured_at
+    return captured.date() if captured is not None else row.page_updated
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -152,7 +145,7 @@ def link_indicators(
     by_shape: dict[str, str] = {}
     normalized_of: dict[str, str] = {}
     for row in rows:
-        statement = row["national_statement"]
+        statement = row.national_statement
         if statement not in normalized_of:
             shape = _DIGITS.sub("0", statement)
             if shape not in by_shape:
@@ -168,18 +161,18 @@ def link_indicators(
         }
     by_area: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_area[row["area"] or ""].append(row)
+        by_area[row.area or ""].append(row)
 
     links_out = Columns(INDICATOR_LINKS)
     taken: set[str] = set()
     for area in sorted(by_area):
         members: dict[str, list[Row]] = defaultdict(list)
         for row in by_area[area]:
-            members[normalized_of[row["national_statement"]]].append(row)
+            members[normalized_of[row.national_statement]].append(row)
         occurrences = []
         for normalized in sorted(members):
-            years = [r["survey_year"] for r in members[normalized] if r["survey_year"] is not None]
-            places = frozenset((r["snapshot_id"], r["section"]) for r in members[normalized])
+            years = [r.survey_year for r in members[normalized] if r.survey_year is not None]
+            places = frozenset((r.snapshot_id, r.section) for r in members[normalized])
             occurrences.append(Occurrence(normalized, min(years, default=_NO_YEAR), places))
         links = link_statements(
             occurrences,
@@ -206,7 +199,7 @@ def link_indicators(
             for row in group_rows:
                 links_out.append(
                     {
-                        "finding_id": row["finding_id"],
+                        "finding_id": row.finding_id,
                         "indicator_id": id_of_group[link.group],
                         "area": area,
                         "normalized_statement": normalized,
@@ -229,8 +222,8 @@ def _distinct(values: list[Any]) -> list[Any]:
 def build_observations(rows: list[Row]) -> Iterator[Columns]:
     """One row per (municipality, indicator, survey year), over every snapshot."""
     groups: dict[tuple[Any, str, Any], list[Row]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"], r["position"])):
-        groups[(row["municipality"], row["indicator_id"], row["survey_year"])].append(row)
+    for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
+        groups[(row.municipality, row.indicator_id, row.survey_year)].append(row)
     observations = Columns(OBSERVATIONS)
     for municipality, indicator_id, survey_year in sorted(
         groups, key=lambda k: (_sort_key(k[0]), k[1], _sort_key(k[2]))
@@ -240,21 +233,24 @@ def build_observations(rows: list[Row]) -> Iterator[Columns]:
             observations = Columns(OBSERVATIONS)
         group = groups.pop((municipality, indicator_id, survey_year))
         latest = group[-1]
-        values = {column: _distinct([r[column] for r in group]) for column in OBSERVED}
+        if len(group) == 1:  # most observations were seen once: nothing to compare
+            values = {c: [v] if (v := getattr(latest, c)) is not None else [] for c in OBSERVED}
+        else:
+            values = {c: _distinct([getattr(r, c) for r in group]) for c in OBSERVED}
         conflicts = [column for column in OBSERVED if len(values[column]) > 1]
-        seen = [r["seen"] for r in group if r["seen"] is not None]
+        seen = [r.seen for r in group if r.seen is not None]
         observations.append(
             {
                 "municipality": municipality,
                 "indicator_id": indicator_id,
-                "area": latest["area"] or "",
+                "area": latest.area or "",
                 "survey_year": survey_year,
-                **{column: latest[column] for column in OBSERVED},
+                **{column: getattr(latest, column) for column in OBSERVED},
                 "first_seen": min(seen, default=None),
                 "last_seen": max(seen, default=None),
-                "n_snapshots": len({r["snapshot_id"] for r in group}),
-                "snapshot_ids": list(dict.fromkeys(r["snapshot_id"] for r in group)),
-                "finding_ids": [r["finding_id"] for r in group],
+                "n_snapshots": len({r.snapshot_id for r in group}),
+                "snapshot_ids": list(dict.fromkeys(r.snapshot_id for r in group)),
+                "finding_ids": [r.finding_id for r in group],
                 "conflict": bool(conflicts),
                 "conflict_columns": conflicts,
                 **{f"{column}_values": values[column] for column in OBSERVED},
@@ -265,25 +261,23 @@ def build_observations(rows: list[Row]) -> Iterator[Columns]:
 
 def build_indicators(rows: list[Row], n_observations: Counter) -> Columns:
     groups: dict[str, list[Row]] = defaultdict(list)
-    for row in sorted(
-        rows, key=lambda r: (_sort_key(r["survey_year"]), r["snapshot_id"], r["position"])
-    ):
-        groups[row["indicator_id"]].append(row)
+    for row in sorted(rows, key=lambda r: (_sort_key(r.survey_year), r.snapshot_id, r.position)):
+        groups[row.indicator_id].append(row)
     indicators = Columns(INDICATORS)
     for indicator_id in sorted(groups):
         group = groups[indicator_id]
-        years = [r["survey_year"] for r in group if r["survey_year"] is not None]
-        founder = next((r for r in group if r["link_method"] == "exact"), group[0])
+        years = [r.survey_year for r in group if r.survey_year is not None]
+        founder = next((r for r in group if r.link_method == "exact"), group[0])
         indicators.append(
             {
                 "indicator_id": indicator_id,
-                "area": group[0]["area"] or "",
-                "canonical_statement": group[-1]["national_statement"],
-                "normalized_statement": founder["normalized_statement"],
+                "area": group[0].area or "",
+                "canonical_statement": group[-1].national_statement,
+                "normalized_statement": founder.normalized_statement,
                 "first_survey_year": min(years, default=None),
                 "last_survey_year": max(years, default=None),
                 "n_observations": n_observations[indicator_id],
-                "n_wordings": len({r["national_statement"] for r in group}),
+                "n_wordings": len({r.national_statement for r in group}),
                 "n_findings": len(group),
             }
         )
@@ -298,24 +292,24 @@ def build_changes(rows: list[Row]) -> Iterator[Columns]:
     """
     by_snapshot: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_snapshot[row["snapshot_id"]].append(row)
+        by_snapshot[row.snapshot_id].append(row)
     pages: dict[str, list[Row]] = defaultdict(list)
     for snapshot_rows in by_snapshot.values():
         first = snapshot_rows[0]
-        pages[page_key(first["url"])].append(first)
+        pages[page_key(first.url)].append(first)
     changes = Columns(CHANGES)
     for page in sorted(pages):
         if changes.rows >= CHUNK_ROWS:
             yield changes
             changes = Columns(CHANGES)
-        ordered = sorted(pages[page], key=lambda r: (_sort_key(r["seen"]), r["snapshot_id"]))
+        ordered = sorted(pages[page], key=lambda r: (_sort_key(r.seen), r.snapshot_id))
         for before, after in zip(ordered, ordered[1:], strict=False):
             _diff(
                 changes,
                 before,
                 after,
-                by_snapshot[before["snapshot_id"]],
-                by_snapshot[after["snapshot_id"]],
+                by_snapshot[before.snapshot_id],
+                by_snapshot[after.snapshot_id],
             )
     yield changes
 
@@ -323,8 +317,8 @@ def build_changes(rows: list[Row]) -> Iterator[Columns]:
 def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
     counter: Counter = Counter()
     out = {}
-    for row in sorted(rows, key=lambda r: r["position"]):
-        base = (row["indicator_id"], row["survey_year"])
+    for row in sorted(rows, key=lambda r: r.position):
+        base = (row.indicator_id, row.survey_year)
         out[(*base, counter[base])] = row
         counter[base] += 1
     return out
@@ -333,18 +327,18 @@ def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
 def _diff(changes: Columns, before: Row, after: Row, old: list[Row], new: list[Row]) -> None:
     old_rows, new_rows = _keyed(old), _keyed(new)
     common = {
-        "url": after["url"],
-        "area": after["area"],
-        "municipality": after["municipality"],
-        "from_snapshot_id": before["snapshot_id"],
-        "to_snapshot_id": after["snapshot_id"],
-        "from_seen": before["seen"],
-        "to_seen": after["seen"],
+        "url": after.url,
+        "area": after.area,
+        "municipality": after.municipality,
+        "from_snapshot_id": before.snapshot_id,
+        "to_snapshot_id": after.snapshot_id,
+        "from_seen": before.seen,
+        "to_seen": after.seen,
     }
     for key in list(old_rows) + [k for k in new_rows if k not in old_rows]:
         was, now = old_rows.get(key), new_rows.get(key)
         if was is not None and now is not None:
-            changed = [c for c in COMPARED if was[c] != now[c]]
+            changed = [c for c in COMPARED if getattr(was, c) != getattr(now, c)]
             if not changed:
                 continue
             kind = "edited"
@@ -356,44 +350,28 @@ def _diff(changes: Columns, before: Row, after: Row, old: list[Row], new: list[R
                 "change_kind": kind,
                 "indicator_id": key[0],
                 "survey_year": key[1],
-                "finding_id_before": was["finding_id"] if was else None,
-                "finding_id_after": now["finding_id"] if now else None,
+                "finding_id_before": was.finding_id if was else None,
+                "finding_id_after": now.finding_id if now else None,
                 "columns_changed": changed,
-                "before": json.dumps({c: was[c] for c in changed}, ensure_ascii=False)
+                "before": json.dumps({c: getattr(was, c) for c in changed}, ensure_ascii=False)
                 if was
                 else None,
-                "after": json.dumps({c: now[c] for c in changed}, ensure_ascii=False)
+                "after": json.dumps({c: getattr(now, c) for c in changed}, ensure_ascii=False)
                 if now
                 else None,
-                "local_status_before": was["local_status"] if was else None,
-                "local_status_after": now["local_status"] if now else None,
-                "local_status_flip": kind == "edited"
-                and was["local_status"] != now["local_status"],
-                "national_percent_before": was["national_percent"] if was else None,
-                "national_percent_after": now["national_percent"] if now else None,
+                "local_status_before": was.local_status if was else None,
+                "local_status_after": now.local_status if now else None,
+                "local_status_flip": kind == "edited" and was.local_status != now.local_status,
+                "national_percent_before": was.national_percent if was else None,
+                "national_percent_after": now.national_percent if now else None,
                 "national_changed": kind == "edited"
-                and was["national_percent"] != now["national_percent"],
+                and was.national_percent != now.national_percent,
             }
         )
 
 
-COLUMNS_USED = (
-    "finding_id",
-    "snapshot_id",
-    "url",
-    "captured_at",
-    "page_updated",
-    "area",
-    "municipality",
-    "section",
-    "survey_year",
-    "position",
-    "national_statement",
-    "national_percent",
-    "local_answer",
-    "local_status",
-    "local_value",
-)
+#: The findings columns the derivations read: Row's fields that come from `findings`.
+COLUMNS_USED = tuple(f.name for f in fields(Row) if f.default is MISSING)
 
 
 def derive(
@@ -404,12 +382,7 @@ def derive(
     and drop it before the next is built (plain Python over slotted rows: pandas group-by
     loops cost ~50x more at 100,000 findings)."""
     columns = findings.select(list(COLUMNS_USED)).to_pydict()
-    rows = []
-    for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True):
-        row = Row()
-        for name, value in zip(COLUMNS_USED, values, strict=True):
-            setattr(row, name, value)
-        rows.append(row)
+    rows = [Row(*values) for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True)]
     del columns
     links = link_indicators(rows, previous_links, overrides)
     position_of = {finding_id: i for i, finding_id in enumerate(links["finding_id"])}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections import Counter, deque
 from contextlib import nullcontext
@@ -202,7 +203,10 @@ def nightly(
         logger.info("fetch log: %s", log)
 
     indicator_overrides = history.load_overrides(overrides)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     plan = plan_run_task(raw, datasets, indicator_overrides.sha256)
+    timings["plan_seconds"] = time.perf_counter() - clock
     summary: dict[str, Any] = {
         "pages_in_archive": plan.n_in_archive, "pages_read": len(plan.records), "findings": 0,
         "rejects": 0, "failed_pages": 0, "release": plan.base_release, "new_release": False,
@@ -215,6 +219,7 @@ def nightly(
             datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
             started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
         )  # fmt: skip
+        clock = time.perf_counter()
         batches = list(pipeline.batched(plan.records, batch_size))
         runner, workers = parse_task_runner(len(plan.records), parse_workers)
         in_flight: deque = deque()
@@ -243,10 +248,14 @@ def nightly(
                     drain_one()
             while in_flight:
                 drain_one()
+        timings["parse_and_write_seconds"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         summary["findings"] = writer.new_rows["findings"]
         summary["rejects"] = writer.new_rows["rejects"]
         summary["release"] = commit_release_task(writer, len(plan.records))
         summary["new_release"] = True
+        timings["publish_seconds"] = time.perf_counter() - clock
+    summary["timings"] = {key: round(value, 2) for key, value in timings.items()}
     line = summary_line(summary)
     logger.info(line)
     create_markdown_artifact(
