@@ -89,3 +89,23 @@ def test_nightly_flow_end_to_end(prefect_server: str, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         storage.load_table("findings", release=1, datasets_dir=datasets), findings
     )
+
+
+def test_parse_batches_on_worker_processes(prefect_server: str, tmp_path: Path) -> None:
+    # Large jobs (a backfill, a re-parse) parse on Prefect's process pool: same records.
+    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    shutil.copytree(RAW_DIR, raw)
+    summary = nightly(raw_dir=str(raw), datasets_dir=str(datasets), batch_size=1, parse_workers=2)
+    assert (summary["new_release"], summary["pages_read"]) == (True, 5)
+    findings = storage.load_table("findings", datasets_dir=datasets)
+    expected = [row for seed_id in seed_records() for row in golden(seed_id)]
+    assert sorted(findings["finding_id"]) == sorted(
+        storage.load_table("findings", datasets_dir=datasets)["finding_id"].unique()
+    )
+    assert len(findings) == len(expected)
+    got = findings.sort_values(["url", "page_updated", "position"])["national_statement"].tolist()
+    want = [
+        row["national_statement"]
+        for row in sorted(expected, key=lambda r: (r["url"], r["page_updated"], r["position"]))
+    ]
+    assert got == want
