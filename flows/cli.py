@@ -42,8 +42,7 @@ def _parse_file(path: Path, url: str | None, municipality: str | None) -> Parsed
     if record is not None:
         url = url or record.url
         municipality = municipality or record.municipality
-        if record.captured_at:
-            captured_at = datetime.fromisoformat(record.captured_at.replace("Z", "+00:00"))
+        captured_at = record.captured_datetime
     return parse_page(
         data,
         url=url,

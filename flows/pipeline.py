@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +76,6 @@ def finding_id(snapshot_id: str, position: int) -> str:
     return hashlib.sha256(f"{snapshot_id}:{position}".encode()).hexdigest()[:20]
 
 
-def _captured(record: raw_archive.SnapshotRecord) -> datetime | None:
-    if not record.captured_at:
-        return None
-    return datetime.fromisoformat(record.captured_at.replace("Z", "+00:00"))
-
-
 def parse_snapshots(
     raw_dir: Path,
     records: Iterable[raw_archive.SnapshotRecord],
@@ -107,7 +100,7 @@ def parse_snapshots(
     for record in records:
         source = by_page.get(page_key(record.url))
         municipality = record.municipality or (source.municipality if source else None)
-        captured_at = _captured(record)
+        captured_at = record.captured_datetime
         snapshot = {
             "snapshot_id": record.record_id,
             "raw_sha256": record.sha256,

@@ -47,6 +47,13 @@ class SnapshotRecord:
     final_url: str | None = None  # where redirects ended, when not at `url`
     note: str | None = None
 
+    @property
+    def captured_datetime(self) -> datetime | None:
+        """`captured_at` as an aware datetime (None when unknown)."""
+        if not self.captured_at:
+            return None
+        return datetime.fromisoformat(self.captured_at.replace("Z", "+00:00"))
+
     @classmethod
     def from_dict(cls, data: dict) -> SnapshotRecord:
         known = {f.name for f in fields(cls)}

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from flows import history
-from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, describe
+from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES
 
 DEFAULT_DATASETS_DIR = Path("datasets")
 
@@ -355,8 +355,3 @@ class ReleaseWriter:
             ),
         )
         return release
-
-
-def column_descriptions(name: str) -> dict[str, str]:
-    """Column -> description, as stored with the table."""
-    return describe(name)

@@ -9,6 +9,20 @@ from pathlib import Path
 from helpers import ROOT, golden, publish, seed_records
 
 
+def run_readme_snippet(opening: str, cwd: Path) -> dict:
+    """Run the README's ```python block that starts with `opening` (a regex) in `cwd`."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    snippet = re.search(rf"```python\n({opening}.*?)```", readme, re.DOTALL).group(1)
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        namespace: dict = {}
+        exec(compile(snippet, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(previous)
+    return namespace
+
+
 def test_readme_first_commands_are_the_contract() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     first_block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL).group(1).splitlines()
@@ -19,15 +33,7 @@ def test_readme_first_commands_are_the_contract() -> None:
 
 def test_readme_python_snippets_run(tmp_path: Path) -> None:
     publish(tmp_path / "datasets")
-    readme = (ROOT / "README.md").read_text("utf-8")
-    snippet = re.search(r"```python\n(# pandas.*?)```", readme, re.DOTALL).group(1)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        namespace: dict = {}
-        exec(compile(snippet, "README.md", "exec"), namespace)
-    finally:
-        os.chdir(cwd)
+    namespace = run_readme_snippet(r"# pandas", tmp_path)
     total = sum(len(golden(seed_id)) for seed_id in seed_records())
     assert len(namespace["findings"]) == total
     assert namespace["findings_pl"].height == total
@@ -47,15 +53,5 @@ def test_readme_researcher_snippet_runs(tmp_path: Path) -> None:
     publish(
         tmp_path / "datasets", overrides=history.load_overrides(ROOT / "indicator_overrides.toml")
     )
-    readme = (ROOT / "README.md").read_text("utf-8")
-    snippet = re.search(
-        r"```python\n(from flows.storage import load_table\n\nindicators.*?)```", readme, re.DOTALL
-    ).group(1)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        namespace: dict = {}
-        exec(compile(snippet, "README.md", "exec"), namespace)
-    finally:
-        os.chdir(cwd)
+    namespace = run_readme_snippet(r"from flows.storage import load_table\n\nindicators", tmp_path)
     assert sorted(namespace["over_time"]["survey_year"].tolist()) == [2018, 2019, 2020]
