@@ -119,7 +119,8 @@ def parse_batch_task(
 
 @task(name="write-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
 def write_batch_task(writer: storage.ReleaseWriter, batch: dict[str, pa.Table]) -> None:
-    # A retry after a failed commit is safe: a Delta commit is all or nothing.
+    # A retry is safe: each Delta commit is all or nothing, and the writer skips the
+    # tables a failed attempt already committed for this batch.
     writer.write(batch)
 
 

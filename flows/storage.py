@@ -230,6 +230,7 @@ class ReleaseWriter:
         self.flow_run_id = flow_run_id
         self.base = get_release(self.datasets_dir)
         self.new_rows = dict.fromkeys(DATA_TABLES, 0)
+        self._written: set[tuple[str, str]] = set()  # (first snapshot of a batch, table)
         self._overwrite_next = dict.fromkeys(DATA_TABLES, mode == "reparse")
         self._roll_back_unreleased_commits()
 
@@ -251,12 +252,23 @@ class ReleaseWriter:
                 table.restore(released, commit_properties=self._commit_properties())
 
     def write(self, batch: Mapping[str, pa.Table]) -> None:
-        """Append one batch of rows (a table per name) to the data tables."""
+        """Append one batch of rows (a table per name) to the data tables.
+
+        A batch is three Delta commits, one per table. Writing the same batch again (a
+        task retry after the second commit failed) skips the tables it already reached,
+        so a retry never appends a batch's rows twice.
+        """
+        pages = batch.get("pages")
+        batch_key = pages["snapshot_id"][0].as_py() if pages is not None and len(pages) else None
         for name in DATA_TABLES:
             table = batch.get(name)
             if table is None or (table.num_rows == 0 and not self._overwrite_next[name]):
                 continue
+            if batch_key is not None and (batch_key, name) in self._written:
+                continue
             self._write(name, table)
+            if batch_key is not None:
+                self._written.add((batch_key, name))
 
     def _write(self, name: str, table: pa.Table) -> None:
         validate(name, table)

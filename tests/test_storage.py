@@ -111,3 +111,25 @@ def test_a_page_that_cannot_be_parsed_is_recorded(tmp_path: Path) -> None:
     rejects = batch["rejects"].to_pandas()
     assert list(rejects["reason"]) == ["unreadable_page"]
     assert rejects["url"][0] == "https://kalmar.se/b.png"
+
+
+def test_a_retried_batch_is_not_written_twice(tmp_path: Path, monkeypatch) -> None:
+    # The write task retries; a failure after `pages` committed must not duplicate pages.
+    seeds = list(seed_records().values())
+    writer = _writer(tmp_path)
+    batch = pipeline.parse_snapshots(RAW_DIR, seeds)
+    real_write = writer._write
+
+    def failing_on_findings(name, table):
+        if name == "findings":
+            monkeypatch.setattr(writer, "_write", real_write)
+            raise OSError("disk hiccup")
+        real_write(name, table)
+
+    monkeypatch.setattr(writer, "_write", failing_on_findings)
+    with pytest.raises(OSError):
+        writer.write(batch)
+    writer.write(batch)  # the retry
+    writer.commit(n_pages_new=len(seeds))
+    assert len(storage.load_table("pages", datasets_dir=tmp_path)) == len(seeds)
+    assert len(storage.load_table("findings", datasets_dir=tmp_path)) == 40
