@@ -149,7 +149,7 @@ class RobotsCache:
             return f"robots.txt unreachable, so not fetching ({error.reason})"
         if 400 <= fetched.status < 500:
             parser.parse([])
-        elif fetched.status >= 500 or fetched.status != 200:
+        elif fetched.status != 200:
             return f"robots.txt answered HTTP {fetched.status}, so not fetching"
         else:
             parser.parse(fetched.body.decode("utf-8", "replace").splitlines())

@@ -194,9 +194,10 @@ def export_table(
 
 def published_snapshot_ids(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> set[str]:
     """Snapshot ids in the latest release's `pages` (parsed already, failed or not)."""
-    if get_release(datasets_dir) is None:
+    try:
+        column = load_arrow("pages", None, datasets_dir, columns=["snapshot_id"]).column(0)
+    except NoReleaseError:  # load_arrow reads the releases once; no second look first
         return set()
-    column = load_arrow("pages", None, datasets_dir, columns=["snapshot_id"]).column(0)
     return set(column.to_pylist())
 
 
