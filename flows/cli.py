@@ -27,6 +27,7 @@ PARSE_KEYS = (
     "national_statement",
     "national_percent",
     "national_values",
+    "national_comparison",
     "local_answer",
     "local_status",
     "local_value",
@@ -34,15 +35,34 @@ PARSE_KEYS = (
 )
 
 
-def _parse_file(path: Path, url: str | None, municipality: str | None) -> ParsedPage:
+def _parse_time(value: str | None, command: str) -> datetime | None:
+    """An ISO 8601 time with a time zone ("2020-07-02T10:00:00Z"); SystemExit(2) if not."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        print(f"oj {command}: --captured-at {value!r} is not an ISO 8601 time", file=sys.stderr)
+        raise SystemExit(2) from None
+    if parsed.tzinfo is None:
+        print(
+            f"oj {command}: --captured-at needs a time zone (e.g. 2020-07-02T10:00:00Z)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return parsed
+
+
+def _parse_file(
+    path: Path, url: str | None, municipality: str | None, captured_at: datetime | None = None
+) -> ParsedPage:
     """Parse one file; metadata of the raw archive fills in what the flags leave open."""
     data = path.read_bytes()
     record = raw_archive.find_record_for_file(path)
-    captured_at = None
     if record is not None:
         url = url or record.url
         municipality = municipality or record.municipality
-        captured_at = record.captured_datetime
+        captured_at = captured_at or record.captured_datetime
     return parse_page(
         data,
         url=url,
@@ -66,7 +86,13 @@ def _print_table(path: Path, page: ParsedPage) -> None:
             out.write(
                 f"\n  {section}  (survey year {finding.survey_year}, {finding.survey_year_basis})\n"
             )
-        percent = "–" if finding.national_percent is None else f"{finding.national_percent:g}%"
+        percent = (
+            finding.national_comparison
+            if finding.national_comparison
+            else "–"
+            if finding.national_percent is None
+            else f"{finding.national_percent:g}%"
+        )
         out.write(
             f"  {finding.position:>3}. {percent:>6}  "
             + textwrap.shorten(finding.national_statement, 90)
@@ -86,11 +112,12 @@ def _print_table(path: Path, page: ParsedPage) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    captured_at = _parse_time(args.captured_at, "parse")
     status = 0
     for name in args.files:
         path = Path(name)
         try:
-            page = _parse_file(path, args.url, args.municipality)
+            page = _parse_file(path, args.url, args.municipality, captured_at)
         except (OSError, PageError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             print(f"oj parse: {path}: {reason}", file=sys.stderr)
@@ -116,15 +143,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    captured = None
-    if args.captured_at:
-        captured = datetime.fromisoformat(args.captured_at.replace("Z", "+00:00"))
-        if captured.tzinfo is None:
-            print(
-                "oj add: --captured-at needs a time zone (e.g. 2020-07-02T10:00:00Z)",
-                file=sys.stderr,
-            )
-            return 2
+    captured = _parse_time(args.captured_at, "add")
     status = 0
     for name in args.files:
         path = Path(name)
@@ -293,6 +312,18 @@ def cmd_changes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from flows import report, storage
+
+    try:
+        text, _counts = report.check_report(args.datasets_dir, release=args.release)
+    except storage.NoReleaseError as error:
+        print(f"oj check: {error.args[0]}", file=sys.stderr)
+        return 1
+    print(text, end="")
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from flows import report, storage
 
@@ -358,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("files", nargs="+", metavar="FILE")
     parse.add_argument("--url", help="URL of the page (default: from the raw archive)")
     parse.add_argument("--municipality", help="municipality name (default: from the page)")
+    parse.add_argument(
+        "--captured-at",
+        help="when the page was captured, ISO 8601 with time zone: evidence of the survey year "
+        "when the page has no dates (default: from the raw archive)",
+    )
     parse.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
     parse.set_defaults(func=cmd_parse)
 
@@ -400,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("release_b", type=int)
     diff.add_argument("--datasets-dir", default="datasets")
     diff.set_defaults(func=cmd_diff)
+
+    check = commands.add_parser(
+        "check",
+        help="national-figure conflicts and findings without a survey year, with counts",
+    )
+    check.add_argument("--release", type=int, help="release number (default: the latest)")
+    check.add_argument("--datasets-dir", default="datasets", help="published tables")
+    check.set_defaults(func=cmd_check)
 
     versions = commands.add_parser("versions", help="list releases")
     versions.add_argument("--datasets-dir", default="datasets")

@@ -24,7 +24,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from flows.schemas import CHANGES, INDICATOR_LINKS, INDICATORS, OBSERVATIONS
+from flows.schemas import (
+    CHANGES,
+    INDICATOR_LINKS,
+    INDICATORS,
+    OBSERVATIONS,
+    RESOLVED_YEAR_BASES,
+)
 from flows.sources import page_key
 from parsers.linking import Occurrence, link_statements, normalize_statement
 
@@ -99,6 +105,7 @@ class Row:
     municipality: str | None
     section: str
     survey_year: int | None
+    survey_year_basis: str
     position: int
     national_statement: str
     national_percent: float | None
@@ -206,9 +213,62 @@ def link_indicators(
                         "link_method": link.method,
                         "link_score": link.score,
                         "linked_to": link.linked_to,
+                        # resolved over the release once every row is linked (`derive`)
+                        "resolved_survey_year": None,
+                        "resolved_survey_year_basis": "none",
                     }
                 )
     return links_out
+
+
+#: Bases of a year the page itself dates: what an undated finding may be matched to.
+DATED_BASES = frozenset({"heading", "stated_year", "page_title"})
+_BASIS_RANK = {basis: rank for rank, basis in enumerate(RESOLVED_YEAR_BASES)}
+
+
+def resolve_survey_years(rows: list[Row]) -> int:
+    """Give findings whose page could not tell their year the year of a dated section
+    elsewhere in the archive with the same question, wording and national figure.
+
+    The 2020 version of a page keeps "2019 års resultat: 22 procent ..."; an earlier
+    capture showed the same statement, word for word and figure for figure, under an
+    undated "Årets resultat". Only an unambiguous match counts (one year for that
+    wording and figure), and never one from the same snapshot: a page does not print
+    the same question twice for one year. Returns how many years were resolved.
+    """
+    dated: dict[tuple[str, str, float], dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        if (
+            row.survey_year is not None
+            and row.survey_year_basis in DATED_BASES
+            and row.national_percent is not None
+        ):
+            key = (row.indicator_id, row.normalized_statement, row.national_percent)
+            dated[key][row.survey_year].add(row.snapshot_id)
+    resolved = 0
+    for row in rows:
+        if row.survey_year is not None or row.national_percent is None:
+            continue
+        years = dated.get((row.indicator_id, row.normalized_statement, row.national_percent))
+        if not years:
+            continue
+        candidates = [year for year, snapshots in years.items() if snapshots - {row.snapshot_id}]
+        if len(years) == 1 and len(candidates) == 1:
+            row.survey_year, row.survey_year_basis = candidates[0], "matched_national_figure"
+            resolved += 1
+    return resolved
+
+
+def national_figures_by_year(rows: list[Row]) -> dict[tuple[str, int], list[float]]:
+    """Every distinct national percent of each (indicator, survey year), oldest first."""
+    out: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
+        if row.survey_year is None or row.national_percent is None:
+            continue
+        values = out[(row.indicator_id, row.survey_year)]
+        if row.national_percent not in values:
+            values.append(row.national_percent)
+    return out
 
 
 def _distinct(values: list[Any]) -> list[Any]:
@@ -221,6 +281,7 @@ def _distinct(values: list[Any]) -> list[Any]:
 
 def build_observations(rows: list[Row]) -> Iterator[Columns]:
     """One row per (municipality, indicator, survey year), over every snapshot."""
+    national = national_figures_by_year(rows)
     groups: dict[tuple[Any, str, Any], list[Row]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
         groups[(row.municipality, row.indicator_id, row.survey_year)].append(row)
@@ -245,6 +306,9 @@ def build_observations(rows: list[Row]) -> Iterator[Columns]:
                 "indicator_id": indicator_id,
                 "area": latest.area or "",
                 "survey_year": survey_year,
+                "survey_year_basis": min(
+                    (r.survey_year_basis for r in group), key=lambda b: _BASIS_RANK.get(b, 99)
+                ),
                 **{column: getattr(latest, column) for column in OBSERVED},
                 "first_seen": min(seen, default=None),
                 "last_seen": max(seen, default=None),
@@ -253,6 +317,8 @@ def build_observations(rows: list[Row]) -> Iterator[Columns]:
                 "finding_ids": [r.finding_id for r in group],
                 "conflict": bool(conflicts),
                 "conflict_columns": conflicts,
+                "national_conflict": len(national.get((indicator_id, survey_year), ())) > 1,
+                "national_percent_all_values": national.get((indicator_id, survey_year), []),
                 **{f"{column}_values": values[column] for column in OBSERVED},
             }
         )
@@ -392,6 +458,11 @@ def derive(
         row.link_method = links["link_method"][at]
         row.normalized_statement = links["normalized_statement"][at]
         row.seen = _seen(row)
+    resolve_survey_years(rows)
+    for row in rows:
+        at = position_of[row.finding_id]
+        links["resolved_survey_year"][at] = row.survey_year
+        links["resolved_survey_year_basis"][at] = row.survey_year_basis
     del position_of
     yield "indicator_links", links
     del links

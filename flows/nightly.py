@@ -27,7 +27,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import fetch as fetching
-from flows import history, pipeline, raw_archive, storage
+from flows import history, pipeline, raw_archive, report, storage
 from flows.http import FetchSettings, RateLimiter
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
@@ -152,11 +152,18 @@ def summary_line(summary: dict[str, Any]) -> str:
     if summary.get("fetch_outcomes"):
         counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["fetch_outcomes"].items()))
         fetched = f"fetched: {counts}; "
+    quality = ""
+    if "national_conflicts" in summary:
+        quality = (
+            f"; national-figure conflicts: {summary['national_conflicts']}, "
+            f"findings without a survey year: {summary['findings_without_year']} "
+            "(details: oj check)"
+        )
     return (
         fetched
         + f"pages read: {summary['pages_read']} ({summary['pages_in_archive']} in archive), "
         f"findings: {summary['findings']}, rejects: {summary['rejects']}, "
-        f"failed pages: {summary['failed_pages']}; {release}"
+        f"failed pages: {summary['failed_pages']}; {release}{quality}"
     )
 
 
@@ -255,6 +262,9 @@ def nightly(
         summary["rejects"] = writer.new_rows["rejects"]
         summary["release"] = commit_release_task(writer, len(plan.records))
         summary["new_release"] = True
+        counts = report.quality_counts(datasets, summary["release"])
+        summary["national_conflicts"] = counts["national_conflicts"]
+        summary["findings_without_year"] = counts["findings_without_year"]
         timings["publish_seconds"] = time.perf_counter() - clock
     summary["timings"] = {key: round(value, 2) for key, value in timings.items()}
     line = summary_line(summary)

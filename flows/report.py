@@ -35,7 +35,7 @@ ROW_KEYS: dict[str, list[str]] = {
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
         return f"{value:g}"
@@ -160,3 +160,99 @@ def _load_or_empty(name: str, release: int, datasets_dir: Path | str) -> pd.Data
     if name != "runs" and found.get(f"{name}_version") is None:
         return storage._to_pandas(TABLES[name].empty_table())  # a release from before the table
     return storage.load_table(name, release, datasets_dir)
+
+
+# --- `oj check`: what a researcher must know before citing a release -------------------------
+
+
+def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict[str, Any]:
+    """Counts of what makes figures uncertain in a release: national-figure conflicts
+    (one indicator and survey year, several national percents) and findings whose survey
+    year is null, by the basis that says why."""
+    links = storage.load_table(
+        "indicator_links",
+        release,
+        datasets_dir,
+        columns=["resolved_survey_year", "resolved_survey_year_basis"],
+    ).rename(columns=lambda name: name.removeprefix("resolved_"))
+    observations = storage.load_table(
+        "observations",
+        release,
+        datasets_dir,
+        columns=["indicator_id", "survey_year", "national_conflict"],
+    )
+    conflicting = observations[observations["national_conflict"]]
+    no_year = links[links["survey_year"].isna()]
+    return {
+        "national_conflicts": int(
+            conflicting[["indicator_id", "survey_year"]].drop_duplicates().shape[0]
+        ),
+        "findings_without_year": len(no_year),
+        "findings_without_year_by_basis": {
+            str(basis): int(n) for basis, n in no_year["survey_year_basis"].value_counts().items()
+        },
+        "survey_year_basis": {
+            str(basis): int(n) for basis, n in links["survey_year_basis"].value_counts().items()
+        },
+        "findings": len(links),
+    }
+
+
+def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[str, dict]:
+    """`oj check`: every national-figure conflict with where each figure was printed, and
+    the findings without a survey year, with counts."""
+    found = storage.get_release(datasets_dir, release)
+    if found is None:
+        storage.load_table("runs", release, datasets_dir)  # raises NoReleaseError
+    release = found["release"]
+    counts = quality_counts(datasets_dir, release)
+    lines = [
+        f"release {release}: {counts['findings']} findings, "
+        f"{counts['national_conflicts']} national-figure conflicts, "
+        f"{counts['findings_without_year']} findings without a survey year",
+        "",
+        "survey year basis (resolved over the release):",
+    ]
+    for basis, n in sorted(counts["survey_year_basis"].items(), key=lambda item: -item[1]):
+        lines.append(f"  {basis:<24} {n:>7}")
+    observations = storage.load_table("observations", release, datasets_dir)
+    conflicting = observations[observations["national_conflict"]]
+    if not conflicting.empty:
+        indicators = storage.load_table("indicators", release, datasets_dir)
+        statement = dict(
+            zip(indicators["indicator_id"], indicators["canonical_statement"], strict=True)
+        )
+        links = storage.load_table(
+            "indicator_links",
+            release,
+            datasets_dir,
+            columns=["finding_id", "indicator_id", "resolved_survey_year"],
+        ).rename(columns={"resolved_survey_year": "survey_year"})
+        findings = storage.load_table(
+            "findings",
+            release,
+            datasets_dir,
+            columns=["finding_id", "url", "captured_at", "municipality", "national_percent"],
+        ).merge(links, on="finding_id")
+        lines += ["", "national-figure conflicts (one question and year, several figures):"]
+        keys = conflicting[["indicator_id", "survey_year"]].drop_duplicates()
+        for indicator_id, year in keys.itertuples(index=False):
+            lines.append(
+                f"  {indicator_id} {year}: "
+                + textwrap.shorten(statement.get(indicator_id, ""), 80, placeholder=" ...")
+            )
+            rows = findings[
+                (findings["indicator_id"] == indicator_id) & (findings["survey_year"] == year)
+            ].dropna(subset=["national_percent"])
+            for row in rows.drop_duplicates(
+                ["url", "captured_at", "national_percent"]
+            ).itertuples():
+                lines.append(
+                    f"      {_fmt(row.national_percent):>6} %  {row.municipality or '?'}  "
+                    f"{row.url}  captured {_fmt(row.captured_at)}"
+                )
+    if counts["findings_without_year"]:
+        lines += ["", "findings without a survey year, by why:"]
+        for basis, n in counts["findings_without_year_by_basis"].items():
+            lines.append(f"  {basis:<24} {n:>7}")
+    return "\n".join(lines) + "\n", counts

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from parsers import FLAGS, LOCAL_STATUSES, REJECT_REASONS, SURVEY_YEAR_BASES
+from parsers import (
+    FLAGS,
+    LOCAL_STATUSES,
+    NATIONAL_COMPARISONS,
+    REJECT_REASONS,
+    SURVEY_YEAR_BASES,
+)
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")  # naive timestamps would raise the Delta protocol
 
@@ -91,11 +97,22 @@ FINDINGS = pa.schema(
             "results heading as printed, e.g. '2019 års resultat visar att:'",
             nullable=False,
         ),
-        _field("survey_year", pa.int32(), "survey year the section reports"),
+        _field(
+            "survey_year",
+            pa.int32(),
+            "survey year of the finding, from the page alone; null when the page cannot tell "
+            "(see survey_year_basis; observations.survey_year also uses the rest of the archive)",
+        ),
         _field(
             "survey_year_basis",
             pa.string(),
-            f"how survey_year was decided: {SURVEY_YEAR_BASES}",
+            "how survey_year was decided, strongest evidence first: heading ('2019 års "
+            "resultat'), page_title, stated_year (a year attached to the current national "
+            "figure), comparison_year (the year after the latest compared survey), "
+            "page_updated / page_published / captured_at (the date read with the publication "
+            "calendar: July-December of Y -> Y, January-February of Y+1 -> Y, March-June "
+            "ambiguous), conflict (evidence disagrees; year null), none (nothing determines "
+            "it; year null)",
             nullable=False,
         ),
         _field("position", pa.int32(), "1-based order of the finding on the page", nullable=False),
@@ -105,17 +122,35 @@ FINDINGS = pa.schema(
             "the national statement, whitespace normalised",
             nullable=False,
         ),
-        _field("national_percent", pa.float64(), "headline national share, in percent"),
+        _field(
+            "national_percent",
+            pa.float64(),
+            "the current national share, in percent; null when the text does not determine "
+            "one (flags national_vague, national_range) or states no share",
+        ),
         _field(
             "national_values",
             _list_of(pa.float64()),
-            "every level percentage in the statement, in order",
+            "every level percentage stated in the statement, in order: earlier surveys' figures "
+            "and both ends of a range included; bounded words ('knappt hälften') never",
             nullable=False,
+        ),
+        _field(
+            "national_comparison",
+            pa.string(),
+            f"{NATIONAL_COMPARISONS}: the municipality's result relative to the national "
+            "average, for pages that state results that way ('ligger bättre till än "
+            "riksgenomsnittet när det gäller:'); null for statement/answer pairs",
         ),
         _field("local_answer", pa.string(), "the municipality's answer; null when none"),
         _field("local_status", pa.string(), f"one of {LOCAL_STATUSES}; null without an answer"),
         _field("local_value", pa.float64(), "a figure stated for the municipality"),
-        _field("flags", _list_of(pa.string()), f"quality flags: {sorted(FLAGS)}", nullable=False),
+        _field(
+            "flags",
+            _list_of(pa.string()),
+            "quality flags: " + "; ".join(f"{name}: {text}" for name, text in FLAGS.items()),
+            nullable=False,
+        ),
     ]
 )
 
@@ -141,6 +176,8 @@ REJECTS = pa.schema(
 )
 
 _LINK_METHODS = ("exact", "fuzzy", "override")
+#: Bases of a survey year resolved over a release: the parser's, plus a match by figure.
+RESOLVED_YEAR_BASES = SURVEY_YEAR_BASES
 
 INDICATORS = pa.schema(
     [
@@ -197,6 +234,18 @@ INDICATOR_LINKS = pa.schema(
         _field(
             "linked_to", pa.string(), "the normalised statement it was matched with", nullable=False
         ),
+        _field(
+            "resolved_survey_year",
+            pa.int32(),
+            "the finding's survey year resolved over the whole release (see observations); "
+            "findings.survey_year is the page's own",
+        ),
+        _field(
+            "resolved_survey_year_basis",
+            pa.string(),
+            f"how: {RESOLVED_YEAR_BASES}",
+            nullable=False,
+        ),
     ]
 )
 
@@ -205,7 +254,20 @@ OBSERVATIONS = pa.schema(
         _field("municipality", pa.string(), "municipality"),
         _field("indicator_id", pa.string(), "the question", nullable=False),
         _field("area", pa.string(), "area of the question", nullable=False),
-        _field("survey_year", pa.int32(), "survey year"),
+        _field(
+            "survey_year",
+            pa.int32(),
+            "survey year resolved over the whole release: the finding's own year, or, for a "
+            "finding whose page could not tell, the year of a dated section elsewhere in the "
+            "archive with the same question, wording and national figure; null when neither",
+        ),
+        _field(
+            "survey_year_basis",
+            pa.string(),
+            f"how survey_year was decided: {RESOLVED_YEAR_BASES}; the strongest basis among "
+            "the findings behind the row",
+            nullable=False,
+        ),
         _field("national_percent", pa.float64(), "national share, from the latest snapshot"),
         _field("local_status", pa.string(), "local status, from the latest snapshot"),
         _field("local_answer", pa.string(), "local answer, from the latest snapshot"),
@@ -222,6 +284,19 @@ OBSERVATIONS = pa.schema(
             "conflict_columns",
             _list_of(pa.string()),
             "columns whose values disagree",
+            nullable=False,
+        ),
+        _field(
+            "national_conflict",
+            pa.bool_(),
+            "the same indicator and survey year carries different national percents somewhere "
+            "in the release (other snapshots, pages or municipalities); `oj check` lists them",
+            nullable=False,
+        ),
+        _field(
+            "national_percent_all_values",
+            _list_of(pa.float64()),
+            "every distinct national percent of this indicator and survey year in the release",
             nullable=False,
         ),
         _field(
@@ -374,6 +449,9 @@ FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("pages", "source"): SNAPSHOT_SOURCES,
     ("findings", "survey_year_basis"): SURVEY_YEAR_BASES,
     ("findings", "local_status"): LOCAL_STATUSES,
+    ("findings", "national_comparison"): NATIONAL_COMPARISONS,
+    ("indicator_links", "resolved_survey_year_basis"): RESOLVED_YEAR_BASES,
+    ("observations", "survey_year_basis"): RESOLVED_YEAR_BASES,
     ("rejects", "reason"): tuple(REJECT_REASONS) + tuple(PAGE_REJECT_REASONS),
     ("runs", "mode"): RELEASE_MODES,
     ("indicator_links", "link_method"): _LINK_METHODS,

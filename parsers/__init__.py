@@ -5,11 +5,18 @@ output and a notebook can call `parse_page` directly.
 """
 
 from parsers.decode import PageError, decode_page, looks_like_html
-from parsers.numbers import find_levels, local_value, national_figures
-from parsers.page import parse_page, section_year
+from parsers.numbers import (
+    NationalReading,
+    find_levels,
+    local_value,
+    national_figures,
+    national_reading,
+)
+from parsers.page import parse_page, relative_heading
 from parsers.records import (
     FLAGS,
     LOCAL_STATUSES,
+    NATIONAL_COMPARISONS,
     REJECT_REASONS,
     SURVEY_YEAR_BASES,
     Finding,
@@ -17,14 +24,16 @@ from parsers.records import (
     Reject,
 )
 from parsers.status import local_status
+from parsers.years import section_years, statement_years
 
 #: Bump when a change can alter any parsed record: the flow re-parses the raw archive
 #: into a new release when this differs from the version that parsed it.
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "2.0.0"
 
 __all__ = [
     "FLAGS",
     "LOCAL_STATUSES",
+    "NATIONAL_COMPARISONS",
     "PARSER_VERSION",
     "REJECT_REASONS",
     "SURVEY_YEAR_BASES",
@@ -38,6 +47,10 @@ __all__ = [
     "local_value",
     "looks_like_html",
     "national_figures",
+    "national_reading",
+    "NationalReading",
     "parse_page",
-    "section_year",
+    "relative_heading",
+    "section_years",
+    "statement_years",
 ]

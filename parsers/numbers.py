@@ -56,7 +56,54 @@ _CHANGE_BEFORE = re.compile(
     r"(?:med\s+)?(?:ca\.?\s+|cirka\s+|drygt\s+|knappt\s+|nästan\s+|omkring\s+)?$",
     re.IGNORECASE,
 )
-_FROM_BEFORE = re.compile(r"\bfrån\s+$", re.IGNORECASE)
+# A level right after one of these is an earlier survey's figure or a bound, never the
+# current level: "från 64 procent år 2016 till 57 procent", "jämfört med 58 procent
+# 2019", "en minskning mot 94 procent", "Det kan jämföras med 39 procent 2020", "då det
+# var 44 procent", "jämfört med 2019 (58 procent)", "fler än 50 procent".
+_EARLIER_BEFORE = re.compile(
+    r"(?:\bfrån|jämfört med|jämförelse med|jämföras med|\bmot|\bän|då det var|då andelen var"
+    r"|\bvar det|föregående år|förra året)\s+(?:år\s+)?(?:(?:19|20)\d\d\s*)?\(?\s*"
+    r"(?:ca\.?\s+|cirka\s+|drygt\s+|knappt\s+|nästan\s+|omkring\s+|ungefär\s+)?$",
+    re.IGNORECASE,
+)
+# Words that bound a share in words instead of stating it: "knappt hälften", "Fler än
+# hälften", "Drygt nio av tio", "Nästan 9 av 10". The share they bound is not a level.
+# ("Cirka 7 av 10" approximates a stated figure: it stays a level, like "drygt 60 procent".)
+_BOUND_BEFORE = re.compile(
+    r"\b(?:drygt|knappt|nästan|närmare|närmre|över|under|mer än|fler än|färre än|mindre än"
+    r"|minst|högst|upp ?emot|strax)\s+$",
+    re.IGNORECASE,
+)
+# Quantifiers that approximate or bound a share without a number (seed 001: "Majoriteten
+# av kommunerna har satsat ...", "Få kommuner uppger ..."): never a level.
+_VAGUE = re.compile(
+    r"\b(?:majoriteten|en majoritet|de flesta|flertalet|merparten|huvuddelen|en minoritet"
+    r"|få|ett fåtal|fåtalet|fler|färre|många|allt fler|allt färre|nästan alla|de allra flesta)"
+    r"\b",
+    re.IGNORECASE,
+)
+# A span of two figures that is a range across sub-questions or groups, not a change:
+# "mellan 12 och 30 procent", "mellan 3–9 procent", "3–9 procent", "spänner från 12 till
+# 30 procent", "varierar från 12 till 30 procent", "från 12 till 30 procent beroende på".
+_RANGE = re.compile(
+    rf"(?:\bmellan\s+(?P<a>{_NUM})(?:{_PCT})?\s*(?:och|till|[-–—])\s*(?P<b>{_NUM}){_PCT}"
+    rf"|(?<![\w,.])(?P<c>{_NUM})\s*[–—-]\s*(?P<d>{_NUM}){_PCT}"
+    rf"|\b(?:varierar|varierade|spänner|spann|sträcker sig|skiftar)\b[^.;]{{0,40}}?\bfrån\s+"
+    rf"(?P<e>{_NUM})(?:{_PCT})?\s+till\s+(?P<f>{_NUM}){_PCT}"
+    rf"|\bfrån\s+(?P<g>{_NUM})(?:{_PCT})?\s+till\s+(?P<h>{_NUM}){_PCT}"
+    rf"(?=[^.;]{{0,30}}\b(?:beroende på|mellan olika|i olika|för olika)\b))",
+    re.IGNORECASE,
+)
+# Negations in the clause that holds the share: "4 av 5 kommuner [har] inte", "Var
+# tionde kommun saknar". A negation inside the name of the thing ("rutin för att inte
+# röja skyddade personuppgifter") is cut off with the purpose phrase first.
+_SHARE_NEGATION = re.compile(
+    r"\b(?:inte|ej|icke|saknar|saknas|saknade|ingen|inget|inga|aldrig)\b", re.IGNORECASE
+)
+_PURPOSE_TAIL = re.compile(
+    r"\b(?:för att|för hur|om hur|så att|i syfte att|att inte|att ej)\b.*", re.IGNORECASE
+)
+_CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|,\s+(?:men|medan|vilket|dock)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +111,19 @@ class Level:
     value: float
     start: int
     end: int
-    is_from: bool = False  # the earlier value of "från X till Y": not the current level
+    is_from: bool = False  # an earlier survey's figure ("från X till Y", "jämfört med X")
     in_words: bool = False  # "var tionde", "hälften": never a municipality's own figure
+    bounded: bool = False  # bounded, not stated ("knappt hälften"): not a level at all
+    in_range: bool = False  # one end of a range across groups ("mellan 12 och 30 procent")
+
+
+@dataclass(frozen=True, slots=True)
+class NationalReading:
+    """What a national statement says about the national share."""
+
+    percent: float | None  # the current level; None when the text does not determine one
+    values: tuple[float, ...]  # every stated level, earlier figures and range ends included
+    flags: tuple[str, ...]  # national_range, national_share_negated, national_vague
 
 
 def _to_float(token: str) -> float:
@@ -79,55 +137,133 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole * 100, 1)
 
 
+def _earlier(text: str, start: int) -> bool:
+    return bool(_EARLIER_BEFORE.search(text, max(0, start - 40), start))
+
+
+def _bounded(text: str, start: int) -> bool:
+    return bool(_BOUND_BEFORE.search(text, max(0, start - 20), start))
+
+
 def find_levels(text: str) -> list[Level]:
-    """Every level percentage stated in `text`, in reading order."""
+    """Every level percentage stated in `text`, in reading order (bounded ones included,
+    marked, so callers can tell "knappt hälften" from "hälften")."""
     levels: list[Level] = []
     lowered = text.lower()
     # Cheap substring tests first: most sentences hold none of the forms (pages have
     # thousands of statements, and each regex below scans the whole sentence).
     has_percent = "%" in text or "procent" in lowered
+    ranges = (
+        [(m.start(), m.end()) for m in _RANGE.finditer(text)]
+        if has_percent
+        and ("mellan" in lowered or "från" in lowered or any(dash in text for dash in "-–—"))
+        else []
+    )
+
+    def in_range(start: int) -> bool:
+        return any(low <= start < high for low, high in ranges)
+
     for match in _PERCENT.finditer(text) if has_percent else ():
         if _CHANGE_BEFORE.search(text, max(0, match.start() - 40), match.start()):
             continue
         value = _to_float(match.group("num") or match.group("word"))
         if value <= 100:
-            levels.append(Level(value, match.start(), match.end()))
+            ranged = in_range(match.start())
+            levels.append(Level(value, match.start(), match.end(), in_range=ranged,
+                                is_from=not ranged and _earlier(text, match.start())))  # fmt: skip
     for match in _LIST_HEAD.finditer(text) if has_percent else ():
         value = _to_float(match.group("num"))
         if value <= 100 and not _CHANGE_BEFORE.search(
             text, max(0, match.start() - 40), match.start()
         ):
-            is_from = _FROM_BEFORE.search(text, max(0, match.start() - 10), match.start())
-            levels.append(Level(value, match.start(), match.end(), is_from=bool(is_from)))
+            ranged = in_range(match.start())
+            levels.append(Level(value, match.start(), match.end(), in_range=ranged,
+                                is_from=not ranged and _earlier(text, match.start())))  # fmt: skip
+    for match in _RANGE_HEAD.finditer(text) if ranges else ():
+        # "3–9 procent": the lower end carries no unit of its own.
+        if in_range(match.start()) and not any(lv.start == match.start() for lv in levels):
+            value = _to_float(match.group("num"))
+            if value <= 100:
+                levels.append(Level(value, match.start(), match.end(), in_range=True))
     for match in _OUT_OF.finditer(text) if " av " in lowered else ():
         value = _share(_to_float(match.group("part")), _to_float(match.group("whole")))
         if value is not None:
-            levels.append(Level(value, match.start(), match.end()))
+            levels.append(Level(value, match.start(), match.end(), in_words=True,
+                                bounded=_bounded(text, match.start()),
+                                is_from=_earlier(text, match.start())))  # fmt: skip
     for match in _FRACTION.finditer(text) if "del" in lowered or "hälft" in lowered else ():
         if match.group("half"):
             value = 50.0
         else:
             value = _share(_to_float(match.group("part")), _FRACTIONS[match.group("frac").lower()])
         if value is not None:
-            levels.append(Level(value, match.start(), match.end(), in_words=True))
+            levels.append(Level(value, match.start(), match.end(), in_words=True,
+                                bounded=_bounded(text, match.start()),
+                                is_from=_earlier(text, match.start())))  # fmt: skip
     for match in _EVERY_NTH.finditer(text) if "var" in lowered else ():
         value = _share(1, _ORDINALS[match.group("ord").lower()])
         if value is not None:
-            levels.append(Level(value, match.start(), match.end(), in_words=True))
+            levels.append(Level(value, match.start(), match.end(), in_words=True,
+                                bounded=_bounded(text, match.start())))  # fmt: skip
     levels.sort(key=lambda level: level.start)
     return levels
 
 
-def national_figures(statement: str) -> tuple[float | None, tuple[float, ...]]:
-    """(headline percent, every level in order) of a national statement.
+# The unit-less lower end of a dash range: "3" in "3–9 procent".
+_RANGE_HEAD = re.compile(rf"(?<![\w,.])(?P<num>{_NUM})(?=\s*[–—-]\s*{_NUM}{_PCT})", re.IGNORECASE)
 
-    The headline is the first level, except that the first value of "från 22 till 15
-    procent" is the earlier figure: the headline is the current one, 15.
+
+def _share_negated(statement: str, level: Level) -> bool:
+    """Is the share stated for municipalities *without* the thing? ("4 av 5 kommuner har
+    inte en aktuell rutin", "Var tionde kommun saknar ...")."""
+    clause_start = 0
+    for end in _CLAUSE_END.finditer(statement, 0, level.start):
+        clause_start = end.end()
+    after = _CLAUSE_END.search(statement, level.end)
+    clause = statement[clause_start : after.start() if after else len(statement)]
+    return bool(_SHARE_NEGATION.search(_PURPOSE_TAIL.sub("", clause)))
+
+
+def national_reading(statement: str) -> NationalReading:
+    """The national share a statement states, every level in it, and why it may be null.
+
+    - The current level is the first one that is not an earlier survey's figure ("från
+      31 procent 2017 till 54 procent 2020" -> 54; "66 procent 2021, jämfört med 58
+      procent 2019" -> 66), nor a bound ("knappt hälften" is no level at all). An explicit
+      figure therefore beats a bounded verbal one: "Drygt hälften, 54 procent" -> 54.
+    - A range across groups ("mellan 12 och 30 procent") is not one level: null, both
+      ends in values, flag `national_range`.
+    - A share of municipalities *without* the thing keeps its value, flagged
+      `national_share_negated`.
+    - Null with `national_vague`: the statement quantifies only in words that bound or
+      approximate ("Majoriteten", "De flesta", "Få", "knappt hälften").
     """
     levels = find_levels(statement)
-    values = tuple(level.value for level in levels)
-    current = next((level.value for level in levels if not level.is_from), None)
-    return current, values
+    stated = [level for level in levels if not level.bounded]
+    values = tuple(level.value for level in stated)
+    flags: list[str] = []
+    current = next((level for level in stated if not level.is_from), None)
+    percent = None
+    if current is not None and current.in_range:
+        flags.append("national_range")
+    elif current is not None:
+        percent = current.value
+        if _share_negated(statement, current):
+            flags.append("national_share_negated")
+    if (
+        percent is None
+        and "national_range" not in flags
+        and (len(stated) < len(levels) or _VAGUE.search(statement))
+    ):
+        flags.append("national_vague")
+    return NationalReading(percent, values, tuple(flags))
+
+
+def national_figures(statement: str) -> tuple[float | None, tuple[float, ...]]:
+    """(headline percent, every stated level in order) of a national statement; see
+    `national_reading`, which also says why the headline may be null."""
+    reading = national_reading(statement)
+    return reading.percent, reading.values
 
 
 _ANY_DIGIT_OR_PERCENT = re.compile(r"\d|procent", re.IGNORECASE)
@@ -153,9 +289,10 @@ def local_value(answer: str | None) -> float | None:
         return None  # most answers state no figure: skip the grammar
     text = _COMPARISON_ASIDE.sub(" ", answer)
     # Word forms describe frequencies in answers ("följs upp vart tredje år, inte vartannat").
-    levels = [level for level in find_levels(text) if not level.in_words]
-    if levels:
-        return levels[0].value
+    levels = [level for level in find_levels(text) if not level.in_words and not level.bounded]
+    current = [level for level in levels if not level.is_from] or levels
+    if current:
+        return current[0].value
     for match in _BARE_NUMBER.finditer(text):
         token = match.group("num")
         if re.fullmatch(r"(?:19|20)\d\d", token):

@@ -10,9 +10,11 @@ from functools import lru_cache
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
 from parsers.lines import Line, html_lines, html_title, normalize_space, text_lines
-from parsers.numbers import local_value, national_figures
+from parsers.municipalities import canonical_name, municipality_from_host
+from parsers.numbers import local_value, national_reading
 from parsers.records import Finding, ParsedPage, Reject
 from parsers.status import local_status
+from parsers.years import PageDates, SectionEvidence, section_years
 
 # --- section headings ---------------------------------------------------------------------
 
@@ -155,67 +157,37 @@ def _answer_opener(municipality: str | None) -> re.Pattern[str]:
     return re.compile(opener)
 
 
-# --- survey years -------------------------------------------------------------------------
+# --- results relative to the national average -------------------------------------------
 
-_NUM = r"\d{1,3}(?:[,.]\d+)?"
-# A figure with its year: "till 15 procent 2019", "mot 21 procent av kommunerna 2020",
-# "52 procent av kommunerna 2020 och 2019".
-_FIGURE_YEAR = re.compile(
-    rf"{_NUM}\s?(?:%|procent\b)(?:\s+av\s+(?:alla\s+|Sveriges\s+|landets\s+)?kommunerna?)?"
-    rf"\s+(?:år\s+)?(?P<years>{_YEAR}(?:\s*(?:,|och|respektive)\s*{_YEAR})*)\b",
+# Other municipalities state each result relative to the national average, under
+# headings with the indicators as bullets and no figures:
+#   "Äldreomsorgen i kommunen ligger bättre till än riksgenomsnittet när det gäller:"
+#   "Vi ligger under rikssnittet för:", "På samma nivå som medlet i riket:".
+_NATIONAL_REFERENCE = (
+    r"(?:riks(?:genom)?snitt\w*|(?:genomsnitt|medel|medelvärd)\w*\s+(?:i|för)\s+(?:riket|landet)"
+    r"|medlet\s+i\s+riket|riket|landet|övriga\s+kommuner|andra\s+kommuner"
+    r"|jämförbara\s+kommuner|kommunerna\s+i\s+(?:riket|landet))"
+)
+_RELATIVE_HEADING = re.compile(
+    r"\b(?P<cmp>bättre|sämre|högre|lägre|över|under|(?:på\s+)?samma\s+nivå|i\s+nivå\s+med"
+    r"|likvärdig\w*|lika\s+(?:bra|bra\s+som))\b[^.!?]{0,60}?\b" + _NATIONAL_REFERENCE + r"\b",
     re.IGNORECASE,
 )
-# Words that make the figure right after them an earlier survey's figure.
-_COMPARISON_BEFORE = re.compile(
-    r"(?:jämfört med|jämförelse med|jämföras med|\bmot|\bfrån|\bän|då det var|då andelen var"
-    r"|\bvar det)\s+(?:ca\.?\s+|cirka\s+)?$",
-    re.IGNORECASE,
-)
-# A comparison year on its own: "i jämförelse med 2021", "ökning ... från 2018".
-_COMPARISON_YEAR = re.compile(
-    rf"(?:jämfört med|jämförelse med|jämföras med|\bmot|\bfrån|\bsedan|\bän)\s+(?:år\s+)?"
-    rf"(?P<years>{_YEAR}(?:\s*(?:,|och)\s*{_YEAR})*)\b",
-    re.IGNORECASE,
-)
+_COMPARISON_OF = {
+    "bättre": "better", "högre": "better", "över": "better",
+    "sämre": "worse", "lägre": "worse", "under": "worse",
+}  # fmt: skip
 
 
-def _years_in(text: str) -> list[int]:
-    return [int(year) for year in _YEAR_RE.findall(text)]
-
-
-def section_year(
-    heading: str,
-    statements: list[str],
-    page_updated: date | None,
-    captured_at: date | None,
-) -> tuple[int | None, str]:
-    """The survey year of a results section and the basis it rests on."""
-    heading_years = _years_in(heading)
-    if heading_years:
-        return max(heading_years), "heading"
-    stated: Counter[int] = Counter()
-    compared: list[int] = []
-    for statement in statements:
-        for match in _FIGURE_YEAR.finditer(statement):
-            years = _years_in(match.group("years"))
-            before = statement[max(0, match.start() - 30) : match.start()]
-            if _COMPARISON_BEFORE.search(before):
-                compared.extend(years)
-            else:
-                stated.update(years)
-        for match in _COMPARISON_YEAR.finditer(statement):
-            compared.extend(_years_in(match.group("years")))
-    if stated:
-        best = max(stated.values())
-        return max(year for year, count in stated.items() if count == best), "stated_year"
-    if compared:
-        return max(compared) + 1, "comparison_year"
-    offset = 1 if _PREVIOUS_YEARS.search(heading) else 0
-    if page_updated:
-        return page_updated.year - offset, "page_updated"
-    if captured_at:
-        return captured_at.year - offset, "captured_at"
-    return None, "none"
+def relative_heading(text: str) -> str | None:
+    """`better`, `same` or `worse` when the line heads results relative to the nation."""
+    if len(text) > 160 or not (text.endswith(":") or re.search(r"gäller|för$", text)):
+        return None
+    match = _RELATIVE_HEADING.search(text)
+    if not match:
+        return None
+    word = match.group("cmp").lower().split()[-1]
+    return _COMPARISON_OF.get(word, "same")
 
 
 # --- suspected swapped answers --------------------------------------------------------------
@@ -314,6 +286,7 @@ class _Pending:
 class _Section:
     heading: str
     pairs: list[_Pending] = field(default_factory=list)
+    comparison: str | None = None  # better/same/worse: a section relative to the nation
 
 
 def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
@@ -343,17 +316,99 @@ def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
             return
 
 
-def _area_from_text(lines: list[Line]) -> str | None:
-    """The page title in a text extract: the last title-like line before the results.
+def _reads_national(text: str, municipality: str | None) -> bool:
+    """A paragraph about the nation, not an answer: it speaks of "kommunerna", "riket",
+    "procent av" and names neither the municipality nor "vi"/"vår"/"här". A national
+    summary page explains its bullets this way ("Resultaten bygger på en enkät som
+    besvarades av 286 kommuner"); such a paragraph must not become a local answer."""
+    if municipality and municipality.lower() in text.lower():
+        return False
+    if _LOCAL_VOICE.search(text):
+        return False
+    return bool(_NATIONAL_MARKER.search(text) or _NATIONAL_SOURCE.search(text))
 
-    Extracts open with site chrome (alert banners like "Begränsa smittspridningen av
-    covid-19", breadcrumbs), then the title, then a lead such as "Öppna jämförelser
-    barn- och ungdomsvården" and the intro.
-    """
-    candidate = None
+
+_LOCAL_VOICE = re.compile(r"\b(?:vi|vår|vårt|våra|här|hos oss)\b", re.IGNORECASE)
+_NATIONAL_SOURCE = re.compile(
+    r"\b(?:enkät\w*|undersökning\w*)\b.{0,40}\b(?:besvara\w*|bygger|genomförd\w*)\b"
+    r"|\b\d{2,3} kommuner\b",
+    re.IGNORECASE,
+)
+
+
+def _collect_sections(
+    lines: list[Line], opener: re.Pattern[str], municipality: str | None
+) -> tuple[list[_Section], list[Reject]]:
+    """Walk the lines: results sections with their bullet pairs, and what fits nowhere."""
+    sections: list[_Section] = []
+    rejects: list[Reject] = []
+    current: _Section | None = None
+    for line in lines:
+        text_ = line.text
+        if not line.is_bullet and len(text_) <= 120 and _SECTION_HEADING.match(text_):
+            current = _Section(text_)
+            sections.append(current)
+            continue
+        if not line.is_bullet and _END_MARKER.match(text_):
+            current = None
+            continue
+        comparison = None if line.is_bullet else relative_heading(text_)
+        if comparison is not None:
+            current = _Section(text_, comparison=comparison)
+            sections.append(current)
+            continue
+        if line.is_bullet:
+            if not text_:
+                if current is not None:
+                    rejects.append(Reject("empty_bullet", text_, current.heading, line.number))
+                continue
+            if current is None:
+                # Menus in text extracts are bullets too; keep only what reads like data.
+                if re.search(r"\d|kommun", text_, re.IGNORECASE):
+                    rejects.append(Reject("bullet_outside_section", text_, None, line.number))
+                continue
+            last = current.pairs[-1] if current.pairs else None
+            if (
+                current.comparison is None
+                and last is not None
+                and last.answer is None
+                and opener.match(text_)
+                and not _NATIONAL_MARKER.search(text_)
+            ):
+                last.answer = text_
+                last.flags.append("answer_as_bullet")
+                continue
+            current.pairs.append(_Pending(text_, line.number))
+            continue
+        if current is None or not current.pairs:
+            continue  # intro text, banners, navigation: not findings
+        if current.comparison is not None:
+            # Prose after relative results comments on them; it answers nothing.
+            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
+            current = None
+            continue
+        last = current.pairs[-1]
+        if last.answer is None and not _reads_national(text_, municipality):
+            last.answer = text_
+        else:
+            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
+    return sections, rejects
+
+
+def _title_lines(lines: list[Line]) -> tuple[list[str], str | None]:
+    """Title-like lines of a text extract before the results (short, capitalised, no
+    closing punctuation, not an alert banner, a breadcrumb or the site's name), and the
+    municipality the site's name gives ("Växjö kommun" heading the extract)."""
+    out = []
+    site = None
     for line in lines:
         text = line.text
-        if line.is_bullet or _SECTION_HEADING.match(text) or _END_MARKER.match(text):
+        if (
+            line.is_bullet
+            or _SECTION_HEADING.match(text)
+            or _END_MARKER.match(text)
+            or relative_heading(text)
+        ):
             break
         if (
             len(text) <= 90
@@ -361,12 +416,33 @@ def _area_from_text(lines: list[Line]) -> str | None:
             and text[:1].isupper()
             and not re.search(r"[.!?:;]$", text)
             and not _ALERT.search(text)
-            and not text.lower().startswith("öppna jämförelser")
+            and not re.search(r"\s[/>›»|]\s", text)  # "Start / Omsorg / Äldreomsorg"
         ):
-            candidate = text
-    return candidate
+            site_name = _SITE_NAME.fullmatch(text)  # "Växjö kommun"
+            if site_name is None:
+                out.append(text)
+            elif site is None and site_name.group("name"):
+                site = canonical_name(site_name.group("name"))
+    return out, site
 
 
+def _area_from_text(titles: list[str]) -> str | None:
+    """The page title in a text extract: the last title-like line before the results.
+
+    Extracts open with site chrome (alert banners like "Begränsa smittspridningen av
+    covid-19", breadcrumbs), then the title, then a lead such as "Öppna jämförelser
+    barn- och ungdomsvården" and the intro. The lead is the title only when there is
+    no other ("Öppna jämförelser äldreomsorg 2019").
+    """
+    plain = [text for text in titles if not text.lower().startswith("öppna jämförelser")]
+    return (plain or titles or [None])[-1]
+
+
+# The site's own name heading an extract: a municipality's, or a national body's.
+_SITE_NAME = re.compile(
+    rf"(?P<name>{_NAME}?)s? (?:kommun|stad)|Region {_NAME}|Sveriges Kommuner och Regioner|SKR"
+    r"|Socialstyrelsen|Länsstyrelsen.*"
+)
 _ALERT = re.compile(
     r"covid|corona|smittspridning|pandemi|viktig(?:t)? (?:information|meddelande)|driftstörning"
     r"|cookies|kakor|störning",
@@ -414,80 +490,65 @@ def parse_page(
     page_published = _find_date(_PUBLISHED, _PUBLISHED_KEYWORDS, *dated_texts)
     if input_format == "html":
         area = h1 or (re.split(r"\s+[-|–]\s+", title)[0] if title else None)
+        title_text = " ".join(text for text in (h1, title) if text)
     else:
-        area = _area_from_text(lines)
+        titles, site_municipality = _title_lines(lines)
+        area = _area_from_text(titles)
+        title_text = " ".join(titles)
+        municipality = municipality or site_municipality
     if not municipality:
         from_title = _TITLE_MUNICIPALITY.search(title) if title else None
-        municipality = from_title.group(1) if from_title else _infer_municipality(lines)
+        municipality = (
+            canonical_name(from_title.group(1))
+            if from_title
+            else _infer_municipality(lines) or municipality_from_host(url)
+        )
     opener = _answer_opener(municipality)
 
-    sections: list[_Section] = []
-    rejects: list[Reject] = []
-    current: _Section | None = None
-    for line in lines:
-        text_ = line.text
-        if not line.is_bullet and len(text_) <= 120 and _SECTION_HEADING.match(text_):
-            current = _Section(text_)
-            sections.append(current)
-            continue
-        if not line.is_bullet and _END_MARKER.match(text_):
-            current = None
-            continue
-        if line.is_bullet:
-            if not text_:
-                if current is not None:
-                    rejects.append(Reject("empty_bullet", text_, current.heading, line.number))
-                continue
-            if current is None:
-                # Menus in text extracts are bullets too; keep only what reads like data.
-                if re.search(r"\d|kommun", text_, re.IGNORECASE):
-                    rejects.append(Reject("bullet_outside_section", text_, None, line.number))
-                continue
-            last = current.pairs[-1] if current.pairs else None
-            if (
-                last is not None
-                and last.answer is None
-                and opener.match(text_)
-                and not _NATIONAL_MARKER.search(text_)
-            ):
-                last.answer = text_
-                last.flags.append("answer_as_bullet")
-                continue
-            current.pairs.append(_Pending(text_, line.number))
-            continue
-        if current is None or not current.pairs:
-            continue  # intro text, banners, navigation: not findings
-        last = current.pairs[-1]
-        if last.answer is None:
-            last.answer = text_
-        else:
-            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
-
+    sections, rejects = _collect_sections(lines, opener, municipality)
     if not sections:
         rejects.append(
             Reject("no_results_section", "no '... resultat visar att:' heading found", None, None)
         )
-
-    findings: list[Finding] = []
     for section in sections:
         if not section.pairs:
             rejects.append(Reject("empty_section", section.heading, section.heading, None))
-            continue
-        for pair in section.pairs:
-            if pair.answer is None:
-                _split_glued_answer(pair, opener)
-        year, basis = section_year(
-            section.heading, [pair.statement for pair in section.pairs], page_updated, captured_at
-        )
-        swapped = _mismatched(section.pairs, municipality)
-        for index, pair in enumerate(section.pairs):
+        elif section.comparison is None:
+            for pair in section.pairs:
+                if pair.answer is None:
+                    _split_glued_answer(pair, opener)
+    filled = [section for section in sections if section.pairs]
+    years = section_years(
+        [
+            SectionEvidence(
+                s.heading, tuple(p.statement for p in s.pairs), relative=s.comparison is not None
+            )
+            for s in filled
+        ],
+        PageDates(page_updated, page_published, captured_at, title_text or None),
+    )
+    findings: list[Finding] = []
+    for section, years_of_section in zip(filled, years, strict=True):
+        swapped = _mismatched(section.pairs, municipality) if section.comparison is None else ()
+        for index, (pair, (year, basis)) in enumerate(
+            zip(section.pairs, years_of_section, strict=True)
+        ):
             flags = list(pair.flags)
-            if pair.answer is None:
-                flags.append("no_local_answer")
+            if section.comparison is not None:
+                # Relative results carry no national figure and no local answer: the
+                # bullet names the indicator; the heading says how the municipality did.
+                percent, values, answer, value, status = None, (), None, None, "unknown"
+            else:
+                reading = national_reading(pair.statement)
+                percent, values = reading.percent, reading.values
+                flags.extend(reading.flags)
+                answer = pair.answer
+                value = local_value(answer)
+                status = local_status(answer, value)
+                if answer is None:
+                    flags.append("no_local_answer")
             if index in swapped:
                 flags.append("answer_mismatch_suspected")
-            percent, values = national_figures(pair.statement)
-            value = local_value(pair.answer)
             findings.append(
                 Finding(
                     url=url,
@@ -502,8 +563,9 @@ def parse_page(
                     national_statement=pair.statement,
                     national_percent=percent,
                     national_values=values,
-                    local_answer=pair.answer,
-                    local_status=local_status(pair.answer, value),
+                    national_comparison=section.comparison,
+                    local_answer=answer,
+                    local_status=status,
                     local_value=value,
                     flags=tuple(flags),
                 )
@@ -522,4 +584,4 @@ def parse_page(
     )
 
 
-__all__ = ["PageError", "parse_page", "section_year", "normalize_space"]
+__all__ = ["PageError", "parse_page", "relative_heading", "normalize_space"]

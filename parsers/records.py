@@ -10,18 +10,23 @@ LocalStatus = Literal["yes", "no", "partial", "unknown"]
 #: Every value `Finding.local_status` can take besides null (null = no local answer).
 LOCAL_STATUSES: tuple[str, ...] = ("yes", "no", "partial", "unknown")
 
-SurveyYearBasis = Literal[
-    "heading", "stated_year", "comparison_year", "page_updated", "captured_at", "none"
-]
-#: How `Finding.survey_year` was decided, strongest evidence first.
+#: How `Finding.survey_year` was decided, strongest evidence first (see parsers/years.py).
 SURVEY_YEAR_BASES: tuple[str, ...] = (
     "heading",  # an explicit year in the section heading: "2019 års resultat visar att:"
-    "stated_year",  # a year attached to the current figure: "... till 15 procent 2019"
-    "comparison_year",  # a comparison year + 1: "i jämförelse med 2021" -> 2022
-    "page_updated",  # the year of "Senast uppdaterad: ..."
-    "captured_at",  # the year the snapshot was captured
-    "none",  # nothing supports a year: survey_year is null
+    "page_title",  # a year in the page title, for its current section: "... äldreomsorg 2019"
+    "stated_year",  # a year attached to the current national figure: "... till 15 procent 2019"
+    "comparison_year",  # the year after the latest compared survey: "jämfört med 2021" -> 2022
+    "page_updated",  # "Senast uppdaterad" read with the publication calendar (Jul-Feb)
+    "page_published",  # "Publicerad" read the same way, when the page has no update date
+    "captured_at",  # the capture time read the same way, when the page has no dates
+    "matched_national_figure",  # (release only) same question, wording and figure as a
+    # dated section elsewhere in the archive: that section's year
+    "conflict",  # the evidence disagrees: survey_year is null
+    "none",  # nothing determines one year: survey_year is null
 )
+
+#: Values of `Finding.national_comparison`: results stated relative to the nation.
+NATIONAL_COMPARISONS: tuple[str, ...] = ("better", "same", "worse")
 
 #: Quality flags a finding can carry.
 FLAGS: dict[str, str] = {
@@ -32,11 +37,26 @@ FLAGS: dict[str, str] = {
     "answer_mismatch_suspected": (
         "the local answer matches another bullet's statement in the section better than its own"
     ),
+    "national_vague": (
+        "national_percent is null: the statement only bounds or approximates the share in "
+        "words ('Majoriteten', 'De flesta', 'Få', 'knappt hälften')"
+    ),
+    "national_range": (
+        "national_percent is null: the statement gives a range across groups or sub-questions "
+        "('mellan 12 och 30 procent'); both ends are in national_values"
+    ),
+    "national_share_negated": (
+        "national_percent is the share of municipalities *without* the thing ('4 av 5 kommuner "
+        "saknar ...'); 100 minus it is the share with it"
+    ),
 }
 
 #: Reasons a reject can carry.
 REJECT_REASONS: dict[str, str] = {
-    "no_results_section": "the page has no '... resultat visar att:' heading",
+    "no_results_section": (
+        "the page has no '... resultat visar att:' heading and no results relative to the "
+        "national average (a page that only comments in prose)"
+    ),
     "empty_section": "a results heading with no bullets under it",
     "empty_bullet": "a bullet with no text",
     "bullet_outside_section": "a statement-like bullet outside any results section",
@@ -60,6 +80,7 @@ class Finding:
     national_statement: str
     national_percent: float | None
     national_values: tuple[float, ...]
+    national_comparison: str | None  # better/same/worse for results relative to the nation
     local_answer: str | None
     local_status: str | None
     local_value: float | None

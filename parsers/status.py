@@ -16,6 +16,18 @@ _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|,?\s+(?:men|dock|däremot|medan)\s+"
 _NEGATION = re.compile(
     r"\b(?:inte|ej|icke|ingen|inget|inga|saknar|saknas|saknade|aldrig|nej)\b", re.IGNORECASE
 )
+# A negation right after "att" sits in an infinitive that names the thing, not in the
+# answer: "Kalmar har en rutin för att inte röja skyddade personuppgifter" is a yes.
+_NAMED_NEGATION = re.compile(r"\b(?:att|om att|så att)\s+(?:inte|ej|aldrig)\b", re.IGNORECASE)
+# Answers that are neither yes nor no: the municipality did not answer, or the text
+# points elsewhere ("Uppgift saknas.", "Kalmar har inte besvarat frågan.", "Se ...").
+_NO_ANSWER = re.compile(
+    r"\b(?:uppgift saknas|uppgifter saknas|ingen uppgift|data saknas|vet ej|vet inte"
+    r"|(?:inte|ej) (?:besvarat|svarat|redovisat|rapporterat)|besvarades inte|besvarade inte"
+    r"|svarade inte|deltog inte|ej deltagit|inte deltagit)\b"
+    r"|^\s*(?:se|läs|kontakta|besök|klicka)\b",
+    re.IGNORECASE,
+)
 _POSITIVE = re.compile(
     r"\b(?:har|hade|finns|fanns|ja|erbjuder|erbjuds|använder|används|använt|bedriver|bedrivs"
     r"|arbetar|görs|gör|gjort|gjorts|får|fått|genomför|genomförs|genomfört|genomförts|tillämpar"
@@ -26,8 +38,49 @@ _POSITIVE = re.compile(
 _PARTIAL = re.compile(
     r"\b(?:delvis|påbörja\w*|pågår|pågående|håller på|under framtagande|under utveckling"
     r"|under arbete|planeras|planerar|förutom|med undantag|utom för|i vissa|vissa delar"
-    r"|till viss del|inte fullt ut)\b",
+    r"|till viss del|inte fullt ut|inte helt|för vissa|vissa grupper|inte alla|inte för alla"
+    r"|en del av|inaktuell\w*|behöver (?:uppdateras|revideras|ses över|aktualiseras)"
+    r"|(?:inte|ej)\s+(?:är\s+|längre\s+)?(?:uppdaterad\w*|aktuell\w*|reviderad\w*))\b",
     re.IGNORECASE,
+)
+# Swedish puts the finite verb second: after the municipality or an opening adverbial
+# comes the verb, whatever verb it is ("Kalmar informerar alla ...", "I Kalmar erbjuds
+# samtalsstöd ...", "Här gör man en kartläggning varje år", "Under 2020 har Kalmar ...").
+_VERB_SECOND = re.compile(
+    r"^\s*(?:(?:I|Inom|Under|Sedan|Hos|För|Från|Efter)\s+[\wåäöÅÄÖ-]+|Här|Vi|Man|Det"
+    r"|[A-ZÅÄÖ][\wåäöéü-]+)\s+(?P<verb>[a-zåäö]{2,})\b"
+)
+_NOT_A_VERB = frozenset(
+    [
+        "och",
+        "i",
+        "på",
+        "för",
+        "med",
+        "som",
+        "av",
+        "till",
+        "om",
+        "en",
+        "ett",
+        "den",
+        "det",
+        "de",
+        "att",
+        "inte",
+        "ej",
+        "samt",
+        "eller",
+        "från",
+        "vid",
+        "hos",
+        "under",
+        "efter",
+        "över",
+        "kommun",
+        "kommuns",
+        "stad",
+    ]
 )
 _OPENING_YES = re.compile(r"^\s*ja\b", re.IGNORECASE)
 _OPENING_NO = re.compile(r"^\s*nej\b", re.IGNORECASE)
@@ -37,6 +90,9 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     """`yes`, `no`, `partial` or `unknown` for a local answer; None when there is none."""
     if not answer or not answer.strip():
         return None
+    if _NO_ANSWER.search(answer):
+        return "unknown"
+    answer = _NAMED_NEGATION.sub("att", answer)
     if _OPENING_NO.match(answer) and not _PARTIAL.search(answer):
         return "no"
     if _OPENING_YES.match(answer) and not _NEGATION.search(answer):
@@ -46,7 +102,7 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     for clause in clauses:
         if _NEGATION.search(clause):
             negative = True
-        elif _POSITIVE.search(clause):
+        elif _POSITIVE.search(clause) or _affirms(clause):
             positive = True
     if _PARTIAL.search(answer) and (positive or negative):
         return "partial"
@@ -59,3 +115,9 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     if positive:
         return "yes"
     return "unknown"
+
+
+def _affirms(clause: str) -> bool:
+    """A declarative clause about the municipality with any verb in second place."""
+    match = _VERB_SECOND.match(clause)
+    return bool(match) and match.group("verb").lower() not in _NOT_A_VERB

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from flows import raw_archive
-from parsers import ParsedPage, parse_page
+from parsers import PARSER_VERSION, ParsedPage, parse_page
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_DIR = ROOT / "raw"
@@ -41,7 +41,7 @@ def publish(
     records: list[raw_archive.SnapshotRecord] | None = None,
     *,
     mode: str = "append",
-    parser_version: str = "1.0.0",
+    parser_version: str = PARSER_VERSION,
     overrides=None,
 ) -> int:
     """Publish a release of seed snapshots without Prefect (the flow's plain functions)."""

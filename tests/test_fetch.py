@@ -185,7 +185,7 @@ def test_live_fetch_with_faults_end_to_end(
 def serve_wayback(server: HTTPServer, page: str) -> None:
     """CDX (paged with a resume key, one 429 first) and raw replays for `page`."""
     captures = {
-        f"kalmar.se/{page}": [["20190701120000", "200"], ["20200702080000", "200"]],
+        f"kalmar.se/{page}": [["20200701120000", "200"], ["20200702080000", "200"]],
         f"www.kalmar.se/{page}": [["20200702080000", "200"], ["20230110090000", "200"]],
     }
     header = ["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length"]
@@ -209,7 +209,7 @@ def serve_wayback(server: HTTPServer, page: str) -> None:
         status=429,  # no Retry-After: wait rate_limit_wait
     )
     server.expect_request("/cdx/search/cdx").respond_with_handler(cdx)
-    for ts, body in (("20190701120000", PAGE_000), ("20200702080000", PAGE_001),
+    for ts, body in (("20200701120000", PAGE_000), ("20200702080000", PAGE_001),
                      ("20230110090000", PAGE_004)):  # fmt: skip
         for host in ("kalmar.se", "www.kalmar.se"):
             server.expect_request(f"/web/{ts}id_/https://{host}/{page}").respond_with_data(
@@ -236,7 +236,7 @@ def test_wayback_backfill_through_the_command_line(
     assert "fetched: 3 new_snapshot" in first.stdout and "new release 1 written" in first.stdout
     records = sorted(raw_archive.iter_records(raw), key=lambda r: r.captured_at)
     assert [r.captured_at for r in records] == [
-        "2019-07-01T12:00:00Z",
+        "2020-07-01T12:00:00Z",
         "2020-07-02T08:00:00Z",
         "2023-01-10T09:00:00Z",
     ]
@@ -244,7 +244,8 @@ def test_wayback_backfill_through_the_command_line(
     assert {r.url for r in records} == {"https://kalmar.se/barn--och-ungdomsvard.html"}
     findings = storage.load_table("findings", datasets_dir=datasets)
     assert findings["captured_at"].nunique() == 3
-    # Survey years of "Årets" sections without other evidence come from the page dates.
+    # Survey years of "Årets" sections without other evidence come from the page dates
+    # (each capture here is taken after its page's "Senast uppdaterad": consistent).
     assert findings["survey_year"].notna().all()
 
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

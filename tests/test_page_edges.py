@@ -75,7 +75,7 @@ def test_heading_variants_and_survey_year_bases() -> None:
     parsed = parse_page(
         page(
             "Årets  resultat visar bland annat att :\n"
-            " • 45 procent av kommunerna har en plan, i jämförelse med 2021.\n  I Kalmar finns en plan.\n"
+            " • 45 procent av kommunerna har en plan, i jämförelse med 2019.\n  I Kalmar finns en plan.\n"
             "2019\u00a0års resultat visar att:\n"
             " • 30 procent av kommunerna har en rutin.\n  Kalmar saknar rutin.\n"
             "Årets resultat visar att:\n"
@@ -84,16 +84,22 @@ def test_heading_variants_and_survey_year_bases() -> None:
     )
     sections = [(f.section, f.survey_year, f.survey_year_basis) for f in parsed.findings]
     assert sections == [
-        ("Årets resultat visar bland annat att :", 2022, "comparison_year"),
+        # the comparison year agrees with the page's date (updated in July 2020)
+        ("Årets resultat visar bland annat att :", 2020, "comparison_year"),
         ("2019 års resultat visar att:", 2019, "heading"),
-        ("Årets resultat visar att:", 2020, "page_updated"),
+        # a second "Årets" block: the page's date speaks for the first one only, and this
+        # one has no evidence of its own
+        ("Årets resultat visar att:", None, "none"),
     ]
 
 
 def test_survey_year_falls_back_to_capture_then_none() -> None:
     body = "Ekonomiskt bistånd\n\nÅrets resultat visar att:\n • 45 procent av kommunerna har en plan.\n  I Kalmar finns en plan.\n"
-    captured = parse_page(body, captured_at=date(2021, 3, 1)).findings[0]
+    captured = parse_page(body, captured_at=date(2021, 9, 1)).findings[0]
     assert (captured.survey_year, captured.survey_year_basis) == (2021, "captured_at")
+    # captured in March: the page may still show the previous year's results
+    spring = parse_page(body, captured_at=date(2021, 3, 1)).findings[0]
+    assert (spring.survey_year, spring.survey_year_basis) == (None, "none")
     unknown = parse_page(body).findings[0]
     assert (unknown.survey_year, unknown.survey_year_basis) == (None, "none")
 

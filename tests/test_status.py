@@ -74,3 +74,30 @@ def test_local_status(answer: str, status: str) -> None:
 
 def test_no_answer_has_no_status() -> None:
     assert local_status(None, None) is None
+
+
+# --- issue 9: local status by the grammar of the answer, not by a list of verbs ---
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        # an affirmative sentence with any verb in second place (Swedish V2 word order)
+        ("I Kalmar erbjuds samtalsstöd till barn som bevittnat våld.", "yes"),
+        ("Kalmar informerar alla placerade barn om deras rättigheter.", "yes"),
+        ("Här gör man en kartläggning varje år.", "yes"),
+        ("Kalmar kartlägger omfattningen varje år.", "yes"),
+        ("Under 2020 har Kalmar infört en ny rutin.", "yes"),
+        # a negation inside the name of the routine is not a "no"
+        ("Kalmar har en rutin för att inte röja skyddade personuppgifter.", "yes"),
+        # "X, men inte Y", "delvis", "för vissa grupper", has it but out of date -> partial
+        ("Kalmar erbjuder stödsamtal till vuxna, men inte till barn.", "partial"),
+        ("Rutinen finns delvis.", "partial"),
+        ("I Kalmar erbjuds stödet för vissa grupper.", "partial"),
+        ("Kalmar har en rutin som inte är uppdaterad.", "partial"),
+        ("Kalmar har en rutin, men den behöver uppdateras.", "partial"),
+        # unknown only for a figure or a text that is neither yes nor no
+        ("Uppgift saknas.", "unknown"),
+        ("Kalmar har inte besvarat frågan.", "unknown"),
+    ],
+)
+def test_local_status_grammar(answer: str, status: str) -> None:
+    assert local_status(answer, local_value(answer)) == status

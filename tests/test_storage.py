@@ -82,7 +82,7 @@ def test_descriptions_travel_with_the_table_and_the_export(tmp_path: Path) -> No
     delta_fields = {
         f.name: f.metadata for f in DeltaTable(str(tmp_path / "findings")).schema().fields
     }
-    assert "headline national share" in delta_fields["national_percent"]["description"]
+    assert "the current national share" in delta_fields["national_percent"]["description"]
     out = tmp_path / "export" / "findings.parquet"
     assert storage.export_table("findings", out, release=1, datasets_dir=tmp_path) == (1, 40)
     exported = pq.read_table(out)
