@@ -78,22 +78,56 @@ _BOUND_BEFORE = re.compile(
 # av kommunerna har satsat ...", "Få kommuner uppger ..."): never a level.
 _VAGUE = re.compile(
     r"\b(?:majoriteten|en majoritet|de flesta|flertalet|merparten|huvuddelen|en minoritet"
-    r"|få|ett fåtal|fåtalet|fler|färre|många|allt fler|allt färre|nästan alla|de allra flesta)"
+    r"|få|ett fåtal|fåtalet|fler|färre|många|allt fler|allt färre|nästan alla|de allra flesta"
+    r"|samtliga|alla kommuner|ingen kommun)"
     r"\b",
     re.IGNORECASE,
 )
 # A span of two figures that is a range across sub-questions or groups, not a change:
-# "mellan 12 och 30 procent", "mellan 3–9 procent", "3–9 procent", "spänner från 12 till
-# 30 procent", "varierar från 12 till 30 procent", "från 12 till 30 procent beroende på".
+# "mellan 12 och 30 procent", "mellan 3–9 procent", "3–9 procent".
 _RANGE = re.compile(
     rf"(?:\bmellan\s+(?P<a>{_NUM})(?:{_PCT})?\s*(?:och|till|[-–—])\s*(?P<b>{_NUM}){_PCT}"
-    rf"|(?<![\w,.])(?P<c>{_NUM})\s*[–—-]\s*(?P<d>{_NUM}){_PCT}"
-    rf"|\b(?:varierar|varierade|spänner|spann|sträcker sig|skiftar)\b[^.;]{{0,40}}?\bfrån\s+"
-    rf"(?P<e>{_NUM})(?:{_PCT})?\s+till\s+(?P<f>{_NUM}){_PCT}"
-    rf"|\bfrån\s+(?P<g>{_NUM})(?:{_PCT})?\s+till\s+(?P<h>{_NUM}){_PCT}"
-    rf"(?=[^.;]{{0,30}}\b(?:beroende på|mellan olika|i olika|för olika)\b))",
+    rf"|(?<![\w,.])(?P<c>{_NUM})\s*[–—-]\s*(?P<d>{_NUM}){_PCT})",
     re.IGNORECASE,
 )
+# "från X till Y procent" is a range or a change, told apart by its words: "spänner från
+# 12 till 30 procent", "varierar från ...", "skillnader mellan länen, från 12 till 30
+# procent", "från 12 till 30 procent beroende på målgrupp" are ranges; "har ökat från 31
+# procent 2017 till 54 procent 2020", "minskat ... från 22 till 15 procent 2019" changes.
+_FROM_TO = re.compile(
+    rf"\bfrån\s+(?P<a>{_NUM})(?:{_PCT})?(?P<mid>\s+(?:år\s+)?(?:(?:19|20)\d\d\s+)?)till\s+"
+    rf"(?P<b>{_NUM}){_PCT}(?P<after>\s+(?:år\s+)?(?:19|20)\d\d\b)?",
+    re.IGNORECASE,
+)
+_RANGE_WORDS = re.compile(
+    r"\b(?:varier\w*|spänn\w*|spann|sträcker sig|skiftar|skillnad\w*|beroende på|olika"
+    r"|mellan\s+(?:länen|kommunerna|regionerna|grupperna|målgrupperna|verksamheterna))\b",
+    re.IGNORECASE,
+)
+_CHANGE_WORDS = re.compile(
+    r"\b(?:ök\w*|minsk\w*|sjunk\w*|sjönk|stig\w*|steg|gått|förändr\w*|förbättr\w*"
+    r"|försämr\w*|höj\w*|sänk\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def _range_spans(text: str) -> list[tuple[int, int]]:
+    spans = [(m.start(), m.end()) for m in _RANGE.finditer(text)]
+    for match in _FROM_TO.finditer(text):
+        if re.search(r"\d{4}", match.group("mid")) or match.group("after"):
+            continue  # years between the figures: a change over time
+        clause_start = max(text.rfind(".", 0, match.start()), text.rfind(";", 0, match.start()))
+        before = text[clause_start + 1 : match.start()]
+        if _CHANGE_WORDS.search(before[-40:]):
+            continue
+        clause_end = re.search(r"[.;]", text[match.end() :])
+        clause = before + text[match.start() : match.end() + (
+            clause_end.start() if clause_end else len(text))]  # fmt: skip
+        if _RANGE_WORDS.search(clause):
+            spans.append((match.start(), match.end()))
+    return spans
+
+
 # Negations in the clause that holds the share: "4 av 5 kommuner [har] inte", "Var
 # tionde kommun saknar". A negation inside the name of the thing ("rutin för att inte
 # röja skyddade personuppgifter") is cut off with the purpose phrase first.
@@ -104,6 +138,14 @@ _PURPOSE_TAIL = re.compile(
     r"\b(?:för att|för hur|om hur|så att|i syfte att|att inte|att ej)\b.*", re.IGNORECASE
 )
 _CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|,\s+(?:men|medan|vilket|dock)\b", re.IGNORECASE)
+
+
+# What may stand between a share in words and the figure that restates it.
+_RESTATED = re.compile(
+    r"[\s,(–-]*(?:av\s+)?(?:alla\s+|landets\s+|Sveriges\s+|samtliga\s+)?(?:kommun(?:er|erna)?)?"
+    r"[\s,(–-]*(?:eller\s+|dvs\.?\s+|motsvarande\s+|det vill säga\s+)?",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +196,7 @@ def find_levels(text: str) -> list[Level]:
     # thousands of statements, and each regex below scans the whole sentence).
     has_percent = "%" in text or "procent" in lowered
     ranges = (
-        [(m.start(), m.end()) for m in _RANGE.finditer(text)]
+        _range_spans(text)
         if has_percent
         and ("mellan" in lowered or "från" in lowered or any(dash in text for dash in "-–—"))
         else []
@@ -240,6 +282,17 @@ def national_reading(statement: str) -> NationalReading:
     """
     levels = find_levels(statement)
     stated = [level for level in levels if not level.bounded]
+    # "Sex av tio kommuner (61 procent)", "Hälften av kommunerna, 50 procent,": the
+    # figure right after a share in words states the same share exactly; it is the level
+    # and the words add no second value.
+    for index in range(len(stated) - 1, 0, -1):
+        words, figure = stated[index - 1], stated[index]
+        if (
+            words.in_words
+            and not figure.in_words
+            and _RESTATED.fullmatch(statement, words.end, figure.start)
+        ):
+            del stated[index - 1]
     values = tuple(level.value for level in stated)
     flags: list[str] = []
     current = next((level for level in stated if not level.is_from), None)

@@ -51,8 +51,11 @@ _PREVIOUS_YEARS = re.compile(r"\bförra\s+årets\b", re.IGNORECASE)
 # After the current figure: "36 procent 2019", "21 procent av kommunerna 2020", "57
 # procent år 2021", "(88 procent, 2021)".
 _YEAR_AFTER_FIGURE = re.compile(
-    rf"^\)?,?\s*(?:av\s+(?:alla\s+|Sveriges\s+|landets\s+|samtliga\s+)?kommunerna?\s+)?"
-    rf"(?:\(\s*)?(?:år\s+|under\s+)?(?P<year>{_YEAR})\b(?!\s*års)",
+    rf"^\)?(?:\s*(?:av\s+(?:alla\s+|Sveriges\s+|landets\s+|samtliga\s+)?kommunerna?))?"
+    rf"(?:\s+\(?\s*(?:år\s+|under\s+)?(?P<year>{_YEAR})\b(?!\s*års)"
+    # "(88 procent, 2021)": after a comma only when the year closes the aside, so "12
+    # procent, 2019 var andelen 10 procent" does not date 12 with 2019
+    rf"|,\s*(?P<aside>{_YEAR})\s*(?:[).;]|$))",
     re.IGNORECASE,
 )
 # Before the current figure, in its clause: "År 2021 hade 57 procent", "Under 2019 har 36
@@ -148,7 +151,7 @@ def statement_years(statement: str) -> StatementYears:
         after = _YEAR_AFTER_FIGURE.match(statement[current.end :])
         before = _YEAR_BEFORE_FIGURE.search(statement[max(0, current.start - 60) : current.start])
         if after:
-            stated = int(after.group("year"))
+            stated = int(after.group("year") or after.group("aside"))
         elif before:
             stated = int(before.group("year"))
         if stated is not None and stated in earlier and not after:

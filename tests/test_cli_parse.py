@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import HTML_DIR, RAW_DIR, golden, seed_records
 
 from flows.cli import PARSE_KEYS, main
@@ -75,3 +76,25 @@ def test_table_format_and_flags_from_the_command_line() -> None:
     )
     assert "Psykisk funktionsnedsättning - socialpsykiatri · Kalmar" in result.stdout
     assert "answer_mismatch_suspected" in result.stdout
+
+
+def test_captured_at_is_evidence_of_the_survey_year(tmp_path: Path, capsys) -> None:
+    # A page with no dates: the capture time, read with the publication calendar, dates
+    # its current section (September 2021 -> 2021); a bad time is refused with exit 2.
+    page = tmp_path / "page.txt"
+    page.write_text(
+        "Ekonomiskt bistånd\n\nÅrets resultat visar att:\n"
+        " • 45 procent av kommunerna har en plan.\n  I Kalmar finns en plan.\n",
+        "utf-8",
+    )
+    assert main(["parse", str(page), "--captured-at", "2021-09-01T10:00:00Z"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["survey_year"], row["survey_year_basis"]) == (2021, "captured_at")
+    assert main(["parse", str(page)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["survey_year"], row["survey_year_basis"]) == (None, "none")
+    for bad in ("2021-09-01T10:00:00", "yesterday"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["parse", str(page), "--captured-at", bad])
+        assert exit_.value.code == 2
+        assert "--captured-at" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from helpers import HTML_DIR, RAW_DIR, golden, seed_records
 
 from flows import raw_archive, storage
-from flows.nightly import nightly
+from flows.nightly import nightly, summary_line
 from flows.schemas import TABLES
 
 SOURCES = Path(__file__).resolve().parents[1] / "sources.toml"
@@ -27,6 +27,9 @@ def test_nightly_flow_end_to_end(prefect_server: str, tmp_path: Path) -> None:
     )
     assert (first["new_release"], first["release"], first["pages_read"]) == (True, 1, 5)
     assert first["findings"] == expected_findings
+    # the run summary counts what a researcher must know before citing (details: oj check)
+    assert (first["national_conflicts"], first["findings_without_year"]) == (0, 0)
+    assert "national-figure conflicts: 0, findings without a survey year: 0" in summary_line(first)
 
     # Every table, read with pandas through the release.
     pages = storage.load_table("pages", datasets_dir=datasets)

@@ -172,6 +172,18 @@ def test_local_value(answer: str | None, value: float | None) -> None:
         ),
         # ... but "från X till Y" with change words and no range words is a change
         ("Andelen har ökat från 12 till 30 procent.", 30, [12, 30], []),
+        # a range told by its words, not by "mellan" alone
+        (
+            "Det finns stora skillnader mellan länen, från 12 till 30 procent.",
+            None,
+            [12, 30],
+            ["national_range"],
+        ),
+        # the explicit figure restating a share in words is the level; no second value
+        ("Sex av tio kommuner (61 procent) har en plan.", 61, [61], []),
+        ("Var tredje kommun (33 procent) har inte en plan.", 33, [33], ["national_share_negated"]),
+        # "Samtliga" names no figure either
+        ("Samtliga kommuner har en plan.", None, [], ["national_vague"]),
         # a share of municipalities *without* the thing keeps its value, flagged
         (
             "Däremot har 4 av 5 kommuner inte en aktuell rutin för att förhindra avhysning.",
