@@ -165,12 +165,18 @@ def _answer_opener(municipality: str | None) -> re.Pattern[str]:
 #   "Vi ligger under rikssnittet för:", "På samma nivå som medlet i riket:".
 _NATIONAL_REFERENCE = (
     r"(?:riks(?:genom)?snitt\w*|(?:genomsnitt|medel|medelvärd)\w*\s+(?:i|för)\s+(?:riket|landet)"
-    r"|medlet\s+i\s+riket|riket|landet|övriga\s+kommuner|andra\s+kommuner"
+    r"|medlet\s+i\s+riket|riket|landet|övriga\s+kommuner|andra\s+kommuner|(?:genom)?snittet"
     r"|jämförbara\s+kommuner|kommunerna\s+i\s+(?:riket|landet))"
 )
 _RELATIVE_HEADING = re.compile(
-    r"\b(?P<cmp>bättre|sämre|högre|lägre|över|under|(?:på\s+)?samma\s+nivå|i\s+nivå\s+med"
-    r"|likvärdig\w*|lika\s+(?:bra|bra\s+som))\b[^.!?]{0,60}?\b" + _NATIONAL_REFERENCE + r"\b",
+    r"\b(?:(?P<cmp>bättre|sämre|högre|lägre|(?:på\s+)?samma\s+nivå|i\s+nivå\s+med"
+    r"|likvärdig\w*|lika\s+bra)\b[^.!?]{0,60}?\b"
+    + _NATIONAL_REFERENCE
+    # "över"/"under" only right before the reference: "under rikssnittet", never "Resultat
+    # under 2020 för kommunerna i landet"
+    + r"|(?P<side>över|under)\s+(?:det\s+|den\s+)?"
+    + _NATIONAL_REFERENCE
+    + r")\b",
     re.IGNORECASE,
 )
 _COMPARISON_OF = {
@@ -179,14 +185,22 @@ _COMPARISON_OF = {
 }  # fmt: skip
 
 
-def relative_heading(text: str) -> str | None:
-    """`better`, `same` or `worse` when the line heads results relative to the nation."""
-    if len(text) > 160 or not (text.endswith(":") or re.search(r"gäller|för$", text)):
+def relative_heading(text: str, *, before_bullets: bool = False) -> str | None:
+    """`better`, `same` or `worse` when the line heads results relative to the nation.
+
+    A heading ends in ":" or "när det gäller"; a short line with no closing punctuation
+    ("Bättre än riket", an <h2>) counts only when bullets follow it (`before_bullets`).
+    """
+    if len(text) > 160:
+        return None
+    if not (text.endswith(":") or re.search(r"gäller$|för$", text)) and not (
+        before_bullets and len(text) <= 80 and not re.search(r"[.!?;]$", text)
+    ):
         return None
     match = _RELATIVE_HEADING.search(text)
     if not match:
         return None
-    word = match.group("cmp").lower().split()[-1]
+    word = (match.group("cmp") or match.group("side")).lower().split()[-1]
     return _COMPARISON_OF.get(word, "same")
 
 
@@ -343,7 +357,7 @@ def _collect_sections(
     sections: list[_Section] = []
     rejects: list[Reject] = []
     current: _Section | None = None
-    for line in lines:
+    for index, line in enumerate(lines):
         text_ = line.text
         if not line.is_bullet and len(text_) <= 120 and _SECTION_HEADING.match(text_):
             current = _Section(text_)
@@ -352,7 +366,13 @@ def _collect_sections(
         if not line.is_bullet and _END_MARKER.match(text_):
             current = None
             continue
-        comparison = None if line.is_bullet else relative_heading(text_)
+        comparison = (
+            None
+            if line.is_bullet
+            else relative_heading(
+                text_, before_bullets=index + 1 < len(lines) and lines[index + 1].is_bullet
+            )
+        )
         if comparison is not None:
             current = _Section(text_, comparison=comparison)
             sections.append(current)

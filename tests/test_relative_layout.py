@@ -66,10 +66,20 @@ def test_national_summary_paragraph_is_not_a_local_answer() -> None:
         # not a heading: a sentence that compares in passing
         ("Här redovisar vi hur Växjö kommun står sig i förhållande till riket.", None),
         ("Årets resultat visar att:", None),
+        # "under"/"över" only right before the reference
+        ("Resultat under 2020 för kommunerna i landet:", None),
+        ("Översikt över resultaten i riket:", None),
     ],
 )
 def test_relative_heading_family(heading: str, comparison: str | None) -> None:
     assert relative_heading(heading) == comparison
+
+
+def test_a_short_heading_without_colon_counts_only_before_bullets() -> None:
+    # an <h2>Bättre än riket</h2> heading its list; the same words closing a paragraph do not
+    assert relative_heading("Bättre än riket", before_bullets=True) == "better"
+    assert relative_heading("Bättre än riket", before_bullets=False) is None
+    assert relative_heading("Kalmar ligger över rikssnittet.", before_bullets=True) is None
 
 
 def test_municipality_from_url_host_when_the_page_does_not_say() -> None:
