@@ -257,13 +257,29 @@ _RANGE_HEAD = re.compile(rf"(?<![\w,.])(?P<num>{_NUM})(?=\s*[–—-]\s*{_NUM}{_
 
 def _share_negated(statement: str, level: Level) -> bool:
     """Is the share stated for municipalities *without* the thing? ("4 av 5 kommuner har
-    inte en aktuell rutin", "Var tionde kommun saknar ...")."""
+    inte en aktuell rutin", "Var tionde kommun saknar ...", "Andelen kommuner som saknar
+    rutin är 20 procent").
+
+    The negation must sit before the share in its clause, or among the first words after
+    it (the verb and what it says of the municipalities). Further on it belongs to the
+    thing's description: "25 procent av kommunerna har en rutin för barn som inte går i
+    skolan", "rutin för att inte röja skyddade personuppgifter" (seed 000).
+    """
     clause_start = 0
     for end in _CLAUSE_END.finditer(statement, 0, level.start):
         clause_start = end.end()
     after = _CLAUSE_END.search(statement, level.end)
-    clause = statement[clause_start : after.start() if after else len(statement)]
-    return bool(_SHARE_NEGATION.search(_PURPOSE_TAIL.sub("", clause)))
+    before = _PURPOSE_TAIL.sub("", statement[clause_start : level.start])
+    rest = statement[level.end : after.start() if after else len(statement)]
+    rest = _OF_MUNICIPALITIES.sub("", _PURPOSE_TAIL.sub("", rest), count=1)
+    first_words = " ".join(rest.split()[:6])
+    return bool(_SHARE_NEGATION.search(before) or _SHARE_NEGATION.search(first_words))
+
+
+_OF_MUNICIPALITIES = re.compile(
+    r"^[\s,)]*(?:av\s+)?(?:alla\s+|landets\s+|Sveriges\s+|samtliga\s+)?(?:kommun\w*)?",
+    re.IGNORECASE,
+)
 
 
 def national_reading(statement: str) -> NationalReading:

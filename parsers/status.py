@@ -92,6 +92,8 @@ def local_status(answer: str | None, value: float | None) -> str | None:
         return None
     if _NO_ANSWER.search(answer):
         return "unknown"
+    if _OPENING_PARTIAL.match(answer):
+        return "partial"
     answer = _NAMED_NEGATION.sub("att", answer)
     if _OPENING_NO.match(answer) and not _PARTIAL.search(answer):
         return "no"
@@ -118,6 +120,18 @@ def local_status(answer: str | None, value: float | None) -> str | None:
 
 
 def _affirms(clause: str) -> bool:
-    """A declarative clause about the municipality with any verb in second place."""
+    """A declarative clause about the municipality with any verb in second place; not a
+    comparison with the nation ("Kalmar ligger i nivå med riket" says how, not whether)."""
     match = _VERB_SECOND.match(clause)
-    return bool(match) and match.group("verb").lower() not in _NOT_A_VERB
+    return (
+        bool(match)
+        and match.group("verb").lower() not in _NOT_A_VERB
+        and not _COMPARED_WITH_NATION.search(clause)
+    )
+
+
+_COMPARED_WITH_NATION = re.compile(
+    r"\b(?:riket|rikssnitt\w*|riksgenomsnitt\w*|genomsnittet|landet|övriga kommuner)\b",
+    re.IGNORECASE,
+)
+_OPENING_PARTIAL = re.compile(r"^\s*(?:delvis|till viss del|ja,? delvis)\b", re.IGNORECASE)

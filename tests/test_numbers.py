@@ -193,6 +193,14 @@ def test_local_value(answer: str | None, value: float | None) -> None:
         ),
         ("4 av 5 kommuner saknar en aktuell rutin.", 80, [80], ["national_share_negated"]),
         ("I 11 procent av kommunerna finns ingen rutin.", 11, [11], ["national_share_negated"]),
+        # a negation describing the thing, far after the share, is not a negated share
+        ("25 procent av kommunerna har en rutin för barn som inte går i skolan.", 25, [25], []),
+        (
+            "Andelen kommuner som saknar rutin har minskat till 20 procent.",
+            20,
+            [20],
+            ["national_share_negated"],
+        ),
         # seed 000: a negation in the name of the routine is not a negated share
         (
             "35 procent av Sveriges kommuner uppger att de har en aktuell skriftlig rutin för att "

@@ -94,8 +94,10 @@ def test_no_answer_has_no_status() -> None:
         ("I Kalmar erbjuds stödet för vissa grupper.", "partial"),
         ("Kalmar har en rutin som inte är uppdaterad.", "partial"),
         ("Kalmar har en rutin, men den behöver uppdateras.", "partial"),
+        ("Delvis.", "partial"),
         # unknown only for a figure or a text that is neither yes nor no
         ("Uppgift saknas.", "unknown"),
+        ("Kalmar ligger i nivå med riket.", "unknown"),
         ("Kalmar har inte besvarat frågan.", "unknown"),
     ],
 )
