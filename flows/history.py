@@ -245,7 +245,7 @@ def resolve_survey_years(rows: list[Row]) -> int:
         ):
             key = (row.indicator_id, row.normalized_statement, row.national_percent)
             dated[key][row.survey_year].add(row.snapshot_id)
-    resolved = 0
+    resolved = _same_text_on_later_captures(rows)
     for row in rows:
         if row.survey_year is not None or row.national_percent is None:
             continue
@@ -257,6 +257,64 @@ def resolve_survey_years(rows: list[Row]) -> int:
             row.survey_year, row.survey_year_basis = candidates[0], "matched_national_figure"
             resolved += 1
     return resolved
+
+
+#: Bases read from dates (page or capture) or a comparison: weaker than what the text says.
+DATE_BASES = frozenset({"page_updated", "page_published", "captured_at", "comparison_year"})
+
+
+def _upper_bound(row: Row) -> int | None:
+    """The latest survey year this snapshot can show: results come out in spring, so a
+    page captured (or updated) in January or February of Y shows Y-1 at the latest."""
+    bounds = []
+    for day in (row.captured_at, row.page_updated):
+        if day is not None:
+            bounds.append(day.year if day.month >= 3 else day.year - 1)
+    return min(bounds, default=None)
+
+
+def _same_text_on_later_captures(rows: list[Row]) -> int:
+    """One bullet printed unchanged on several captures of a page is one survey's result.
+
+    A page captured in September 2020 and again, unchanged, in September 2021 (no
+    update date, or an update that changed something else) is dated 2020 and 2021 by
+    the calendar; the statement was already there in 2020, so 2021 is impossible. Years
+    read from dates that exceed what the earliest capture of the same text allows take
+    the earliest capture's year; with no such year they are a conflict (null). Findings
+    the page could not date are left to the match by figure. Returns how many changed.
+    """
+    groups: dict[tuple[str, str, float | None], list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[(page_key(row.url), row.national_statement, row.national_percent)].append(row)
+    changed = 0
+    for group in groups.values():
+        if len({row.snapshot_id for row in group}) < 2:
+            continue
+        bounds = [b for b in map(_upper_bound, group) if b is not None]
+        if not bounds:
+            continue
+        bound = min(bounds)
+        ordered = sorted(group, key=lambda r: (_sort_key(r.seen), r.snapshot_id))
+        earliest = next(
+            (
+                r.survey_year
+                for r in ordered
+                if r.survey_year is not None and r.survey_year <= bound
+            ),
+            None,
+        )
+        for row in group:
+            if (
+                row.survey_year is not None
+                and row.survey_year_basis in DATE_BASES
+                and row.survey_year > bound
+            ):
+                if earliest is not None:
+                    row.survey_year, row.survey_year_basis = earliest, "matched_national_figure"
+                else:
+                    row.survey_year, row.survey_year_basis = None, "conflict"
+                changed += 1
+    return changed
 
 
 def national_figures_by_year(rows: list[Row]) -> dict[tuple[str, int], list[float]]:

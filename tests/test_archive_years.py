@@ -107,3 +107,30 @@ def test_national_figure_conflicts_are_flagged_and_listed(tmp_path: Path, capsys
 def test_check_without_a_release_says_so(tmp_path: Path, capsys) -> None:
     assert main(["check", "--datasets-dir", str(tmp_path / "none")]) == 1
     assert "no release yet" in capsys.readouterr().err
+
+
+def test_an_unchanged_bullet_on_later_captures_keeps_its_first_year(tmp_path: Path) -> None:
+    # No page dates: each capture is dated by the calendar (September -> that year). The
+    # same bullet, unchanged, on the 2021 and 2022 captures was already there in 2020, so
+    # it cannot be 2021's or 2022's result.
+    body = _page("Årets resultat visar att:", SKOLGANG)
+    datasets = _publish(
+        tmp_path,
+        [
+            (body, datetime(2020, 9, 1, tzinfo=UTC)),
+            (body, datetime(2021, 9, 1, tzinfo=UTC)),
+            (body, datetime(2022, 9, 1, tzinfo=UTC)),
+        ],
+    )
+    findings = storage.load_table("findings", datasets_dir=datasets)
+    assert sorted(findings["survey_year"]) == [2020, 2021, 2022]  # the page alone
+    links = storage.load_table("indicator_links", datasets_dir=datasets)
+    assert list(links["resolved_survey_year"]) == [2020, 2020, 2020]
+    assert sorted(links["resolved_survey_year_basis"]) == [
+        "captured_at",
+        "matched_national_figure",
+        "matched_national_figure",
+    ]
+    observations = storage.load_table("observations", datasets_dir=datasets)
+    assert list(observations["survey_year"]) == [2020]
+    assert list(observations["n_snapshots"]) == [3]
