@@ -33,6 +33,7 @@ from flows.schemas import (
 )
 from flows.sources import page_key
 from parsers.linking import Occurrence, link_statements, normalize_statement
+from parsers.years import latest_survey_year
 
 #: Columns compared between snapshots and between observations.
 COMPARED = ("national_statement", "national_percent", "local_answer", "local_status", "local_value")
@@ -264,13 +265,9 @@ DATE_BASES = frozenset({"page_updated", "page_published", "captured_at", "compar
 
 
 def _upper_bound(row: Row) -> int | None:
-    """The latest survey year this snapshot can show: results come out in spring, so a
-    page captured (or updated) in January or February of Y shows Y-1 at the latest."""
-    bounds = []
-    for day in (row.captured_at, row.page_updated):
-        if day is not None:
-            bounds.append(day.year if day.month >= 3 else day.year - 1)
-    return min(bounds, default=None)
+    """The latest survey year this snapshot can show, by its capture and update dates."""
+    days = (row.captured_at, row.page_updated)
+    return min((latest_survey_year(day) for day in days if day is not None), default=None)
 
 
 def _same_text_on_later_captures(rows: list[Row]) -> int:

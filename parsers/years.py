@@ -170,8 +170,9 @@ def _window(day: date | None) -> tuple[int, ...]:
     return (day.year - 1, day.year)
 
 
-def _upper(day: date | None) -> int | None:
-    """The latest survey year a page dated `day` can show."""
+def latest_survey_year(day: date | None) -> int | None:
+    """The latest survey year a page dated (or captured) on `day` can show: results come
+    out in spring, so January or February of Y shows Y-1 at the latest."""
     if day is None:
         return None
     return day.year if day.month >= 3 else day.year - 1
@@ -181,9 +182,13 @@ def section_years(
     sections: Sequence[SectionEvidence], dates: PageDates
 ) -> list[list[tuple[int | None, str]]]:
     """(survey_year, basis) of every statement of every section, in order."""
-    uppers = [u for u in (_upper(dates.updated), _upper(dates.captured)) if u is not None]
+    uppers = [
+        u
+        for u in (latest_survey_year(dates.updated), latest_survey_year(dates.captured))
+        if u is not None
+    ]
     if dates.updated is None and dates.published is not None:
-        uppers.append(_upper(dates.published) or 0)
+        uppers.append(latest_survey_year(dates.published) or 0)
     upper = min(uppers, default=None)
     headed = [heading_year(section.heading) for section in sections]
     dated_on_page = [year for year in headed if year is not None]
