@@ -21,6 +21,10 @@ _NEGATION = re.compile(
 _NAMED_NEGATION = re.compile(r"\b(?:att|om att|så att)\s+(?:inte|ej|aldrig)\b", re.IGNORECASE)
 # Answers that are neither yes nor no: the municipality did not answer, or the text
 # points elsewhere ("Uppgift saknas.", "Kalmar har inte besvarat frågan.", "Se ...").
+_NO_ANSWER_KEYS = (
+    "uppgift", "data saknas", "vet ", "svara", "redovisat", "rapporterat", "deltog", "deltagit",
+    "se ", "läs ", "kontakta", "besök", "klicka",
+)  # fmt: skip
 _NO_ANSWER = re.compile(
     r"\b(?:uppgift saknas|uppgifter saknas|ingen uppgift|data saknas|vet ej|vet inte"
     r"|(?:inte|ej) (?:besvarat|svarat|redovisat|rapporterat)|besvarades inte|besvarade inte"
@@ -90,7 +94,9 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     """`yes`, `no`, `partial` or `unknown` for a local answer; None when there is none."""
     if not answer or not answer.strip():
         return None
-    if _NO_ANSWER.search(answer):
+    lowered = answer.lower()
+    # A substring test first: nearly every answer names none of the no-answer markers.
+    if any(key in lowered for key in _NO_ANSWER_KEYS) and _NO_ANSWER.search(answer):
         return "unknown"
     if _OPENING_PARTIAL.match(answer):
         return "partial"
