@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _NUMBER_WORDS = {
     "en": 1, "ett": 1, "två": 2, "tre": 3, "fyra": 4, "fem": 5, "sex": 6, "sju": 7,
@@ -187,7 +188,8 @@ def _bounded(text: str, start: int) -> bool:
     return bool(_BOUND_BEFORE.search(text, max(0, start - 20), start))
 
 
-def find_levels(text: str) -> list[Level]:
+@lru_cache(maxsize=16384)  # pure: the same statements recur across captures of a page
+def find_levels(text: str) -> tuple[Level, ...]:
     """Every level percentage stated in `text`, in reading order (bounded ones included,
     marked, so callers can tell "knappt hälften" from "hälften")."""
     levels: list[Level] = []
@@ -248,7 +250,7 @@ def find_levels(text: str) -> list[Level]:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=_bounded(text, match.start())))  # fmt: skip
     levels.sort(key=lambda level: level.start)
-    return levels
+    return tuple(levels)
 
 
 # The unit-less lower end of a dash range: "3" in "3–9 procent".
@@ -282,6 +284,7 @@ _OF_MUNICIPALITIES = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)
 def national_reading(statement: str) -> NationalReading:
     """The national share a statement states, every level in it, and why it may be null.
 

@@ -35,6 +35,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from parsers.numbers import find_levels
 
@@ -136,6 +137,7 @@ class StatementYears:
     since: tuple[int, ...]  # "sedan YYYY": bounds only
 
 
+@lru_cache(maxsize=16384)  # pure: the same statements recur across captures of a page
 def statement_years(statement: str) -> StatementYears:
     """The year evidence in one national statement."""
     if not _YEAR_RE.search(statement):
