@@ -55,3 +55,13 @@ def test_readme_researcher_snippet_runs(tmp_path: Path) -> None:
     )
     namespace = run_readme_snippet(r"from flows.storage import load_table\n\nindicators", tmp_path)
     assert sorted(namespace["over_time"]["survey_year"].tolist()) == [2018, 2019, 2020]
+
+
+def test_readme_documents_every_basis_flag_and_comparison() -> None:
+    # The finding record's fixed vocabularies live in parsers/records.py (and, through
+    # flows/schemas.py, in the Delta field metadata); the README must name every value.
+    from parsers import FLAGS, NATIONAL_COMPARISONS, SURVEY_YEAR_BASES
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for value in (*SURVEY_YEAR_BASES, *FLAGS, *NATIONAL_COMPARISONS, "national_comparison"):
+        assert f"`{value}`" in readme, value
