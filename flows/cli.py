@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from flows import raw_archive
+from flows.errors import EXIT_CODES, OperatorError, UsageError
 from parsers import PageError, ParsedPage, parse_page
 
 PARSE_KEYS = (
@@ -144,6 +147,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     captured = _parse_time(args.captured_at, "add")
+    try:
+        raw_archive.check_url(args.url)
+    except ValueError as error:
+        print(f"oj add: --url: {error}", file=sys.stderr)
+        return 2
     status = 0
     for name in args.files:
         path = Path(name)
@@ -170,24 +178,85 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from flows.nightly import nightly, summary_line
+def _run_inputs(args: argparse.Namespace, command: str) -> tuple[str | None, str | None]:
+    """The sources and overrides files of a run, found the same way from any directory.
 
-    summary = nightly(
-        raw_dir=args.raw_dir,
-        datasets_dir=args.datasets_dir,
-        sources=args.sources,
-        fetch=args.fetch,
-        wayback_url=args.wayback_url,
-        since=args.since,
-        fetch_settings=_fetch_settings(args),
-        batch_size=args.batch_size,
-        overrides=args.overrides,
-    )
+    Named files must exist. Unnamed ones are looked for beside the raw archive (the
+    project folder that holds `raw/`), never in the current directory: a run started
+    elsewhere once dropped the hand-made indicator links and published a re-linked
+    release nobody asked for. Both files are read here, so a malformed one is one line.
+    """
+    from flows.history import load_overrides
+    from flows.sources import load_sources
+
+    raw = Path(args.raw_dir)
+    if args.fetch == "none" and not raw.is_dir():
+        raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
+    project = raw.resolve().parent
+    found: dict[str, str | None] = {}
+    for option, default in (("sources", "sources.toml"), ("overrides", "indicator_overrides.toml")):
+        named = getattr(args, option)
+        if named is not None and not Path(named).is_file():
+            raise UsageError(f"--{option} {named}: no such file")
+        if named is None and (project / default).is_file():
+            named = str(project / default)
+        found[option] = str(Path(named).resolve()) if named else None
+    if found["sources"]:
+        load_sources(found["sources"])  # SourcesError: the file, entry and line
+    if found["overrides"]:
+        load_overrides(found["overrides"])
+    return found["sources"], found["overrides"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.server import prefect_api
+
+    sources, overrides = _run_inputs(args, "run")
+    with prefect_api():
+        from flows.nightly import nightly, summary_line
+
+        _quiet_prefect(args.debug)
+        state = nightly(
+            raw_dir=args.raw_dir,
+            datasets_dir=args.datasets_dir,
+            sources=sources,
+            fetch=args.fetch,
+            wayback_url=args.wayback_url,
+            since=args.since,
+            fetch_settings=_fetch_settings(args),
+            batch_size=args.batch_size,
+            overrides=overrides,
+            lock_timeout=args.lock_timeout,
+            reparse=args.reparse,
+            return_state=True,
+        )
+        result = state.result(raise_on_failure=False)
+    if state.is_failed():
+        if isinstance(result, dict) and "error" in result:
+            print(f"oj run: {result['error']}", file=sys.stderr)
+            return int(result["exit_code"])
+        if isinstance(result, BaseException):
+            raise result  # main() prints it as one line (the traceback with --debug)
+        raise RuntimeError(state.message or "the run failed")
+    summary = result
     for failure in summary["fetch_failures"]:
         print(f"oj run: fetch failed: {failure}", file=sys.stderr)
+    for failure in summary.get("failures", []):
+        print(f"oj run: failed page: {failure}", file=sys.stderr)
     print(summary_line(summary))
     return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
+
+
+def _quiet_prefect(debug: bool) -> None:
+    """Prefect logs a failed task or flow with its traceback; `oj` says it in one line
+    instead, unless --debug."""
+    if debug:
+        return
+    import logging
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine",
+                 "prefect.task_engine", "prefect.engine"):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _fetch_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -275,18 +344,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
+    sources, overrides = _run_inputs(args, "serve")
     return serve(
         cron=args.cron,
         timezone=args.timezone,
         parameters={
             "raw_dir": str(Path(args.raw_dir).resolve()),
             "datasets_dir": str(Path(args.datasets_dir).resolve()),
-            "sources": str(Path(args.sources).resolve()) if args.sources else None,
+            "sources": sources,
             "fetch": args.fetch,
             "wayback_url": args.wayback_url,
             "since": args.since,
             "fetch_settings": _fetch_settings(args),
-            "overrides": str(Path(args.overrides).resolve()) if args.overrides else None,
+            "overrides": overrides,
+            "lock_timeout": args.lock_timeout,
         },
         port=args.port,
     )
@@ -310,6 +381,28 @@ def cmd_changes(args: argparse.Namespace) -> int:
         print(f"oj changes: {error.args[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from flows import verify
+
+    started = time.perf_counter()
+    raw, datasets = Path(args.raw_dir), Path(args.datasets_dir)
+    if not raw.is_dir():
+        raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
+    problems, counts = verify.verify_raw(raw)
+    release_problems, release_counts = verify.verify_releases(datasets)
+    problems += release_problems
+    for problem in problems:
+        print(f"oj verify: {problem}", file=sys.stderr)
+    print(
+        f"{counts['objects']} objects, {counts['records']} records, "
+        f"{release_counts['releases']} releases checked in {time.perf_counter() - started:.1f} s: "
+        + (f"{len(problems)} problems" if problems else "all hold")
+    )
+    return 1 if problems else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -338,18 +431,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _add_run_options(command: argparse.ArgumentParser) -> None:
-    default_sources = "sources.toml" if Path("sources.toml").exists() else None
     command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
     command.add_argument(
         "--datasets-dir", default="datasets", help="published tables (default: datasets)"
     )
     command.add_argument(
-        "--sources", default=default_sources, help="pages to follow (default: ./sources.toml)"
+        "--sources",
+        help="pages to follow (default: sources.toml beside the raw dir, if there is one)",
     )
     command.add_argument(
         "--overrides",
-        default="indicator_overrides.toml" if Path("indicator_overrides.toml").exists() else None,
-        help="indicator links made by hand (default: ./indicator_overrides.toml)",
+        help="indicator links made by hand (default: indicator_overrides.toml beside the raw "
+        "dir, if there is one); a named file must exist",
+    )
+    command.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait while another run writes the same datasets dir, then exit 75 "
+        "(default: 600; 0 refuses at once)",
     )
     command.add_argument(
         "--fetch",
@@ -379,7 +479,15 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="oj", description="Öppna jämförelser pages to a versioned dataset."
+        prog="oj",
+        description="Öppna jämförelser pages to a versioned dataset.",
+        epilog="exit codes: "
+        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the full traceback of an error (also: OJ_DEBUG=1)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -410,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
     _add_run_options(run)
     run.add_argument("--batch-size", type=int, default=200, help="pages per parse task")
+    run.add_argument(
+        "--reparse",
+        action="store_true",
+        help="re-parse the whole archive into a new release (e.g. after fixing a record that "
+        "was quarantined)",
+    )
     run.set_defaults(func=cmd_run)
 
     warc = commands.add_parser("import-warc", help="add the HTML pages of WARC files to raw/")
@@ -445,6 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--datasets-dir", default="datasets", help="published tables")
     check.set_defaults(func=cmd_check)
 
+    verify = commands.add_parser(
+        "verify",
+        help="check raw objects against their sha256, every record, and every release's "
+        "tables and row counts; exit 0 only when all hold",
+    )
+    verify.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    verify.add_argument("--datasets-dir", default="datasets", help="published tables")
+    verify.set_defaults(func=cmd_verify)
+
     versions = commands.add_parser("versions", help="list releases")
     versions.add_argument("--datasets-dir", default="datasets")
     versions.set_defaults(func=cmd_versions)
@@ -473,12 +596,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.debug = args.debug or os.environ.get("OJ_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
     except BrokenPipeError:  # `oj parse ... | head`
         sys.stderr.close()
         return 0
+    except OperatorError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"oj {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback, unless --debug
+        if args.debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(
+            f"oj {args.command}: unexpected error: {type(error).__name__}: {message} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def entry() -> None:
+    """The `oj` console script: main(), then exit without interpreter teardown.
+
+    deltalake's Rust runtime can abort during Python's shutdown while its threads still
+    run ("terminate called without an active exception", 2 of ~150 `oj versions`);
+    everything `oj` writes is committed and flushed before this point, so the process
+    ends with os._exit and skips that teardown.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from flows.errors import UsageError
 from flows.schemas import (
     CHANGES,
     INDICATOR_LINKS,
@@ -45,7 +46,7 @@ CHUNK_ROWS = 20_000
 _DIGITS = re.compile(r"\d")
 
 
-class OverridesError(ValueError):
+class OverridesError(UsageError, ValueError):
     """An indicator override file that cannot be used, naming the file and entry."""
 
 
@@ -70,10 +71,15 @@ class Overrides:
 
 
 def load_overrides(path: Path | str | None) -> Overrides:
-    if path is None or not Path(path).exists():
+    """The overrides file; none when `path` is None. A named file that does not exist is
+    an error: a run must never drop hand-made links silently."""
+    if path is None:
         return Overrides()
     path = Path(path)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise OverridesError(f"{path}: {error.strerror or error}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

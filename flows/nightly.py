@@ -24,10 +24,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import fetch as fetching
 from flows import history, pipeline, raw_archive, report, storage
+from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
@@ -84,8 +86,12 @@ def run_fetch(
 
 
 @task(name="plan-run", cache_policy=NO_CACHE)
-def plan_run_task(raw_dir: Path, datasets_dir: Path, overrides_sha256: str | None) -> pipeline.Plan:
-    return pipeline.plan_run(raw_dir, datasets_dir, overrides_sha256=overrides_sha256)
+def plan_run_task(
+    raw_dir: Path, datasets_dir: Path, overrides_sha256: str | None, reparse: bool = False
+) -> pipeline.Plan:
+    return pipeline.plan_run(
+        raw_dir, datasets_dir, overrides_sha256=overrides_sha256, reparse=reparse
+    )
 
 
 #: From this many pages to parse, batches go to worker processes (both cores) instead of
@@ -117,7 +123,18 @@ def parse_batch_task(
     return pipeline.parse_snapshots(raw_dir, records, sources)
 
 
-@task(name="write-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+def _retry_unless_operator_error(task: Any, task_run: Any, state: Any) -> bool:
+    # A full or read-only disk does not heal in five seconds: say so at once.
+    return not isinstance(state.data, OperatorError)
+
+
+@task(
+    name="write-batch",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=_retry_unless_operator_error,
+)
 def write_batch_task(writer: storage.ReleaseWriter, batch: dict[str, pa.Table]) -> None:
     # A retry is safe: each Delta commit is all or nothing, and the writer skips the
     # tables a failed attempt already committed for this batch.
@@ -179,6 +196,8 @@ def nightly(
     batch_size: int = pipeline.DEFAULT_BATCH_SIZE,
     overrides: str | None = None,
     parse_workers: int | None = None,
+    lock_timeout: float = 600.0,
+    reparse: bool = False,
 ) -> dict[str, Any]:
     """Fetch (optionally), read the raw archive, parse what is new, and publish a release
     if anything changed.
@@ -188,9 +207,15 @@ def nightly(
     overrides fields of `flows.http.FetchSettings` (timeouts, rates, retries, size limit).
     `overrides` is a TOML file of indicator links made by hand (`flows.history.Overrides`).
     `parse_workers`: processes for parsing (default: all cores for large jobs only).
+    `lock_timeout`: seconds to wait for another run writing the same datasets dir.
+    `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
+
+    An operator error (a lock not released in time, an unwritable datasets dir, a bad
+    overrides file) ends the run in a Failed state whose data holds `error` (one line)
+    and `exit_code`; nothing is published and the last release stays intact.
     """
     if fetch not in FETCH_MODES:
-        raise ValueError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
+        raise UsageError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
     logger = get_run_logger()
     started_at = datetime.now(UTC)
     raw, datasets = Path(raw_dir), Path(datasets_dir)
@@ -199,7 +224,7 @@ def nightly(
     outcomes: list[fetching.FetchOutcome] = []
     if fetch != "none":
         if not page_sources:
-            raise ValueError(f"--fetch {fetch} needs a sources file listing the pages")
+            raise UsageError(f"--fetch {fetch} needs a sources file listing the pages")
         settings = FetchSettings(**(fetch_settings or {}))
         outcomes = run_fetch(fetch, raw, page_sources, settings, wayback_url, since)
         log = fetching.write_fetch_log(
@@ -210,62 +235,28 @@ def nightly(
                 logger.warning("fetch failed: %s: %s", outcome.url, outcome.reason)
         logger.info("fetch log: %s", log)
 
-    indicator_overrides = history.load_overrides(overrides)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    plan = plan_run_task(raw, datasets, indicator_overrides.sha256)
-    timings["plan_seconds"] = time.perf_counter() - clock
     summary: dict[str, Any] = {
-        "pages_in_archive": plan.n_in_archive, "pages_read": len(plan.records), "findings": 0,
-        "rejects": 0, "failed_pages": 0, "release": plan.base_release, "new_release": False,
-        "mode": plan.mode, "parser_version": PARSER_VERSION,
+        "pages_in_archive": 0, "pages_read": 0, "findings": 0, "rejects": 0,
+        "failed_pages": 0, "release": None, "new_release": False, "mode": "append",
+        "parser_version": PARSER_VERSION,
         "fetch_outcomes": dict(Counter(outcome.outcome for outcome in outcomes)),
         "fetch_failures": [f"{o.url}: {o.reason}" for o in outcomes if o.outcome == "failed"],
+        "failures": [],
     }  # fmt: skip
-    if plan.has_work:
-        writer = storage.ReleaseWriter(
-            datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
-            started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
-        )  # fmt: skip
-        clock = time.perf_counter()
-        batches = list(pipeline.batched(plan.records, batch_size))
-        runner, workers = parse_task_runner(len(plan.records), parse_workers)
-        in_flight: deque = deque()
-        with _progress(len(plan.records)) as progress, runner or nullcontext():
-            bar = progress.add_task("parsing", total=len(plan.records))
-
-            def submit(records: list[raw_archive.SnapshotRecord]) -> PrefectFuture:
-                parameters = {"raw_dir": raw, "records": records, "sources": page_sources}
-                if runner is None:
-                    return parse_batch_task.submit(**parameters)
-                return runner.submit(parse_batch_task, parameters)
-
-            def drain_one() -> None:
-                batch = in_flight.popleft().result()
-                write_batch_task(writer, batch)
-                pages = batch["pages"]
-                summary["failed_pages"] += pages.filter(
-                    pc.equal(pages["parse_status"], "failed")
-                ).num_rows
-                progress.advance(bar, pages.num_rows)
-
-            window = workers + 1
-            for records in batches:
-                in_flight.append(submit(records))
-                if len(in_flight) >= window:  # bounded: never the whole corpus in memory
-                    drain_one()
-            while in_flight:
-                drain_one()
-        timings["parse_and_write_seconds"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        summary["findings"] = writer.new_rows["findings"]
-        summary["rejects"] = writer.new_rows["rejects"]
-        summary["release"] = commit_release_task(writer, len(plan.records))
-        summary["new_release"] = True
-        counts = report.quality_counts(datasets, summary["release"])
-        summary["national_conflicts"] = counts["national_conflicts"]
-        summary["findings_without_year"] = counts["findings_without_year"]
-        timings["publish_seconds"] = time.perf_counter() - clock
+    timings: dict[str, float] = {}
+    try:
+        indicator_overrides = history.load_overrides(overrides)
+        with storage.writer_lock(datasets, lock_timeout, on_wait=_say):
+            _publish(
+                raw, datasets, page_sources, indicator_overrides, batch_size, parse_workers,
+                reparse, started_at, summary, timings,
+            )  # fmt: skip
+    except OperatorError as error:
+        logger.error("%s", error)
+        return Failed(
+            message=str(error),
+            data={**summary, "error": str(error), "exit_code": error.exit_code},
+        )
     summary["timings"] = {key: round(value, 2) for key, value in timings.items()}
     line = summary_line(summary)
     logger.info(line)
@@ -279,3 +270,88 @@ def nightly(
         description="Pages read, findings, rejects and the release written",
     )
     return summary
+
+
+def _say(message: str) -> None:
+    print(f"oj run: {message}", file=sys.stderr, flush=True)
+
+
+def _publish(
+    raw: Path,
+    datasets: Path,
+    page_sources: list[Source],
+    indicator_overrides: history.Overrides,
+    batch_size: int,
+    parse_workers: int | None,
+    reparse: bool,
+    started_at: datetime,
+    summary: dict[str, Any],
+    timings: dict[str, float],
+) -> None:
+    """Plan, parse and publish under the writer lock; fills `summary` and `timings`."""
+    clock = time.perf_counter()
+    plan = plan_run_task(raw, datasets, indicator_overrides.sha256, reparse)
+    timings["plan_seconds"] = time.perf_counter() - clock
+    summary.update(
+        pages_in_archive=plan.n_in_archive,
+        pages_read=len(plan.records) + len(plan.bad_records),
+        release=plan.base_release,
+        mode=plan.mode,
+    )
+    if not plan.has_work:
+        return
+    writer = storage.ReleaseWriter(
+        datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
+        started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
+    )  # fmt: skip
+    clock = time.perf_counter()
+    batches = list(pipeline.batched(plan.records, batch_size))
+    runner, workers = parse_task_runner(len(plan.records), parse_workers)
+    in_flight: deque = deque()
+
+    def note_failures(pages: pa.Table) -> None:
+        failed = pages.filter(pc.equal(pages["parse_status"], "failed"))
+        summary["failed_pages"] += failed.num_rows
+        for url, snapshot_id, error in zip(
+            failed["url"].to_pylist(), failed["snapshot_id"].to_pylist(),
+            failed["error"].to_pylist(), strict=True,
+        ):  # fmt: skip
+            summary["failures"].append(f"{url or '(no URL)'} [{snapshot_id}]: {error}")
+
+    if plan.bad_records:
+        # Records that cannot be used are published as failed pages, each named.
+        quarantined = pipeline.quarantined_rows(plan.bad_records)
+        write_batch_task(writer, quarantined)
+        note_failures(quarantined["pages"])
+    with _progress(len(plan.records)) as progress, runner or nullcontext():
+        bar = progress.add_task("parsing", total=len(plan.records))
+
+        def submit(records: list[raw_archive.SnapshotRecord]) -> PrefectFuture:
+            parameters = {"raw_dir": raw, "records": records, "sources": page_sources}
+            if runner is None:
+                return parse_batch_task.submit(**parameters)
+            return runner.submit(parse_batch_task, parameters)
+
+        def drain_one() -> None:
+            batch = in_flight.popleft().result()
+            write_batch_task(writer, batch)
+            note_failures(batch["pages"])
+            progress.advance(bar, batch["pages"].num_rows)
+
+        window = workers + 1
+        for records in batches:
+            in_flight.append(submit(records))
+            if len(in_flight) >= window:  # bounded: never the whole corpus in memory
+                drain_one()
+        while in_flight:
+            drain_one()
+    timings["parse_and_write_seconds"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    summary["findings"] = writer.new_rows["findings"]
+    summary["rejects"] = writer.new_rows["rejects"]
+    summary["release"] = commit_release_task(writer, len(plan.records) + len(plan.bad_records))
+    summary["new_release"] = True
+    counts = report.quality_counts(datasets, summary["release"])
+    summary["national_conflicts"] = counts["national_conflicts"]
+    summary["findings_without_year"] = counts["findings_without_year"]
+    timings["publish_seconds"] = time.perf_counter() - clock

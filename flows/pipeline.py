@@ -28,10 +28,12 @@ class Plan:
     n_in_archive: int
     base_release: int | None
     base_parser_version: str | None
+    #: Record files that cannot be used and are not yet published as failed pages.
+    bad_records: tuple[raw_archive.BadRecord, ...] = ()
 
     @property
     def has_work(self) -> bool:
-        return bool(self.records) or (
+        return bool(self.records or self.bad_records) or (
             self.mode in ("reparse", "relink") and self.base_release is not None
         )
 
@@ -41,28 +43,37 @@ def plan_run(
     datasets_dir: Path,
     parser_version: str = PARSER_VERSION,
     overrides_sha256: str | None = None,
+    reparse: bool = False,
 ) -> Plan:
     """Compare the raw archive with the latest release.
 
-    New snapshots are appended; a parser version other than the release's re-parses
-    everything in the archive into a new release (no refetch); a changed indicator
-    override file alone re-links the indicators into a new release.
+    New snapshots are appended; a parser version other than the release's (or
+    `reparse`, e.g. after fixing a quarantined record) re-parses everything in the
+    archive into a new release (no refetch); a changed indicator override file alone
+    re-links the indicators into a new release. Record files that cannot be used are
+    planned as failed pages, once each.
     """
-    records = list(raw_archive.iter_records(raw_dir))
+    bad: list[raw_archive.BadRecord] = []
+    records = list(raw_archive.iter_records(raw_dir, bad))
+    n_in_archive = len(records) + len(bad)
     base = storage.get_release(datasets_dir)
-    if base is not None and base["parser_version"] != parser_version:
-        return Plan(records, "reparse", len(records), base["release"], base["parser_version"])
+    if base is not None and (reparse or base["parser_version"] != parser_version):
+        return Plan(
+            records, "reparse", n_in_archive, base["release"], base["parser_version"], tuple(bad)
+        )
     done = storage.published_snapshot_ids(datasets_dir)
     todo = [record for record in records if record.record_id not in done]
+    bad = [record for record in bad if record.record_id not in done]
     mode = "append"
     if base is not None and not todo and base.get("overrides_sha256") != overrides_sha256:
         mode = "relink"
     return Plan(
         todo,
         mode,
-        len(records),
+        n_in_archive,
         base["release"] if base else None,
         base["parser_version"] if base else None,
+        tuple(bad),
     )
 
 
@@ -74,6 +85,25 @@ def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
 def finding_id(snapshot_id: str, position: int) -> str:
     """Deterministic: the same snapshot and position give the same id in every release."""
     return hashlib.sha256(f"{snapshot_id}:{position}".encode()).hexdigest()[:20]
+
+
+def quarantined_rows(
+    bad_records: Iterable[raw_archive.BadRecord], parser_version: str = PARSER_VERSION
+) -> dict[str, pa.Table]:
+    """Failed `pages` rows and `unreadable_record` rejects for record files that cannot be
+    used, so a release names them instead of failing on them."""
+    columns: dict[str, dict[str, list[Any]]] = {
+        name: {field: [] for field in TABLES[name].names} for name in storage.DATA_TABLES
+    }
+    for bad in bad_records:
+        snapshot = {"snapshot_id": bad.record_id, "raw_sha256": None, "url": bad.url,
+                    "captured_at": None, "parser_version": parser_version}  # fmt: skip
+        for key, column in columns["pages"].items():
+            column.append({**snapshot, "parse_status": "failed", "error": bad.reason,
+                           "n_findings": 0, "n_rejects": 1}.get(key))  # fmt: skip
+        for key, column in columns["rejects"].items():
+            column.append({**snapshot, "reason": "unreadable_record", "text": bad.reason}.get(key))
+    return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
 
 
 def parse_snapshots(

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Where a snapshot came from.
 SOURCES = ("seed", "live", "wayback", "warc")
@@ -62,6 +63,82 @@ class SnapshotRecord:
 
 class ArchiveError(RuntimeError):
     """A raw archive file that is missing or does not match its hash."""
+
+
+MAX_URL_LENGTH = 2048
+
+
+def check_url(url: object) -> str:
+    """`url` if it is an absolute http(s) URL with a host, else ValueError saying why.
+
+    `oj add` once accepted "http://[oops/", "file:...", "javascript:...", "" and a 120 KB
+    string; every later run then failed on that record.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"not a URL: {url!r}")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})")
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as error:
+        raise ValueError(f"not a valid URL: {url!r} ({error})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    return url.strip()
+
+
+def _check_time(value: object, key: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a time: {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{key} is not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{key} has no time zone: {value!r}")
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record file that cannot be used, kept with why: it is published as a failed
+    page and named on stderr, and never blocks the rest of the archive."""
+
+    path: Path
+    record_id: str  # the file's name without .json
+    url: str | None  # the record's URL when it has a usable one
+    reason: str
+
+
+def read_record(path: Path) -> SnapshotRecord:
+    """One record file, validated: JSON, required keys, an http(s) URL, a sha256, a known
+    source, timezone-aware times. ValueError says what is wrong."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in ("record_id", "sha256", "url", "source") if data.get(key) is None]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    check_url(data["url"])
+    if data["source"] not in SOURCES:
+        raise ValueError(f"source {data['source']!r} is not one of {SOURCES}")
+    sha = data["sha256"]
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ValueError(f"sha256 is not a hex digest: {sha!r}")
+    for key in ("captured_at", "fetched_at"):
+        _check_time(data.get(key), key)
+    try:
+        return SnapshotRecord.from_dict(data)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -108,6 +185,7 @@ def add_snapshot(
     """Store a snapshot's bytes (once) and its record; returns (record, newly added)."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+    url = check_url(url)
     raw_dir = Path(raw_dir)
     digest = sha256_hex(data)
     captured = iso(captured_at)
@@ -143,19 +221,35 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def iter_records(raw_dir: Path) -> Iterator[SnapshotRecord]:
-    """Every record in the archive, in a stable order (capture time, then id)."""
+def iter_records(raw_dir: Path, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
+    """Every readable record in the archive, in a stable order (capture time, then id).
+
+    A record that cannot be read (see `read_record`) is not fatal: it is appended to
+    `bad` with its path and reason, and the rest of the archive is read.
+    """
     records_dir = Path(raw_dir) / "records"
     if not records_dir.is_dir():
         return iter(())
     records = []
-    for path in records_dir.glob("*.json"):
+    for path in sorted(records_dir.glob("*.json")):
         try:
-            records.append(SnapshotRecord.from_dict(json.loads(path.read_text("utf-8"))))
-        except (ValueError, TypeError) as error:
-            raise ArchiveError(f"{path}: unreadable record: {error}") from error
+            records.append(read_record(path))
+        except (OSError, ValueError) as error:
+            if bad is not None:
+                bad.append(_bad_record(path, error))
     records.sort(key=lambda record: (record.captured_at or "", record.url, record.record_id))
     return iter(records)
+
+
+def _bad_record(path: Path, error: Exception) -> BadRecord:
+    url = None
+    try:
+        candidate = json.loads(path.read_text("utf-8")).get("url")
+        url = check_url(candidate)
+    except (OSError, ValueError, AttributeError):
+        pass
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return BadRecord(path, path.stem, url, f"unreadable record {path}: {reason}")
 
 
 def read_object(raw_dir: Path, sha256: str) -> bytes:

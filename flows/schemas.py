@@ -25,7 +25,13 @@ def _list_of(type_: pa.DataType) -> pa.DataType:
 
 
 #: Reasons a whole page lands in `rejects` (besides the parser's own reasons).
-PAGE_REJECT_REASONS = {"unreadable_page": "the snapshot could not be read or decoded as a page"}
+PAGE_REJECT_REASONS = {
+    "unreadable_page": "the snapshot could not be read or decoded as a page",
+    "unreadable_record": (
+        "the raw archive's record file could not be used (bad JSON, a missing key, a URL "
+        "that is not http(s), a time without a time zone); the text says which and why"
+    ),
+}
 #: Values of `pages.parse_status`.
 PARSE_STATUSES = ("parsed", "no_findings", "failed")
 #: Where a snapshot came from (mirrors flows.raw_archive.SOURCES).
@@ -46,9 +52,11 @@ _SNAPSHOT_FIELDS = [
         nullable=False,
     ),
     _field(
-        "raw_sha256", pa.string(), "sha256 of the snapshot's bytes (raw/objects/..)", nullable=False
+        "raw_sha256",
+        pa.string(),
+        "sha256 of the snapshot's bytes (raw/objects/..); null for an unreadable record",
     ),
-    _field("url", pa.string(), "URL of the page", nullable=False),
+    _field("url", pa.string(), "URL of the page; null for an unreadable record without one"),
     _field("captured_at", UTC_TIMESTAMP, "when the snapshot was captured (UTC); null if unknown"),
 ]
 
@@ -62,8 +70,7 @@ PAGES = pa.schema(
         _field(
             "source",
             pa.string(),
-            f"where the snapshot came from: {SNAPSHOT_SOURCES}",
-            nullable=False,
+            f"where the snapshot came from: {SNAPSHOT_SOURCES}; null for an unreadable record",
         ),
         _field("input_format", pa.string(), "'html' or 'text' (detected from the content)"),
         _field("charset", pa.string(), "charset used to decode the bytes"),

@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from flows.server import die_with_parent
+
 SERVER_START_TIMEOUT_SECONDS = 120
 
 
@@ -36,6 +38,7 @@ def start_local_server(port: int) -> tuple[subprocess.Popen, str]:
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=die_with_parent,  # the server dies with `oj serve`, SIGKILL included
     )  # fmt: skip
     wait_for_server(api_url, process)
     return process, api_url

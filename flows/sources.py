@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from flows.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Source:
@@ -23,7 +25,7 @@ class Source:
     url: str
 
 
-class SourcesError(ValueError):
+class SourcesError(UsageError, ValueError):
     """A sources file that cannot be used, with the file and entry named."""
 
 
@@ -35,18 +37,27 @@ def page_key(url: str) -> str:
 
 
 def load_sources(path: Path | str) -> list[Source]:
+    """The pages of a sources file; SourcesError names the file, the entry or line, and
+    the key for anything malformed."""
+    from flows.raw_archive import check_url
+
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise SourcesError(f"{path}: {error}") from error
     sources = []
-    for index, entry in enumerate(data.get("page", []), start=1):
+    pages = data.get("page", [])
+    if not isinstance(pages, list):
+        raise SourcesError(f"{path}: 'page' must be an array of tables ([[page]])")
+    for index, entry in enumerate(pages, start=1):
         try:
             source = Source(**{key: str(entry[key]) for key in Source.__dataclass_fields__})
         except KeyError as error:
             raise SourcesError(f"{path}: [[page]] #{index} lacks {error.args[0]!r}") from error
-        if urlsplit(source.url).scheme not in ("http", "https"):
-            raise SourcesError(f"{path}: [[page]] #{index}: only http(s) URLs: {source.url!r}")
+        try:
+            check_url(source.url)
+        except ValueError as error:
+            raise SourcesError(f"{path}: [[page]] #{index}: {error}") from None
         sources.append(source)
     return sources

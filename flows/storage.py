@@ -6,13 +6,15 @@ of every other table. Readers go through a release, so rows a crashed run commit
 restores those tables to the last release before writing (`DeltaTable.restore`, itself a
 Delta commit, so nothing is lost from the history).
 
-One writer at a time: concurrent overwrites fail with CommitFailedError and the table
-stays correct, but two runs would race for the same release number.
+One writer at a time: a run holds `writer_lock` (an exclusive lock file in the datasets
+dir) from planning to its `runs` row, so two runs never race for a release number and a
+run never rolls back another live run's commits. Readers never need the lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+from filelock import FileLock, Timeout
 
 from flows import history
+from flows.errors import LockTimeout, StorageWriteError
 from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES
 
 DEFAULT_DATASETS_DIR = Path("datasets")
@@ -45,6 +50,68 @@ def table_path(datasets_dir: Path | str, name: str) -> Path:
 
 def _is_table(path: Path) -> bool:
     return DeltaTable.is_deltatable(str(path))
+
+
+# --- one writer at a time ------------------------------------------------------------------
+
+#: The lock file a writing run holds, inside the datasets dir.
+LOCK_FILE = ".oj-write.lock"
+
+
+@contextmanager
+def writer_lock(
+    datasets_dir: Path | str, timeout: float, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the datasets dir's exclusive write lock; wait up to `timeout` seconds for it.
+
+    An OS file lock (flock through `filelock`): the kernel releases it when the holder
+    dies, SIGKILL included, so a crashed run never leaves the store locked. On object
+    storage (issue 11) the same role needs a lock the store itself arbitrates, e.g. a
+    conditional put of a lock object or delta-rs's DynamoDB locking provider.
+    """
+    path = Path(datasets_dir)
+    if path.exists() and not path.is_dir():
+        raise StorageWriteError(f"cannot write {path}: it is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(
+                    f"another run is writing {path}: waiting up to {timeout:g} s for its lock "
+                    f"({path / LOCK_FILE})"
+                )
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise LockTimeout(
+                    f"another run kept {path} locked for {timeout:g} s ({path / LOCK_FILE}); "
+                    "nothing was written"
+                ) from None
+    except OSError as error:
+        raise StorageWriteError(
+            f"cannot write {path}: {error.strerror or error}; the last release is intact"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _writing(path: Path, base: dict[str, Any] | None) -> Iterator[None]:
+    """Turn an IO failure of a write into one line that says the last release is intact
+    (nothing is visible to readers before the `runs` row is written)."""
+    try:
+        yield
+    except (OSError, DeltaError) as error:
+        last = f"release {base['release']}" if base else "no release yet"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StorageWriteError(
+            f"cannot write {path}: {reason}; the last release ({last}) is intact"
+        ) from error
 
 
 # --- schema enforcement ---------------------------------------------------------------------
@@ -233,7 +300,8 @@ class ReleaseWriter:
         self.new_rows = dict.fromkeys(DATA_TABLES, 0)
         self._written: set[tuple[str, str]] = set()  # (first snapshot of a batch, table)
         self._overwrite_next = dict.fromkeys(DATA_TABLES, mode == "reparse")
-        self._roll_back_unreleased_commits()
+        with _writing(self.datasets_dir, self.base):
+            self._roll_back_unreleased_commits()
 
     def _commit_properties(self) -> CommitProperties:
         return CommitProperties(custom_metadata={"oj_run_id": self.run_id})
@@ -274,16 +342,17 @@ class ReleaseWriter:
     def _write(self, name: str, table: pa.Table) -> None:
         validate(name, table)
         path = table_path(self.datasets_dir, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        overwrite = self._overwrite_next[name] or not _is_table(path)
-        write_deltalake(
-            str(path),
-            table,
-            mode="overwrite" if overwrite else "append",
-            schema_mode="overwrite" if overwrite else None,
-            description=f"oppna-jamforelser table `{name}`",
-            commit_properties=self._commit_properties(),
-        )
+        with _writing(path, self.base):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            overwrite = self._overwrite_next[name] or not _is_table(path)
+            write_deltalake(
+                str(path),
+                table,
+                mode="overwrite" if overwrite else "append",
+                schema_mode="overwrite" if overwrite else None,
+                description=f"oppna-jamforelser table `{name}`",
+                commit_properties=self._commit_properties(),
+            )
         self._overwrite_next[name] = False
         self.new_rows[name] += table.num_rows
 
@@ -323,6 +392,10 @@ class ReleaseWriter:
 
     def commit(self, *, n_pages_new: int, finished_at: datetime | None = None) -> int:
         """Write the `runs` row that makes everything written a release; returns its number."""
+        with _writing(self.datasets_dir, self.base):
+            return self._commit(n_pages_new=n_pages_new, finished_at=finished_at)
+
+    def _commit(self, *, n_pages_new: int, finished_at: datetime | None) -> int:
         for name in DATA_TABLES:
             path = table_path(self.datasets_dir, name)
             if self._overwrite_next[name] or not _is_table(path):

@@ -324,6 +324,12 @@ def test_only_http_from_listed_hosts_is_fetched(url: str) -> None:
 )
 def test_no_url_can_write_outside_the_archive(url: str, tmp_path: Path) -> None:
     raw = tmp_path / "inside" / "raw"
+    if not url.startswith("https://"):
+        # not an absolute http(s) URL: refused before anything is written (issue 10)
+        with pytest.raises(ValueError, match="not an absolute http"):
+            raw_archive.add_snapshot(raw, b"<html>x</html>", url=url, source="live")
+        assert not any(p.is_file() for p in tmp_path.rglob("*"))
+        return
     raw_archive.add_snapshot(raw, b"<html>x</html>", url=url, source="live")
     written = {p for p in tmp_path.rglob("*") if p.is_file()}
     assert written and all(raw in p.parents for p in written)

@@ -1,0 +1,103 @@
+"""A Prefect API for one `oj` command that dies with it, SIGKILL included.
+
+Prefect's own temporary server is a subprocess stopped by an `atexit` hook, so a killed
+`oj run` left it running (42 of 49 kills, ~200 MB each, holding a port). Here the command
+starts the same server itself, as a child the kernel kills when its parent dies
+(`PR_SET_PDEATHSIG`), and stops it on a normal exit. With `PREFECT_API_URL` set, that
+server is used and nothing is started.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import requests
+
+STARTUP_TIMEOUT_SECONDS = 120
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: be killed with SIGKILL when the parent dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: the atexit stop still applies
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """The API URL to use: `PREFECT_API_URL`, or a server started for this command.
+
+    Call before Prefect is imported, so every client sees the URL.
+    """
+    existing = os.environ.get("PREFECT_API_URL")
+    if existing:
+        yield existing
+        return
+    # Prefect is not imported yet (it would read its settings now): find it on the path.
+    spec = importlib.util.find_spec("prefect")
+    site_packages = Path(spec.origin).parent.parent if spec and spec.origin else Path(".")
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    # The server's messages go to a file, not a pipe nobody reads (a full pipe blocks it).
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(site_packages),
+         "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+             "PREFECT__SERVER_FINAL": "1"},
+        stdout=subprocess.DEVNULL, stderr=log, text=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+    )  # fmt: skip
+    try:
+        _wait_until_healthy(api_url, process, log)
+        os.environ["PREFECT_API_URL"] = api_url
+        yield api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_until_healthy(api_url: str, process: subprocess.Popen, log: IO[str]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            error = log.read()
+            raise RuntimeError(f"the Prefect server exited on start: {error[-500:].strip()}")
+        try:
+            if requests.get(f"{api_url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"no Prefect server answered at {api_url} in {STARTUP_TIMEOUT_SECONDS} s")
