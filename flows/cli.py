@@ -228,6 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides=overrides,
             lock_timeout=args.lock_timeout,
             reparse=args.reparse,
+            parse_workers=args.parse_workers,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
@@ -518,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
     _add_run_options(run)
     run.add_argument("--batch-size", type=int, default=200, help="pages per parse task")
+    run.add_argument(
+        "--parse-workers",
+        type=int,
+        help="worker processes for parsing (default: all cores from 3,000 pages, else threads)",
+    )
     run.add_argument(
         "--reparse",
         action="store_true",

@@ -31,6 +31,7 @@ from flows import fetch as fetching
 from flows import history, pipeline, raw_archive, report, storage
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
+from flows.server import exit_with_parent
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
 
@@ -113,7 +114,11 @@ def parse_task_runner(
         parse_workers = min(cores, 4) if n_pages >= PROCESS_POOL_MIN_PAGES else 1
     if parse_workers <= 1:
         return None, 1
-    return ProcessPoolTaskRunner(max_workers=parse_workers), parse_workers
+    # Each worker exits when `oj run` dies (SIGKILL included) from the moment it starts.
+    runner = ProcessPoolTaskRunner(
+        max_workers=parse_workers, initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
+    return runner, parse_workers
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE)

@@ -101,3 +101,28 @@ def _wait_until_healthy(api_url: str, process: subprocess.Popen, log: IO[str]) -
             pass
         time.sleep(0.2)
     raise RuntimeError(f"no Prefect server answered at {api_url} in {STARTUP_TIMEOUT_SECONDS} s")
+
+
+_watching = False
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process (Prefect's process pool): exit when `parent`, the process that
+    started it, dies. A pool worker holds both ends of its task queue, so a parent killed
+    with SIGKILL would otherwise leave it waiting forever. The parent's pid is passed in,
+    not read here: the parent may already be gone when the worker gets this far.
+    Idempotent."""
+    global _watching
+    import threading
+
+    if _watching:
+        return
+    _watching = True
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="oj-exit-with-parent", daemon=True).start()

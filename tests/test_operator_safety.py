@@ -215,9 +215,11 @@ def test_no_process_outlives_a_killed_run(prefect_server: str, tmp_path: Path) -
     shutil.copytree(RAW_DIR, raw)
     command = [*OJ, "run", "--raw-dir", str(raw), "--datasets-dir", str(datasets)]
     # No PREFECT_API_URL: `oj run` starts its own server; kill it while the server
-    # starts, once it is up, and during the flow.
-    for delay in (2.0, 7.0, 11.0, 14.0):
-        process = subprocess.Popen(command, cwd=ROOT, env=_env(None), start_new_session=True,
+    # starts, once it is up, and during the flow, parsing on threads or on two worker
+    # processes.
+    for delay, workers in ((2.0, "1"), (7.0, "1"), (11.0, "1"), (14.0, "2"), (17.0, "2")):
+        process = subprocess.Popen([*command, "--parse-workers", workers], cwd=ROOT,
+                                   env=_env(None), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             time.sleep(delay)
