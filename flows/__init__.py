@@ -17,5 +17,8 @@ for _name, _value in {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     # The default 20 s was exceeded on a first run here, while the database is created.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # deltalake's Rust runtime prints a stack backtrace note on a panic (a full disk);
+    # `oj` says what happened in one line.
+    "RUST_BACKTRACE": "0",
 }.items():
     os.environ.setdefault(_name, _value)

@@ -13,6 +13,8 @@ run never rolls back another live run's commits. Readers never need the lock.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -100,6 +102,18 @@ def writer_lock(
         lock.release()
 
 
+def _io_reason(error: BaseException) -> str:
+    """The operating system's reason when a Delta error wraps one: a full disk reads
+    "Failed to parse parquet: External: Generic LocalFileSystem error: ... (os error 28)"."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip()
+    found = re.search(r"\(os error (\d+)\)", text)
+    if found:
+        return os.strerror(int(found.group(1)))
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 @contextmanager
 def _writing(path: Path, base: dict[str, Any] | None) -> Iterator[None]:
     """Turn an IO failure of a write into one line that says the last release is intact
@@ -108,7 +122,7 @@ def _writing(path: Path, base: dict[str, Any] | None) -> Iterator[None]:
         yield
     except (OSError, DeltaError) as error:
         last = f"release {base['release']}" if base else "no release yet"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _io_reason(error)
         raise StorageWriteError(
             f"cannot write {path}: {reason}; the last release ({last}) is intact"
         ) from error
