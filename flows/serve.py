@@ -12,14 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import tempfile
 from typing import Any
 
 import requests
 
-from flows.server import die_with_parent
-
-SERVER_START_TIMEOUT_SECONDS = 120
+from flows.server import die_with_parent, wait_until_healthy
 
 
 def start_local_server(port: int) -> tuple[subprocess.Popen, str]:
@@ -34,30 +32,16 @@ def start_local_server(port: int) -> tuple[subprocess.Popen, str]:
             f"port {port} is taken by a running server: set PREFECT_API_URL={api_url} to use "
             "it, or pass --port"
         )
+    # Messages go to a file, not a pipe nobody reads once it runs (a full pipe blocks it).
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=log, text=True,
         preexec_fn=die_with_parent,  # the server dies with `oj serve`, SIGKILL included
     )  # fmt: skip
-    wait_for_server(api_url, process)
+    wait_until_healthy(api_url, process, log)
     return process, api_url
-
-
-def wait_for_server(api_url: str, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            error = process.stderr.read() if process.stderr else ""
-            raise RuntimeError(f"the Prefect server exited on start:\n{error[-2000:]}")
-        try:
-            if requests.get(f"{api_url}/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"no Prefect server answered at {api_url} within "
-                       f"{SERVER_START_TIMEOUT_SECONDS} s")  # fmt: skip
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -74,7 +58,7 @@ def serve(*, cron: str, timezone: str, parameters: dict[str, Any], port: int = 4
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
     if api_url:
-        wait_for_server(api_url)
+        wait_until_healthy(api_url)
     else:
         server, api_url = start_local_server(port)
         os.environ["PREFECT_API_URL"] = api_url

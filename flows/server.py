@@ -73,7 +73,7 @@ def prefect_api() -> Iterator[str]:
         preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec
     )  # fmt: skip
     try:
-        _wait_until_healthy(api_url, process, log)
+        wait_until_healthy(api_url, process, log)
         os.environ["PREFECT_API_URL"] = api_url
         yield api_url
     finally:
@@ -87,12 +87,18 @@ def prefect_api() -> Iterator[str]:
         log.close()
 
 
-def _wait_until_healthy(api_url: str, process: subprocess.Popen, log: IO[str]) -> None:
+def wait_until_healthy(
+    api_url: str, process: subprocess.Popen | None = None, log: IO[str] | None = None
+) -> None:
+    """Wait for a Prefect API to answer; fail early, with its messages, if `process`
+    (the server started for it) exits first."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            error = log.read()
+        if process is not None and process.poll() is not None:
+            error = ""
+            if log is not None:
+                log.seek(0)
+                error = log.read()
             raise RuntimeError(f"the Prefect server exited on start: {error[-500:].strip()}")
         try:
             if requests.get(f"{api_url}/health", timeout=2).ok:

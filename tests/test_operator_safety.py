@@ -90,7 +90,8 @@ def test_two_runs_at_once_publish_each_piece_of_work_once(
     outputs = [first.communicate(timeout=600), second.communicate(timeout=600)]
     assert (first.returncode, second.returncode) == (0, 0), outputs
     assert sum("new release 2 written" in out for out, _ in outputs) == 1
-    assert any("waiting up to" in err for _, err in outputs)
+    # (whether the later one had to wait depends on timing; waiting itself is tested with
+    # a held lock in test_operator_errors_are_one_line_with_their_exit_code)
     assert len(storage.releases(datasets)) == 2
     _check_store(datasets, raw)
 
