@@ -31,6 +31,7 @@ from flows import fetch as fetching
 from flows import history, pipeline, raw_archive, report, storage
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
+from flows.pipeline import summary_line
 from flows.server import exit_with_parent
 from flows.sources import Source, load_sources
 from parsers import PARSER_VERSION
@@ -160,33 +161,6 @@ def _progress(total: int):
         TimeElapsedColumn(), disable=not sys.stderr.isatty() or total < 2, transient=True,
     )  # fmt: skip
     return progress
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    release = (
-        f"new release {summary['release']} written"
-        if summary["new_release"]
-        else f"no new release (latest is {summary['release']})"
-        if summary["release"]
-        else "no release (nothing to publish)"
-    )
-    fetched = ""
-    if summary.get("fetch_outcomes"):
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["fetch_outcomes"].items()))
-        fetched = f"fetched: {counts}; "
-    quality = ""
-    if "national_conflicts" in summary:
-        quality = (
-            f"; national-figure conflicts: {summary['national_conflicts']}, "
-            f"findings without a survey year: {summary['findings_without_year']} "
-            "(details: oj check)"
-        )
-    return (
-        fetched
-        + f"pages read: {summary['pages_read']} ({summary['pages_in_archive']} in archive), "
-        f"findings: {summary['findings']}, rejects: {summary['rejects']}, "
-        f"failed pages: {summary['failed_pages']}; {release}{quality}"
-    )
 
 
 @flow(name="nightly", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)

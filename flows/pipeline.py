@@ -53,17 +53,19 @@ def plan_run(
     re-links the indicators into a new release. Record files that cannot be used are
     planned as failed pages, once each.
     """
+    names = raw_archive.record_names(raw_dir)
     bad: list[raw_archive.BadRecord] = []
-    records = list(raw_archive.iter_records(raw_dir, bad))
-    n_in_archive = len(records) + len(bad)
     base = storage.get_release(datasets_dir)
     if base is not None and (reparse or base["parser_version"] != parser_version):
+        records = raw_archive.read_records(raw_dir, names, bad)
         return Plan(
-            records, "reparse", n_in_archive, base["release"], base["parser_version"], tuple(bad)
+            records, "reparse", len(names), base["release"], base["parser_version"], tuple(bad)
         )
+    # Planning from names: only records not yet published are read (a record file is
+    # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
     done = storage.published_snapshot_ids(datasets_dir)
-    todo = [record for record in records if record.record_id not in done]
-    bad = [record for record in bad if record.record_id not in done]
+    todo = raw_archive.read_records(raw_dir, [name for name in names if name not in done], bad)
+    n_in_archive = len(names)
     mode = "append"
     if base is not None and not todo and base.get("overrides_sha256") != overrides_sha256:
         mode = "relink"
@@ -170,3 +172,30 @@ def parse_snapshots(
             add(rejects, **snapshot, reason=reject.reason, section=reject.section,
                 line=reject.line, text=reject.text)  # fmt: skip
     return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    release = (
+        f"new release {summary['release']} written"
+        if summary["new_release"]
+        else f"no new release (latest is {summary['release']})"
+        if summary["release"]
+        else "no release (nothing to publish)"
+    )
+    fetched = ""
+    if summary.get("fetch_outcomes"):
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["fetch_outcomes"].items()))
+        fetched = f"fetched: {counts}; "
+    quality = ""
+    if "national_conflicts" in summary:
+        quality = (
+            f"; national-figure conflicts: {summary['national_conflicts']}, "
+            f"findings without a survey year: {summary['findings_without_year']} "
+            "(details: oj check)"
+        )
+    return (
+        fetched
+        + f"pages read: {summary['pages_read']} ({summary['pages_in_archive']} in archive), "
+        f"findings: {summary['findings']}, rejects: {summary['rejects']}, "
+        f"failed pages: {summary['failed_pages']}; {release}{quality}"
+    )

@@ -221,24 +221,47 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def iter_records(raw_dir: Path, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
-    """Every readable record in the archive, in a stable order (capture time, then id).
-
-    A record that cannot be read (see `read_record`) is not fatal: it is appended to
-    `bad` with its path and reason, and the rest of the archive is read.
-    """
+def record_names(raw_dir: Path) -> list[str]:
+    """The ids of every record file (file names without .json), without reading any."""
     records_dir = Path(raw_dir) / "records"
     if not records_dir.is_dir():
-        return iter(())
+        return []
+    with os.scandir(records_dir) as entries:
+        return sorted(
+            entry.name[:-5]
+            for entry in entries
+            if entry.name.endswith(".json") and not entry.name.startswith(".")
+        )
+
+
+def read_records(
+    raw_dir: Path, names: list[str], bad: list[BadRecord] | None = None
+) -> list[SnapshotRecord]:
+    """The records of the given ids, in a stable order (capture time, URL, id).
+
+    A record that cannot be read (see `read_record`), or whose id differs from its file
+    name, is not fatal: it is appended to `bad` with its path and reason.
+    """
+    records_dir = Path(raw_dir) / "records"
     records = []
-    for path in sorted(records_dir.glob("*.json")):
+    for name in names:
+        path = records_dir / f"{name}.json"
         try:
-            records.append(read_record(path))
+            record = read_record(path)
+            if record.record_id != name:
+                raise ValueError(f"record_id {record.record_id!r} differs from its file name")
+            records.append(record)
         except (OSError, ValueError) as error:
             if bad is not None:
                 bad.append(_bad_record(path, error))
     records.sort(key=lambda record: (record.captured_at or "", record.url, record.record_id))
-    return iter(records)
+    return records
+
+
+def iter_records(raw_dir: Path, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
+    """Every readable record in the archive, in a stable order (capture time, then id);
+    unreadable ones go to `bad` (see `read_records`)."""
+    return iter(read_records(raw_dir, record_names(raw_dir), bad))
 
 
 def _bad_record(path: Path, error: Exception) -> BadRecord:

@@ -1,0 +1,66 @@
+"""Planning from record names, and a no-op run that starts no Prefect server (issue 11)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import RAW_DIR, ROOT, publish
+
+from flows import pipeline, raw_archive
+
+
+def test_only_new_records_are_read(tmp_path: Path) -> None:
+    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    shutil.copytree(RAW_DIR, raw)
+    publish(datasets)
+    # A published record is never read again: even one damaged after publishing does not
+    # make a plan (`oj verify` is what checks the whole archive).
+    published = sorted((raw / "records").glob("*.json"))[0]
+    published.write_text("{", "utf-8")
+    plan = pipeline.plan_run(raw, datasets)
+    assert (plan.has_work, plan.n_in_archive, plan.records, plan.bad_records) == (False, 5, [], ())
+    # A new record is read and planned.
+    record, _ = raw_archive.add_snapshot(
+        raw, b"Ny sida", url="https://kalmar.se/ny.html", source="seed"
+    )
+    plan = pipeline.plan_run(raw, datasets)
+    assert [r.record_id for r in plan.records] == [record.record_id]
+
+
+def test_a_record_whose_id_differs_from_its_name_is_quarantined(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(RAW_DIR, raw)
+    original = sorted((raw / "records").glob("*.json"))[0]
+    original.rename(original.with_name("renamed.json"))
+    bad: list[raw_archive.BadRecord] = []
+    records = raw_archive.read_records(raw, raw_archive.record_names(raw), bad)
+    assert len(records) == 4
+    assert [b.record_id for b in bad] == ["renamed"]
+    assert "differs from its file name" in bad[0].reason
+
+
+def test_a_run_with_nothing_new_starts_no_server(prefect_server: str, tmp_path: Path) -> None:
+    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    shutil.copytree(RAW_DIR, raw)
+    command = [sys.executable, "-m", "flows.cli", "run", "--raw-dir", str(raw),
+               "--datasets-dir", str(datasets)]  # fmt: skip
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                           env=os.environ | {"PREFECT_API_URL": prefect_server})  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    # Nothing new, no PREFECT_API_URL, an empty Prefect home: a server would create its
+    # database there; the no-op must not start one.
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(home)
+    }
+    second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == (
+        "pages read: 0 (5 in archive), findings: 0, rejects: 0, failed pages: 0; "
+        "no new release (latest is 1)"
+    )
+    assert not any(home.rglob("*.db"))
