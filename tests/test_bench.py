@@ -12,7 +12,8 @@ from helpers import ROOT
 REQUIRED = (
     "n", "parse_pages_per_s", "lxml_pages_per_s", "naive_pages_per_s", "parse_vs_lxml",
     "parse_vs_naive", "e2e_seconds", "e2e_peak_rss_mb", "e2e_small_seconds",
-    "e2e_small_peak_rss_mb", "noop_seconds", "noop_new_release", "prefect_server_start_seconds",
+    "e2e_small_peak_rss_mb", "noop_seconds", "noop_new_release", "noop_wall_seconds",
+    "prefect_server_start_seconds",
 )  # fmt: skip
 
 
