@@ -178,7 +178,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
-def _run_inputs(args: argparse.Namespace, command: str) -> tuple[str | None, str | None]:
+def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None]:
     """The sources and overrides files of a run, found the same way from any directory.
 
     Named files must exist. Unnamed ones are looked for beside the raw archive (the
@@ -211,7 +211,7 @@ def _run_inputs(args: argparse.Namespace, command: str) -> tuple[str | None, str
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.server import prefect_api
 
-    sources, overrides = _run_inputs(args, "run")
+    sources, overrides = _run_inputs(args)
     if args.fetch == "none" and not args.reparse:
         noop = _nothing_to_do(args, overrides)
         if noop is not None:
@@ -371,7 +371,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
-    sources, overrides = _run_inputs(args, "serve")
+    sources, overrides = _run_inputs(args)
     return serve(
         cron=args.cron,
         timezone=args.timezone,
