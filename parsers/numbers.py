@@ -285,6 +285,30 @@ _OF_MUNICIPALITIES = re.compile(
 
 
 @lru_cache(maxsize=16384)
+def stated_levels(statement: str) -> tuple[Level, ...]:
+    """The levels a statement states: bounded ones dropped ("knappt hälften"), and a share
+    in words dropped where a figure right after restates it ("Sex av tio kommuner (61
+    procent)", "Hälften av kommunerna, 50 procent,": the figure is the level and the
+    words add no second value)."""
+    stated = [level for level in find_levels(statement) if not level.bounded]
+    for index in range(len(stated) - 1, 0, -1):
+        words, figure = stated[index - 1], stated[index]
+        if (
+            words.in_words
+            and not figure.in_words
+            and _RESTATED.fullmatch(statement, words.end, figure.start)
+        ):
+            del stated[index - 1]
+    return tuple(stated)
+
+
+def current_level(statement: str) -> Level | None:
+    """The level that is the statement's current figure: the first stated one that is not
+    an earlier survey's. Both the national percent and the year attached to it read it."""
+    return next((level for level in stated_levels(statement) if not level.is_from), None)
+
+
+@lru_cache(maxsize=16384)
 def national_reading(statement: str) -> NationalReading:
     """The national share a statement states, every level in it, and why it may be null.
 
@@ -300,21 +324,10 @@ def national_reading(statement: str) -> NationalReading:
       approximate ("Majoriteten", "De flesta", "Få", "knappt hälften").
     """
     levels = find_levels(statement)
-    stated = [level for level in levels if not level.bounded]
-    # "Sex av tio kommuner (61 procent)", "Hälften av kommunerna, 50 procent,": the
-    # figure right after a share in words states the same share exactly; it is the level
-    # and the words add no second value.
-    for index in range(len(stated) - 1, 0, -1):
-        words, figure = stated[index - 1], stated[index]
-        if (
-            words.in_words
-            and not figure.in_words
-            and _RESTATED.fullmatch(statement, words.end, figure.start)
-        ):
-            del stated[index - 1]
+    stated = stated_levels(statement)
     values = tuple(level.value for level in stated)
     flags: list[str] = []
-    current = next((level for level in stated if not level.is_from), None)
+    current = current_level(statement)
     percent = None
     if current is not None and current.in_range:
         flags.append("national_range")

@@ -30,8 +30,6 @@ _SECTION_HEADING = re.compile(
     re.IGNORECASE,
 )
 _YEAR = r"(?:19|20)\d\d"
-_YEAR_RE = re.compile(rf"\b{_YEAR}\b")
-_PREVIOUS_YEARS = re.compile(r"\bförra\s+årets\b", re.IGNORECASE)
 
 # Lines that end the results part of a page: related-page navigation and page footers.
 _END_MARKER = re.compile(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from parsers.numbers import find_levels
+from parsers.numbers import current_level
 
 _YEAR = r"(?:19|20)\d\d"
 _YEAR_RE = re.compile(rf"\b{_YEAR}\b")
@@ -147,8 +147,7 @@ def statement_years(statement: str) -> StatementYears:
     )
     since = tuple(int(m.group("years")) for m in _SINCE.finditer(statement))
     stated = None
-    levels = [level for level in find_levels(statement) if not level.bounded]
-    current = next((level for level in levels if not level.is_from), None)
+    current = current_level(statement)
     if current is not None:
         after = _YEAR_AFTER_FIGURE.match(statement[current.end :])
         before = _YEAR_BEFORE_FIGURE.search(statement[max(0, current.start - 60) : current.start])
@@ -184,13 +183,9 @@ def section_years(
     sections: Sequence[SectionEvidence], dates: PageDates
 ) -> list[list[tuple[int | None, str]]]:
     """(survey_year, basis) of every statement of every section, in order."""
-    uppers = [
-        u
-        for u in (latest_survey_year(dates.updated), latest_survey_year(dates.captured))
-        if u is not None
-    ]
-    if dates.updated is None and dates.published is not None:
-        uppers.append(latest_survey_year(dates.published) or 0)
+    # The page's own date (its update, else its publication) and the capture both bound it.
+    page_date = dates.updated if dates.updated is not None else dates.published
+    uppers = [latest_survey_year(day) for day in (page_date, dates.captured) if day is not None]
     upper = min(uppers, default=None)
     headed = [heading_year(section.heading) for section in sections]
     dated_on_page = [year for year in headed if year is not None]
@@ -202,12 +197,10 @@ def section_years(
     else:
         window, window_basis = _window(dates.captured), "captured_at"
 
+    # "Förra årets resultat" sections: last year's, dated from the current section below.
+    previous = [bool(_PREVIOUS_YEARS.search(section.heading)) for section in sections]
     first_current = next(
-        (
-            index
-            for index, section in enumerate(sections)
-            if headed[index] is None and not _PREVIOUS_YEARS.search(section.heading)
-        ),
+        (index for index in range(len(sections)) if headed[index] is None and not previous[index]),
         None,
     )
     # Relative results ("bättre än riksgenomsnittet:", "i nivå med rikssnittet:") split one
@@ -226,11 +219,10 @@ def section_years(
         if headed[index] is not None:
             out.append([(headed[index], "heading")] * n)
             continue
-        evidence = [statement_years(statement) for statement in section.statements]
-        previous_section = bool(_PREVIOUS_YEARS.search(section.heading))
-        if previous_section:
-            out.append([None])  # filled in below, once the current year is known
+        if previous[index]:
+            out.append([])  # filled in below, once the current year is known
             continue
+        evidence = [statement_years(statement) for statement in section.statements]
         # Lower bound: later than every earlier survey the section compares with, and
         # (a current section) than every dated section kept on the page.
         bound_years = [y for e in evidence for y in (*e.earlier, *e.since)] + dated_on_page
@@ -280,7 +272,7 @@ def section_years(
         if index == first_current:
             current_year, current_basis = section_year
     for index, section in enumerate(sections):
-        if headed[index] is None and _PREVIOUS_YEARS.search(section.heading):
+        if headed[index] is None and previous[index]:
             year = current_year - 1 if current_year is not None else None
             basis = current_basis if year is not None else "none"
             out[index] = [(year, basis)] * len(section.statements)

@@ -198,6 +198,9 @@ def test_years_in_the_local_answer_are_not_evidence() -> None:
         ),
         ("73 procent, vilket är en ökning med fem procentenheter från 2018.", None, (2018,), ()),
         ("År 2021 hade 57 procent av kommunerna en plan.", 2021, (), ()),
+        # the year follows the figure that restates the share in words: the same current
+        # level as national_percent reads (61), not the words before it
+        ("Sex av tio kommuner (61 procent) 2021 har en plan.", 2021, (), ()),
         ("Andelen har ökat sedan 2022.", None, (), (2022,)),
         # a count with a year is not a figure's year: "48 000 barn ... under 2019"
         (
