@@ -453,6 +453,15 @@ def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list
             if record.rec_type != "response" or record.http_headers is None:
                 continue
             uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+            try:
+                # A crawl's own URIs are not checked by a sources file: one that is not
+                # absolute http(s) ("http://[oops/") fails its record, not the whole file.
+                raw_archive.check_url(uri)
+            except ValueError as error:
+                if sources is None:  # asked for every response: say why this one is not
+                    outcomes.append(FetchOutcome(uri, "warc", "failed", _now(), None,
+                                                 f"{path}: refused URL: {error}"))  # fmt: skip
+                continue  # else it cannot be one of the pages we follow
             source = by_page.get(page_key(uri))
             if sources is not None and source is None:
                 continue  # a crawl holds much more than the pages we follow

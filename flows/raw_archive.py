@@ -130,9 +130,8 @@ def read_record(path: Path) -> SnapshotRecord:
     check_url(data["url"])
     if data["source"] not in SOURCES:
         raise ValueError(f"source {data['source']!r} is not one of {SOURCES}")
-    sha = data["sha256"]
-    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-        raise ValueError(f"sha256 is not a hex digest: {sha!r}")
+    if not is_sha256(data["sha256"]):
+        raise ValueError(f"sha256 is not a hex digest: {data['sha256']!r}")
     for key in ("captured_at", "fetched_at"):
         _check_time(data.get(key), key)
     try:
@@ -165,8 +164,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def is_sha256(value: object) -> bool:
+    """A lower-case sha256 hex digest: the only file names objects may have."""
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 def object_path(raw_dir: Path, sha256: str) -> Path:
-    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+    if not is_sha256(sha256):
         raise ArchiveError(f"not a sha256 hex digest: {sha256!r}")
     return Path(raw_dir) / "objects" / sha256[:2] / sha256
 

@@ -379,3 +379,32 @@ def test_wayback_stops_asking_after_a_persistent_429(server: HTTPServer, tmp_pat
     assert "not asked" in outcomes[2].reason
     # One page's CDX query and its retry, then nothing more.
     assert len([r for r, _ in server.log if r.path == "/cdx/search/cdx"]) == 2
+
+
+def test_warc_import_all_refuses_a_bad_uri_and_keeps_the_rest(tmp_path: Path) -> None:
+    # `--all` takes every HTML response, whatever its URI: one that is not absolute
+    # http(s) fails that record, named, and the other records are still imported.
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    warc_path = tmp_path / "crawl.warc.gz"
+    with open(warc_path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for uri in ("http://[oops/", "https://kalmar.se/other.html"):
+            headers = StatusAndHeaders("200 OK", [("Content-Type", HTML)], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(
+                uri, "response", payload=BytesIO(PAGE_000), http_headers=headers,
+                warc_headers_dict={"WARC-Date": "2021-03-04T05:06:07Z"},
+            ))  # fmt: skip
+    raw = tmp_path / "raw"
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "import-warc", str(warc_path), "--all",
+         "--raw-dir", str(raw)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "1 HTML responses added, 1 failed" in result.stdout
+    assert "refused URL" in result.stderr and "http://[oops/" in result.stderr
+    assert [r.url for r in raw_archive.iter_records(raw)] == ["https://kalmar.se/other.html"]
