@@ -19,7 +19,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,12 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results.json"
 NAIVE_SAMPLE_EVERY = 20  # the naive baseline is ~50x slower: time it on every 20th page
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_corpus(workdir: Path, n: int, seed: int) -> tuple[Path, Path]:
@@ -106,9 +99,9 @@ def time_parsers(raw: Path) -> dict[str, float]:
 
 
 def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str, float]:
-    from flows.server import die_with_parent, wait_until_healthy
+    from flows.server import die_with_parent, free_port, wait_until_healthy
 
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = os.environ | {"PREFECT_HOME": str(home)}
     start = time.perf_counter()

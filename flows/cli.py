@@ -178,8 +178,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
-def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The sources and overrides files of a run, found the same way from any directory.
+def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    """The sources and overrides files of a run, found the same way from any directory,
+    and the overrides' sha256 (what a release records, to notice a change).
 
     Named files must exist. Unnamed ones are looked for beside the raw archive (the
     project folder that holds `raw/`), never in the current directory: a run started
@@ -203,17 +204,16 @@ def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None]:
         found[option] = str(Path(named).resolve()) if named else None
     if found["sources"]:
         load_sources(found["sources"])  # SourcesError: the file, entry and line
-    if found["overrides"]:
-        load_overrides(found["overrides"])
-    return found["sources"], found["overrides"]
+    overrides_sha256 = load_overrides(found["overrides"]).sha256  # OverridesError likewise
+    return found["sources"], found["overrides"], overrides_sha256
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.server import prefect_api
 
-    sources, overrides = _run_inputs(args)
+    sources, overrides, overrides_sha256 = _run_inputs(args)
     if args.fetch == "none" and not args.reparse:
-        noop = _nothing_to_do(args, overrides)
+        noop = _nothing_to_do(args, overrides_sha256)
         if noop is not None:
             print(noop)
             return 0
@@ -253,18 +253,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
 
 
-def _nothing_to_do(args: argparse.Namespace, overrides: str | None) -> str | None:
+def _nothing_to_do(args: argparse.Namespace, overrides_sha256: str | None) -> str | None:
     """The run summary when the archive holds nothing new and neither the parser version
     nor the overrides changed; None when there is work. A read-only look, without the
     lock and without Prefect: a nightly run with nothing to do starts no server (that
     alone took ~11 s). A run that finds work plans again under the lock, in the flow."""
     from flows import pipeline
-    from flows.history import load_overrides
 
     plan = pipeline.plan_run(
-        Path(args.raw_dir),
-        Path(args.datasets_dir),
-        overrides_sha256=load_overrides(overrides).sha256,
+        Path(args.raw_dir), Path(args.datasets_dir), overrides_sha256=overrides_sha256
     )
     if plan.has_work or plan.base_release is None:
         return None
@@ -361,7 +358,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         release, rows = storage.export_table(
             args.table, args.out, release=args.release, datasets_dir=args.datasets_dir
         )
-    except (storage.NoReleaseError, KeyError) as error:
+    except KeyError as error:  # an unknown table (NoReleaseError is one line via main)
         print(f"oj export: {error.args[0]}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {rows} rows of `{args.table}` as of release {release}")
@@ -371,7 +368,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
-    sources, overrides = _run_inputs(args)
+    sources, overrides, _ = _run_inputs(args)
     return serve(
         cron=args.cron,
         timezone=args.timezone,
@@ -391,22 +388,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_changes(args: argparse.Namespace) -> int:
-    from flows import report, storage
+    from flows import report
 
-    try:
-        print(
-            report.changes_report(
-                args.datasets_dir,
-                release=args.release,
-                since=args.since,
-                area=args.area,
-                municipality=args.municipality,
-            ),
-            end="",
-        )
-    except storage.NoReleaseError as error:
-        print(f"oj changes: {error.args[0]}", file=sys.stderr)
-        return 1
+    print(
+        report.changes_report(
+            args.datasets_dir,
+            release=args.release,
+            since=args.since,
+            area=args.area,
+            municipality=args.municipality,
+        ),
+        end="",
+    )
     return 0
 
 
@@ -433,25 +426,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from flows import report, storage
+    from flows import report
 
-    try:
-        text, _counts = report.check_report(args.datasets_dir, release=args.release)
-    except storage.NoReleaseError as error:
-        print(f"oj check: {error.args[0]}", file=sys.stderr)
-        return 1
+    text, _counts = report.check_report(args.datasets_dir, release=args.release)
     print(text, end="")
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from flows import report, storage
+    from flows import report
 
-    try:
-        table = report.diff_releases(args.datasets_dir, args.release_a, args.release_b)
-    except storage.NoReleaseError as error:
-        print(f"oj diff: {error.args[0]}", file=sys.stderr)
-        return 1
+    table = report.diff_releases(args.datasets_dir, args.release_a, args.release_b)
     print(f"A = release {args.release_a}, B = release {args.release_b}")
     print(table.to_string(index=False))
     return 0

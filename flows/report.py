@@ -201,10 +201,7 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
 def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[str, dict]:
     """`oj check`: every national-figure conflict with where each figure was printed, and
     the findings without a survey year, with counts."""
-    found = storage.get_release(datasets_dir, release)
-    if found is None:
-        storage.load_table("runs", release, datasets_dir)  # raises NoReleaseError
-    release = found["release"]
+    release = storage.require_release(datasets_dir, release)["release"]
     counts = quality_counts(datasets_dir, release)
     lines = [
         f"release {release}: {counts['findings']} findings, "
@@ -215,9 +212,14 @@ def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[
     ]
     for basis, n in sorted(counts["survey_year_basis"].items(), key=lambda item: -item[1]):
         lines.append(f"  {basis:<24} {n:>7}")
-    observations = storage.load_table("observations", release, datasets_dir)
-    conflicting = observations[observations["national_conflict"]]
-    if not conflicting.empty:
+    if counts["national_conflicts"]:
+        observations = storage.load_table(
+            "observations",
+            release,
+            datasets_dir,
+            columns=["indicator_id", "survey_year", "national_conflict"],
+        )
+        conflicting = observations[observations["national_conflict"]]
         indicators = storage.load_table("indicators", release, datasets_dir)
         statement = dict(
             zip(indicators["indicator_id"], indicators["canonical_statement"], strict=True)

@@ -40,7 +40,8 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -59,7 +60,7 @@ def prefect_api() -> Iterator[str]:
     # Prefect is not imported yet (it would read its settings now): find it on the path.
     spec = importlib.util.find_spec("prefect")
     site_packages = Path(spec.origin).parent.parent if spec and spec.origin else Path(".")
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     # The server's messages go to a file, not a pipe nobody reads (a full pipe blocks it).
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below

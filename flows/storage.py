@@ -30,7 +30,7 @@ from deltalake.exceptions import DeltaError
 from filelock import FileLock, Timeout
 
 from flows import history
-from flows.errors import LockTimeout, StorageWriteError
+from flows.errors import LockTimeout, OperatorError, StorageWriteError
 from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES
 
 DEFAULT_DATASETS_DIR = Path("datasets")
@@ -40,8 +40,9 @@ class SchemaError(ValueError):
     """Rows that do not match the declared schema of a table."""
 
 
-class NoReleaseError(LookupError):
-    """The datasets folder has no release (yet), or not the one asked for."""
+class NoReleaseError(OperatorError, LookupError):
+    """The datasets folder has no release (yet), or not the one asked for: `oj` says so
+    in one line and exits 1."""
 
 
 def table_path(datasets_dir: Path | str, name: str) -> Path:
@@ -94,7 +95,7 @@ def writer_lock(
                 ) from None
     except OSError as error:
         raise StorageWriteError(
-            f"cannot write {path}: {error.strerror or error}; the last release is intact"
+            f"cannot write {path}: {_io_reason(error)}; the last release is intact"
         ) from None
     try:
         yield
@@ -201,7 +202,8 @@ def get_release(
     }
 
 
-def _require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
+def require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
+    """Like `get_release`, but NoReleaseError (one line, naming the folder) when absent."""
     found = get_release(datasets_dir, release)
     if found is None:
         if release is None:
@@ -217,7 +219,7 @@ def load_arrow(
     columns: list[str] | None = None,
 ) -> pa.Table:
     """A table as of a release (default: the latest), as Arrow."""
-    found = _require_release(datasets_dir, release)
+    found = require_release(datasets_dir, release)
     path = table_path(datasets_dir, name)
     if name == "runs":
         table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
@@ -257,7 +259,7 @@ def export_table(
     The file's metadata names the release and Delta version, so a citation can say
     exactly which data it used; field descriptions travel with the schema.
     """
-    found = _require_release(datasets_dir, release)
+    found = require_release(datasets_dir, release)
     table = load_arrow(name, found["release"], datasets_dir)
     metadata = {
         "oppna_jamforelser.table": name,

@@ -21,17 +21,18 @@ _NEGATION = re.compile(
 _NAMED_NEGATION = re.compile(r"\b(?:att|om att|så att)\s+(?:inte|ej|aldrig)\b", re.IGNORECASE)
 # Answers that are neither yes nor no: the municipality did not answer, or the text
 # points elsewhere ("Uppgift saknas.", "Kalmar har inte besvarat frågan.", "Se ...").
+# Each marker contains one of the keys, so a substring test can rule most answers out
+# before the regex runs; the openers are tested at the start only.
 _NO_ANSWER_KEYS = (
     "uppgift", "data saknas", "vet ", "svara", "redovisat", "rapporterat", "deltog", "deltagit",
-    "se ", "läs ", "kontakta", "besök", "klicka",
 )  # fmt: skip
 _NO_ANSWER = re.compile(
     r"\b(?:uppgift saknas|uppgifter saknas|ingen uppgift|data saknas|vet ej|vet inte"
     r"|(?:inte|ej) (?:besvarat|svarat|redovisat|rapporterat)|besvarades inte|besvarade inte"
-    r"|svarade inte|deltog inte|ej deltagit|inte deltagit)\b"
-    r"|^\s*(?:se|läs|kontakta|besök|klicka)\b",
+    r"|svarade inte|deltog inte|ej deltagit|inte deltagit)\b",
     re.IGNORECASE,
 )
+_POINTS_ELSEWHERE = re.compile(r"^\s*(?:se|läs|kontakta|besök|klicka)\b", re.IGNORECASE)
 _POSITIVE = re.compile(
     r"\b(?:har|hade|finns|fanns|ja|erbjuder|erbjuds|använder|används|använt|bedriver|bedrivs"
     r"|arbetar|görs|gör|gjort|gjorts|får|fått|genomför|genomförs|genomfört|genomförts|tillämpar"
@@ -95,8 +96,9 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     if not answer or not answer.strip():
         return None
     lowered = answer.lower()
-    # A substring test first: nearly every answer names none of the no-answer markers.
-    if any(key in lowered for key in _NO_ANSWER_KEYS) and _NO_ANSWER.search(answer):
+    if _POINTS_ELSEWHERE.match(answer) or (
+        any(key in lowered for key in _NO_ANSWER_KEYS) and _NO_ANSWER.search(answer)
+    ):
         return "unknown"
     if _OPENING_PARTIAL.match(answer):
         return "partial"
