@@ -233,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides=overrides,
             lock_timeout=args.lock_timeout,
             reparse=args.reparse,
+            rebuild_history=args.rebuild_history,
             parse_workers=args.parse_workers,
             return_state=True,
         )
@@ -540,6 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-parse the whole archive into a new release (e.g. after fixing a record that "
         "was quarantined)",
+    )
+    run.add_argument(
+        "--rebuild-history",
+        action="store_true",
+        help="derive the history tables of the new release from every finding instead of "
+        "updating only what the new snapshots touch (same rows; for checks and repairs)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flows.errors import UsageError
 from flows.schemas import (
@@ -347,8 +348,10 @@ def build_observations(rows: list[Row]) -> Iterator[Columns]:
     for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
         groups[(row.municipality, row.indicator_id, row.survey_year)].append(row)
     observations = Columns(OBSERVATIONS)
+    # Ordered by indicator first: an incremental release replaces whole indicators, and
+    # their rows then sit together in a few files (fewer files rewritten by the delete).
     for municipality, indicator_id, survey_year in sorted(
-        groups, key=lambda k: (_sort_key(k[0]), k[1], _sort_key(k[2]))
+        groups, key=lambda k: (k[1], _sort_key(k[0]), _sort_key(k[2]))
     ):
         if observations.rows >= CHUNK_ROWS:
             yield observations
@@ -499,6 +502,23 @@ def _diff(changes: Columns, before: Row, after: Row, old: list[Row], new: list[R
 
 #: The findings columns the derivations read: Row's fields that come from `findings`.
 COLUMNS_USED = tuple(f.name for f in fields(Row) if f.default is MISSING)
+#: The `indicator_links` columns an incremental release reads from the previous release.
+LINK_COLUMNS = (
+    "finding_id",
+    "indicator_id",
+    "area",
+    "normalized_statement",
+    "link_method",
+    "link_score",
+    "linked_to",
+    "resolved_survey_year",
+    "resolved_survey_year_basis",
+)
+
+
+def _rows(findings: pa.Table) -> list[Row]:
+    columns = findings.select(list(COLUMNS_USED)).to_pydict()
+    return [Row(*values) for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True)]
 
 
 def derive(
@@ -508,9 +528,7 @@ def derive(
     in table order, a table's chunks in a row, so the caller can turn each chunk into Arrow
     and drop it before the next is built (plain Python over slotted rows: pandas group-by
     loops cost ~50x more at 100,000 findings)."""
-    columns = findings.select(list(COLUMNS_USED)).to_pydict()
-    rows = [Row(*values) for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True)]
-    del columns
+    rows = _rows(findings)
     links = link_indicators(rows, previous_links, overrides)
     position_of = {finding_id: i for i, finding_id in enumerate(links["finding_id"])}
     for row in rows:
@@ -527,10 +545,257 @@ def derive(
     del position_of
     yield "indicator_links", links
     del links
+    yield from _derive_linked(rows, pages=None)
+
+
+def _derive_linked(rows: list[Row], pages: list[Row] | None) -> Iterator[tuple[str, Columns]]:
+    """Observations, indicators and changes of linked rows whose years are resolved;
+    changes from `pages` (every row of the pages to diff) when given, else from `rows`."""
     n_observations: Counter = Counter()
     for chunk in build_observations(rows):
         n_observations.update(chunk["indicator_id"])
         yield "observations", chunk
     yield "indicators", build_indicators(rows, n_observations)
-    for chunk in build_changes(rows):
+    for chunk in build_changes(rows if pages is None else pages):
         yield "changes", chunk
+
+
+# --- incremental releases ---------------------------------------------------------------------
+
+
+class DerivationInputs:
+    """What a derivation reads, at the versions of the release being written. Implemented
+    by `flows.storage.DerivationReader`; an interface here so this module does no IO."""
+
+    def all_findings(self, columns: list[str]) -> pa.Table:
+        raise NotImplementedError
+
+    def new_findings(self, columns: list[str]) -> pa.Table:  # findings this run added
+        raise NotImplementedError
+
+    def findings(self, columns: list[str], finding_ids: set[str], urls: set[str]) -> pa.Table:
+        """Findings whose id is in `finding_ids` or whose url is in `urls`."""
+        raise NotImplementedError
+
+    def finding_urls(self) -> list[str]:  # the distinct urls of all findings
+        raise NotImplementedError
+
+    def previous_links(self, columns: list[str]) -> pa.Table | None:  # None: no such table
+        raise NotImplementedError
+
+
+@dataclass
+class Derivation:
+    """How a release updates the derived tables.
+
+    `mode` "full": `chunks` replace every derived table. "incremental": for each table in
+    `replace`, the rows whose column is one of the values are deleted, then `chunks` are
+    appended; tables not named keep their rows.
+    """
+
+    mode: str
+    reason: str
+    chunks: Iterator[tuple[str, Columns]]
+    replace: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    touched: dict[str, int] = field(default_factory=dict)  # what the release recomputed
+
+
+class _Fallback(Exception):
+    """The new findings change how statements link: only a full derivation is exact."""
+
+
+def plan_derivation(
+    inputs: DerivationInputs, overrides: Overrides, full_reason: str | None = None
+) -> Derivation:
+    """The derived tables of a release: incremental when the new findings leave the
+    indicators' linking as it was, else (or when `full_reason` says so) rebuilt in full.
+
+    Why incremental is exact. Everything but `changes` is a function of one indicator's
+    findings: its observations, its national figures per year, its row in `indicators`,
+    and every finding's resolved survey year (matched by indicator and figure, or by the
+    same text on one page, which is one statement of one indicator). `changes` is a
+    function of one page's findings. So a release recomputes the indicators the new
+    findings link to and the pages they come from, and keeps every other row.
+
+    The linking itself is kept only if the full matcher would link every statement as
+    before: every new statement's normalised text is already linked in its area, none
+    is seen with an earlier year than before (the matcher takes statements oldest
+    first), and no new section prints two statements of one indicator (two bullets of
+    one block are two questions). Otherwise the release re-links in full; ids stay
+    stable either way (`link_indicators` reuses the previous release's).
+    """
+    if full_reason is not None:
+        return _full(inputs, overrides, full_reason)
+    previous = inputs.previous_links(list(LINK_COLUMNS))
+    if previous is None:
+        return _full(inputs, overrides, "no derived tables yet")
+    try:
+        return _incremental(inputs, previous, overrides)
+    except _Fallback as why:
+        return _full(inputs, overrides, str(why), previous)
+
+
+def _full(
+    inputs: DerivationInputs,
+    overrides: Overrides,
+    reason: str,
+    previous: pa.Table | None = None,
+) -> Derivation:
+    if previous is None:
+        previous = inputs.previous_links(["area", "normalized_statement", "indicator_id"])
+    previous_links = None
+    if previous is not None:
+        previous_links = (
+            previous.select(["area", "normalized_statement", "indicator_id"])
+            .group_by(["area", "normalized_statement", "indicator_id"])
+            .aggregate([])
+            .to_pandas()
+        )
+    return Derivation("full", reason, _full_chunks(inputs, previous_links, overrides))
+
+
+def _full_chunks(
+    inputs: DerivationInputs, previous_links: pd.DataFrame | None, overrides: Overrides
+) -> Iterator[tuple[str, Columns]]:
+    yield from derive(inputs.all_findings(list(COLUMNS_USED)), previous_links, overrides)
+
+
+def _normalizer() -> Any:
+    by_shape: dict[str, str] = {}
+
+    def normalized(statement: str) -> str:
+        # Statements that differ only in their digits normalise alike (figures go).
+        shape = _DIGITS.sub("0", statement)
+        if shape not in by_shape:
+            by_shape[shape] = normalize_statement(statement)
+        return by_shape[shape]
+
+    return normalized
+
+
+def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overrides) -> Derivation:
+    new_rows = _rows(inputs.new_findings(list(COLUMNS_USED)))
+    if not new_rows:
+        return Derivation("incremental", "no new findings", iter(()))
+    normalized = _normalizer()
+    # The previous release's linking, one row per (area, normalised statement).
+    linking = (
+        previous.select(list(LINK_COLUMNS[1:7]))
+        .group_by(list(LINK_COLUMNS[1:7]))
+        .aggregate([])
+        .to_pylist()
+    )
+    link_of = {(link["area"], link["normalized_statement"]): link for link in linking}
+    for row in new_rows:
+        row.normalized_statement = normalized(row.national_statement)
+        link = link_of.get((row.area or "", row.normalized_statement))
+        if link is None:
+            raise _Fallback(f"a new wording in {row.area or 'an unnamed area'}")
+        row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
+        row.seen = _seen(row)
+    in_section: dict[tuple[str, str, str], str] = {}
+    for row in new_rows:
+        key = (row.snapshot_id, row.section, row.indicator_id)
+        if in_section.setdefault(key, row.normalized_statement) != row.normalized_statement:
+            raise _Fallback(f"two wordings of one question in one section of {row.url}")
+
+    touched = {row.indicator_id for row in new_rows}
+    new_ids = {row.finding_id for row in new_rows}
+    old_links = previous.filter(pc.is_in(previous["indicator_id"], pa.array(sorted(touched))))
+    page_keys = {page_key(row.url) for row in new_rows}
+    urls = {url for url in inputs.finding_urls() if page_key(url) in page_keys}
+    old_ids = set(old_links["finding_id"].to_pylist())
+    scope = _rows(inputs.findings(list(COLUMNS_USED), old_ids, urls))
+    link_rows = {link["finding_id"]: link for link in _links_of(previous, scope)}
+    new_by_id = {row.finding_id: row for row in new_rows}
+    in_scope: list[Row] = []  # rows of the touched indicators
+    first_year: dict[tuple[str, str], int] = {}
+    for row in scope:
+        row.seen = _seen(row)
+        if row.finding_id in new_by_id:
+            fresh = new_by_id[row.finding_id]
+            row.indicator_id, row.link_method = fresh.indicator_id, fresh.link_method
+            row.normalized_statement = fresh.normalized_statement
+        else:
+            link = link_rows[row.finding_id]
+            row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
+            row.normalized_statement = link["normalized_statement"]
+            if row.indicator_id not in touched:
+                # Not recomputed: keep the year this release already resolved for it.
+                row.survey_year = link["resolved_survey_year"]
+                row.survey_year_basis = link["resolved_survey_year_basis"]
+                continue
+            key = (row.area or "", row.normalized_statement)
+            year = row.survey_year if row.survey_year is not None else _NO_YEAR
+            first_year[key] = min(first_year.get(key, _NO_YEAR), year)
+        in_scope.append(row)
+    for row in new_rows:
+        key = (row.area or "", row.normalized_statement)
+        year = row.survey_year if row.survey_year is not None else _NO_YEAR
+        if key in first_year and year < first_year[key]:
+            raise _Fallback(f"an earlier year for a known wording in {row.area or 'an area'}")
+
+    resolve_survey_years(in_scope)
+    # A finding whose resolved year moved changes its page's changes too.
+    moved = {
+        page_key(row.url)
+        for row in in_scope
+        if row.finding_id not in new_ids
+        and row.survey_year != link_rows[row.finding_id]["resolved_survey_year"]
+    }
+    if moved - page_keys:
+        extra_urls = {url for url in inputs.finding_urls() if page_key(url) in moved - page_keys}
+        known = {row.finding_id for row in scope}
+        for row in _rows(inputs.findings(list(COLUMNS_USED), set(), extra_urls)):
+            if row.finding_id in known:
+                continue
+            link = link_rows.get(row.finding_id) or _links_of(previous, [row])[0]
+            row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
+            row.normalized_statement = link["normalized_statement"]
+            row.survey_year = link["resolved_survey_year"]
+            row.survey_year_basis = link["resolved_survey_year_basis"]
+            row.seen = _seen(row)
+            scope.append(row)
+        page_keys |= moved
+    page_rows = [row for row in scope if page_key(row.url) in page_keys]
+    snapshots = sorted({row.snapshot_id for row in page_rows})
+    indicators = sorted(touched)
+
+    def chunks() -> Iterator[tuple[str, Columns]]:
+        links = Columns(INDICATOR_LINKS)
+        for row in in_scope:
+            link = link_of[(row.area or "", row.normalized_statement)]
+            links.append(
+                {
+                    "finding_id": row.finding_id,
+                    "indicator_id": row.indicator_id,
+                    "area": row.area or "",
+                    "normalized_statement": row.normalized_statement,
+                    "link_method": link["link_method"],
+                    "link_score": link["link_score"],
+                    "linked_to": link["linked_to"],
+                    "resolved_survey_year": row.survey_year,
+                    "resolved_survey_year_basis": row.survey_year_basis,
+                }
+            )
+        yield "indicator_links", links
+        yield from _derive_linked(in_scope, page_rows)
+
+    return Derivation(
+        "incremental",
+        f"{len(new_rows)} new findings",
+        chunks(),
+        replace={
+            "indicator_links": ("indicator_id", indicators),
+            "observations": ("indicator_id", indicators),
+            "indicators": ("indicator_id", indicators),
+            "changes": ("to_snapshot_id", snapshots),
+        },
+        touched={"indicators": len(indicators), "pages": len(page_keys), "findings": len(in_scope)},
+    )
+
+
+def _links_of(previous: pa.Table, rows: list[Row]) -> list[dict[str, Any]]:
+    """The previous release's link rows of these findings (those it has)."""
+    ids = pa.array(sorted({row.finding_id for row in rows}))
+    return previous.filter(pc.is_in(previous["finding_id"], ids)).to_pylist()

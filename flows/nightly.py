@@ -147,9 +147,12 @@ def write_batch_task(writer: storage.ReleaseWriter, batch: dict[str, pa.Table]) 
     writer.write(batch)
 
 
-@task(name="commit-release", cache_policy=NO_CACHE)
-def commit_release_task(writer: storage.ReleaseWriter, n_pages_new: int) -> int:
-    return writer.commit(n_pages_new=n_pages_new)
+@task(name="publish-release", cache_policy=NO_CACHE)
+def publish_release_task(
+    writer: storage.ReleaseWriter, n_pages_new: int, rebuild_history: bool
+) -> tuple[int, str]:
+    release, derivation = pipeline.publish_release(writer, n_pages_new, rebuild_history)
+    return release, derivation.mode
 
 
 def _progress(total: int):
@@ -177,6 +180,7 @@ def nightly(
     parse_workers: int | None = None,
     lock_timeout: float = 600.0,
     reparse: bool = False,
+    rebuild_history: bool = False,
 ) -> dict[str, Any]:
     """Fetch (optionally), read the raw archive, parse what is new, and publish a release
     if anything changed.
@@ -188,6 +192,8 @@ def nightly(
     `parse_workers`: processes for parsing (default: all cores for large jobs only).
     `lock_timeout`: seconds to wait for another run writing the same datasets dir.
     `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
+    `rebuild_history`: rebuild the history tables from every finding, not only what the
+    new snapshots touch (the result is the same; a check, or after a manual repair).
 
     An operator error (a lock not released in time, an unwritable datasets dir, a bad
     overrides file) ends the run in a Failed state whose data holds `error` (one line)
@@ -228,7 +234,7 @@ def nightly(
         with storage.writer_lock(datasets, lock_timeout, on_wait=_say):
             _publish(
                 raw, datasets, page_sources, indicator_overrides, batch_size, parse_workers,
-                reparse, started_at, summary, timings,
+                reparse, rebuild_history, started_at, summary, timings,
             )  # fmt: skip
     except OperatorError as error:
         logger.error("%s", error)
@@ -263,6 +269,7 @@ def _publish(
     batch_size: int,
     parse_workers: int | None,
     reparse: bool,
+    rebuild_history: bool,
     started_at: datetime,
     summary: dict[str, Any],
     timings: dict[str, float],
@@ -328,7 +335,9 @@ def _publish(
     clock = time.perf_counter()
     summary["findings"] = writer.new_rows["findings"]
     summary["rejects"] = writer.new_rows["rejects"]
-    summary["release"] = commit_release_task(writer, len(plan.records) + len(plan.bad_records))
+    summary["release"], summary["derivation"] = publish_release_task(
+        writer, len(plan.records) + len(plan.bad_records), rebuild_history
+    )
     summary["new_release"] = True
     counts = report.quality_counts(datasets, summary["release"])
     summary["national_conflicts"] = counts["national_conflicts"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows import raw_archive, storage
+from flows import history, raw_archive, storage
 from flows.schemas import TABLES
 from flows.sources import Source, page_key
 from parsers import PARSER_VERSION, parse_page
@@ -172,6 +172,39 @@ def parse_snapshots(
             add(rejects, **snapshot, reason=reject.reason, section=reject.section,
                 line=reject.line, text=reject.text)  # fmt: skip
     return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
+
+
+def full_derivation_reason(writer: storage.ReleaseWriter, rebuild: bool = False) -> str | None:
+    """Why a release must rebuild the history tables from every finding; None when an
+    incremental update is exact (new snapshots appended, same overrides)."""
+    base = writer.base
+    if base is None:
+        return "first release"
+    if writer.mode == "reparse":
+        return "re-parse"
+    if writer.mode == "relink" or base.get("overrides_sha256") != writer.overrides.sha256:
+        return "indicator overrides changed"
+    if rebuild:
+        return "a full rebuild was asked for"
+    if base.get("derivation") is None:
+        return "the previous release predates incremental updates"
+    return None
+
+
+def publish_release(
+    writer: storage.ReleaseWriter, n_pages_new: int, rebuild: bool = False
+) -> tuple[int, history.Derivation]:
+    """Derive the history tables (`flows.history`), write them (`flows.storage`) and
+    commit the release; its number and how it was derived."""
+    versions = writer.close_data_tables()
+    derivation = history.plan_derivation(
+        writer.derivation_inputs(versions["findings"]),
+        writer.overrides,
+        full_derivation_reason(writer, rebuild),
+    )
+    versions |= writer.write_derived(derivation)
+    release = writer.commit(n_pages_new=n_pages_new, versions=versions, derivation=derivation.mode)
+    return release, derivation
 
 
 def summary_line(summary: dict[str, Any]) -> str:

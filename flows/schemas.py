@@ -38,6 +38,7 @@ PARSE_STATUSES = ("parsed", "no_findings", "failed")
 SNAPSHOT_SOURCES = ("seed", "live", "wayback", "warc")
 #: How a release was built.
 RELEASE_MODES = ("append", "reparse", "relink")
+DERIVATIONS = ("full", "incremental")
 
 
 def _field(name: str, type_: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
@@ -429,6 +430,13 @@ RUNS = pa.schema(
         _field("n_pages", pa.int64(), "page snapshots in the release", nullable=False),
         _field("n_findings", pa.int64(), "findings in the release", nullable=False),
         _field("n_rejects", pa.int64(), "rejects in the release", nullable=False),
+        _field(
+            "derivation",
+            pa.string(),
+            f"{DERIVATIONS}: how the history tables were updated: rebuilt from every "
+            "finding, or only the indicators and pages the new findings touch (identical "
+            "rows either way); null for releases written before it was recorded",
+        ),
     ]
 )
 
@@ -461,6 +469,7 @@ FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("observations", "survey_year_basis"): RESOLVED_YEAR_BASES,
     ("rejects", "reason"): tuple(REJECT_REASONS) + tuple(PAGE_REJECT_REASONS),
     ("runs", "mode"): RELEASE_MODES,
+    ("runs", "derivation"): DERIVATIONS,
     ("indicator_links", "link_method"): _LINK_METHODS,
     ("changes", "change_kind"): CHANGE_KINDS,
 }

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
@@ -31,9 +32,13 @@ from filelock import FileLock, Timeout
 
 from flows import history
 from flows.errors import LockTimeout, OperatorError, StorageWriteError
-from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES
+from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, VERSIONED_TABLES
 
 DEFAULT_DATASETS_DIR = Path("datasets")
+#: Target size of a derived table's files: an incremental release rewrites only the
+#: files holding rows it replaces, so files are kept small (~1 % of a 150k archive's
+#: `observations`) while staying large enough to read fast.
+DERIVED_FILE_BYTES = 8 * 1024 * 1024
 
 
 class SchemaError(ValueError):
@@ -323,14 +328,16 @@ class ReleaseWriter:
         return CommitProperties(custom_metadata={"oj_run_id": self.run_id})
 
     def _roll_back_unreleased_commits(self) -> None:
-        """Undo what a crashed run committed after the last release."""
-        for name in DATA_TABLES:
+        """Undo what a crashed run committed after the last release (derived tables
+        included: an incremental release deletes and appends rows in place)."""
+        for name in VERSIONED_TABLES:
             path = table_path(self.datasets_dir, name)
             if not _is_table(path):
                 continue
             if self.base is None:
-                self._overwrite_next[name] = True  # a crashed first run: replace it all
-                continue
+                if name in DATA_TABLES:
+                    self._overwrite_next[name] = True  # a crashed first run: replace it all
+                continue  # derived tables of a first release are written in full
             released = int(self.base[f"{name}_version"])
             table = DeltaTable(str(path))
             if table.version() != released:
@@ -372,55 +379,97 @@ class ReleaseWriter:
         self._overwrite_next[name] = False
         self.new_rows[name] += table.num_rows
 
-    def _write_derived(self, findings_version: int) -> dict[str, int]:
-        """Rebuild the history tables from every finding of the release; their versions."""
-        findings = DeltaTable(
-            str(table_path(self.datasets_dir, "findings")), version=findings_version
-        ).to_pyarrow_table(columns=list(history.COLUMNS_USED))
-        previous_links = None
-        links_path = table_path(self.datasets_dir, "indicator_links")
-        if self.base is not None and _is_table(links_path):
-            previous_links = DeltaTable(
-                str(links_path), version=int(self.base["indicator_links_version"])
-            ).to_pandas(columns=["area", "normalized_statement", "indicator_id"])
-        versions = {}
+    def close_data_tables(self) -> dict[str, int]:
+        """Create the data tables a release lacks (or clear them on a re-parse); their
+        versions, which the derivation reads and the release pins."""
+        with _writing(self.datasets_dir, self.base):
+            for name in DATA_TABLES:
+                path = table_path(self.datasets_dir, name)
+                if self._overwrite_next[name] or not _is_table(path):
+                    self._write(name, TABLES[name].empty_table())  # create, or clear
+            return {
+                name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
+                for name in DATA_TABLES
+            }
+
+    def derivation_inputs(self, findings_version: int) -> DerivationReader:
+        """What `flows.history.plan_derivation` reads, at this release's versions."""
+        return DerivationReader(self.datasets_dir, self.base, findings_version)
+
+    def write_derived(self, derivation: history.Derivation) -> dict[str, int]:
+        """Write a derivation to the derived tables; their versions.
+
+        "full" overwrites each table. "incremental" deletes the rows it replaces (by key)
+        and appends the new ones: two Delta commits per table, made visible together by
+        the `runs` row (a crash between them is rolled back by the next run).
+        """
+        with _writing(self.datasets_dir, self.base):
+            return self._write_derived(derivation)
+
+    def _write_derived(self, derivation: history.Derivation) -> dict[str, int]:
         chunks: dict[str, list[pa.Table]] = {name: [] for name in DERIVED_TABLES}
-        for name, columns in history.derive(findings, previous_links, self.overrides):
+        for name, columns in derivation.chunks:
             chunks[name].append(build_table(name, columns))
             del columns
-        del findings
+        versions = {}
         for name in DERIVED_TABLES:
             path = table_path(self.datasets_dir, name)
-            schema = TABLES[name]
-            data = pa.RecordBatchReader.from_batches(
-                schema, (batch for table in chunks.pop(name) for batch in table.to_batches())
-            )
-            write_deltalake(
-                str(path),
-                data,
-                mode="overwrite",
-                schema_mode="overwrite",
-                description=f"oppna-jamforelser table `{name}` (derived, rebuilt each release)",
-                commit_properties=self._commit_properties(),
-            )
+            tables = chunks.pop(name)
+            full = derivation.mode == "full" or not _is_table(path)
+            if not full and name in derivation.replace:
+                column, values = derivation.replace[name]
+                if values:
+                    DeltaTable(str(path)).delete(
+                        _in_predicate(column, values),
+                        commit_properties=self._commit_properties(),
+                    )
+            if full or any(table.num_rows for table in tables):
+                schema = TABLES[name]
+                data = pa.RecordBatchReader.from_batches(
+                    schema, (batch for table in tables for batch in table.to_batches())
+                )
+                write_deltalake(
+                    str(path),
+                    data,
+                    mode="overwrite" if full else "append",
+                    schema_mode="overwrite" if full else None,
+                    description=f"oppna-jamforelser table `{name}` (derived)",
+                    target_file_size=DERIVED_FILE_BYTES,
+                    commit_properties=self._commit_properties(),
+                )
+            del tables
             versions[name] = DeltaTable(str(path)).version()
         return versions
 
-    def commit(self, *, n_pages_new: int, finished_at: datetime | None = None) -> int:
-        """Write the `runs` row that makes everything written a release; returns its number."""
-        with _writing(self.datasets_dir, self.base):
-            return self._commit(n_pages_new=n_pages_new, finished_at=finished_at)
+    def commit(
+        self,
+        *,
+        n_pages_new: int,
+        versions: Mapping[str, int],
+        derivation: str,
+        finished_at: datetime | None = None,
+    ) -> int:
+        """Write the `runs` row that makes everything written a release; returns its number.
 
-    def _commit(self, *, n_pages_new: int, finished_at: datetime | None) -> int:
-        for name in DATA_TABLES:
-            path = table_path(self.datasets_dir, name)
-            if self._overwrite_next[name] or not _is_table(path):
-                self._write(name, TABLES[name].empty_table())  # create, or clear on reparse
-        versions = {
-            name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
-            for name in DATA_TABLES
-        }
-        versions |= self._write_derived(versions["findings"])
+        `versions`: the Delta version of every table the release pins (from
+        `close_data_tables` and `write_derived`); `derivation`: "full" or "incremental".
+        """
+        with _writing(self.datasets_dir, self.base):
+            return self._commit(
+                n_pages_new=n_pages_new,
+                versions=versions,
+                derivation=derivation,
+                finished_at=finished_at,
+            )
+
+    def _commit(
+        self,
+        *,
+        n_pages_new: int,
+        versions: Mapping[str, int],
+        derivation: str,
+        finished_at: datetime | None,
+    ) -> int:
         totals = {name: self.new_rows[name] for name in DATA_TABLES}
         if self.base is not None and self.mode != "reparse":
             totals = {name: totals[name] + int(self.base[f"n_{name}"]) for name in DATA_TABLES}
@@ -444,6 +493,7 @@ class ReleaseWriter:
             "n_pages": [totals["pages"]],
             "n_findings": [totals["findings"]],
             "n_rejects": [totals["rejects"]],
+            "derivation": [derivation],
         }
         runs = build_table("runs", row)
         path = table_path(self.datasets_dir, "runs")
@@ -451,9 +501,63 @@ class ReleaseWriter:
             str(path),
             runs,
             mode="append",
+            schema_mode="merge",  # releases written before a column was added lack it
             description="oppna-jamforelser releases: one row per release",
             commit_properties=CommitProperties(
                 custom_metadata={"oj_run_id": self.run_id, "oj_release": str(release)}
             ),
         )
         return release
+
+
+def _in_predicate(column: str, values: list[str]) -> str:
+    """A Delta (SQL) predicate `column IN (...)`; the values are ids, quoted anyway."""
+    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class DerivationReader(history.DerivationInputs):
+    """Reads what a derivation needs at the versions of the release being written."""
+
+    def __init__(
+        self, datasets_dir: Path, base: dict[str, Any] | None, findings_version: int
+    ) -> None:
+        self.datasets_dir = Path(datasets_dir)
+        self.base = base
+        self.findings_version = findings_version
+
+    def _findings(self) -> ds.Dataset:
+        path = table_path(self.datasets_dir, "findings")
+        return DeltaTable(str(path), version=self.findings_version).to_pyarrow_dataset()
+
+    def all_findings(self, columns: list[str]) -> pa.Table:
+        return self._findings().to_table(columns=columns)
+
+    def new_findings(self, columns: list[str]) -> pa.Table:
+        """The findings of files added since the base release: no scan of older rows."""
+        dataset = self._findings()
+        if self.base is None:
+            return dataset.to_table(columns=columns)
+        path = table_path(self.datasets_dir, "findings")
+        before = DeltaTable(str(path), version=int(self.base["findings_version"]))
+        old = {fragment.path for fragment in before.to_pyarrow_dataset().get_fragments()}
+        fragments = [f for f in dataset.get_fragments() if f.path not in old]
+        added = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+        return added.to_table(columns=columns)
+
+    def finding_urls(self) -> list[str]:
+        urls = self._findings().to_table(columns=["url"]).column("url")
+        return [url for url in pc.unique(urls).to_pylist() if url is not None]
+
+    def findings(self, columns: list[str], finding_ids: set[str], urls: set[str]) -> pa.Table:
+        wanted = pc.field("finding_id").isin(pa.array(sorted(finding_ids), pa.string())) | (
+            pc.field("url").isin(pa.array(sorted(urls), pa.string()))
+        )
+        return self._findings().to_table(columns=columns, filter=wanted)
+
+    def previous_links(self, columns: list[str]) -> pa.Table | None:
+        path = table_path(self.datasets_dir, "indicator_links")
+        if self.base is None or not _is_table(path):
+            return None
+        version = int(self.base["indicator_links_version"])
+        return DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns)

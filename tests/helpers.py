@@ -61,4 +61,4 @@ def publish(
         started_at=datetime.now(UTC),
     )
     writer.write(pipeline.parse_snapshots(RAW_DIR, records))
-    return writer.commit(n_pages_new=len(records))
+    return pipeline.publish_release(writer, len(records))[0]

@@ -38,7 +38,7 @@ def _publish(tmp_path: Path, pages: list[tuple[bytes, datetime]]) -> Path:
         started_at=datetime.now(UTC),
     )  # fmt: skip
     writer.write(pipeline.parse_snapshots(raw, records))
-    writer.commit(n_pages_new=len(records))
+    pipeline.publish_release(writer, len(records))
     return datasets
 
 

@@ -130,6 +130,6 @@ def test_a_retried_batch_is_not_written_twice(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(OSError):
         writer.write(batch)
     writer.write(batch)  # the retry
-    writer.commit(n_pages_new=len(seeds))
+    pipeline.publish_release(writer, len(seeds))
     assert len(storage.load_table("pages", datasets_dir=tmp_path)) == len(seeds)
     assert len(storage.load_table("findings", datasets_dir=tmp_path)) == 40
