@@ -199,6 +199,11 @@ def load_chrome() -> tuple[str, str]:
     return template[:start], template[end:]
 
 
+def slug(area: str) -> str:
+    """The last part of an area page's URL: "Hemlöshet" -> "hemloshet"."""
+    return re.sub(r"[^a-z]+", "-", area.lower().translate(str.maketrans("åäö", "aao"))).strip("-")
+
+
 def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archive.SnapshotRecord]:
     """Write n snapshots into a raw archive at raw_dir (pages spread over municipalities x
     areas, several captures each, in capture order)."""
@@ -217,10 +222,9 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
             data = page.replace('<meta charset="utf-8">', "").encode("cp1252", "xmlcharrefreplace")
         else:
             data = page.encode("utf-8")
-        slug = re.sub(r"[^a-z]+", "-", area.lower().translate(str.maketrans("åäö", "aao")))
         url = (
             f"https://{municipality.lower().translate(str.maketrans('åäö', 'aao'))}.se/"
-            f"kommun-och-politik/jamforelser/{slug.strip('-')}.html"
+            f"kommun-och-politik/jamforelser/{slug(area)}.html"
         )
         record, _ = raw_archive.add_snapshot(
             raw_dir,

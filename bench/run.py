@@ -13,6 +13,7 @@ deployment does; its start-up is reported on its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,22 +129,122 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str, float]:
     return process, api_url, time.perf_counter() - start
 
 
-def run_flow_child(raw: Path, datasets: Path, api_url: str, noop: bool) -> dict:
-    """The flow in a fresh process (its own peak RSS), as a nightly deployment runs it."""
-    shutil.rmtree(datasets, ignore_errors=True)
+class TreeMemory:
+    """Peak resident memory of whole process trees (the flow, its parse workers, the
+    Prefect server), sampled every 0.1 s by a thread: RUSAGE counts one process only."""
+
+    def __init__(self, *roots: int) -> None:
+        import threading
+
+        self.roots = [root for root in roots if root]
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _total(self) -> int:
+        import psutil
+
+        total = 0
+        for root in self.roots:
+            try:
+                process = psutil.Process(root)
+                members = [process, *process.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for member in members:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += member.memory_info().rss
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._total())
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+def run_flow_child(
+    raw: Path,
+    datasets: Path,
+    api_url: str,
+    noop: bool,
+    server_pid: int | None = None,
+    fresh: bool = True,
+) -> dict:
+    """The flow in a fresh process (its own peak RSS), as a nightly deployment runs it;
+    `peak_rss_tree_mb` adds its workers and the Prefect server."""
+    if fresh:
+        shutil.rmtree(datasets, ignore_errors=True)
     command = [sys.executable, str(Path(__file__)), "--child", str(raw), str(datasets)]
     if noop:
         command.append("--child-noop")
-    result = subprocess.run(
+    process = subprocess.Popen(
         command,
         env=os.environ | {"PREFECT_API_URL": api_url},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"flow run failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    with TreeMemory(process.pid, server_pid or 0) as memory:
+        stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"flow run failed:\n{stderr[-3000:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["peak_rss_tree_mb"] = memory.peak_mb
+    return out
+
+
+def add_new_pages(raw: Path, target: Path, count: int, seed: int) -> None:
+    """`target`: the archive `raw` (hard links) plus `count` new pages captured after
+    its last, as a nightly run finds them."""
+    import random
+
+    from bench.corpus import AREAS, build_page, load_chrome, seed_pairs, slug
+    from flows import raw_archive
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(raw, target, copy_function=os.link)
+    records = list(raw_archive.iter_records(raw))
+    last = max(r.captured_at for r in records if r.captured_at is not None)
+    rng = random.Random(seed)
+    pool, chrome = seed_pairs(), load_chrome()
+    by_page = {r.url: r for r in records}
+    for index, url in enumerate(rng.sample(sorted(by_page), count)):
+        known = by_page[url]  # a recapture of a page the archive has: the common case
+        area = next(area for area in AREAS if url.endswith(f"/{slug(area)}.html"))
+        captured = last + timedelta(days=1, minutes=index)
+        page, _ = build_page(rng, pool, chrome, known.municipality or "Kalmar", area, captured.year)
+        raw_archive.add_snapshot(
+            target, page.encode("utf-8"), url=url, source="wayback",
+            municipality=known.municipality, captured_at=captured, content_type="text/html",
+        )  # fmt: skip
+
+
+def run_incremental(
+    raw: Path, datasets: Path, workdir: Path, label: str, api_url: str, server_pid: int | None
+) -> dict:
+    """A nightly run adding 20 pages to the archive `datasets` was built from (on copies,
+    so the measured datasets stay as they were)."""
+    target_raw = workdir / f"raw-{label}-plus20"
+    target_datasets = workdir / f"datasets-{label}-plus20"
+    add_new_pages(raw, target_raw, 20, seed=len(label))
+    shutil.rmtree(target_datasets, ignore_errors=True)
+    shutil.copytree(datasets, target_datasets)
+    out = run_flow_child(target_raw, target_datasets, api_url, False, server_pid, fresh=False)
+    shutil.rmtree(target_datasets, ignore_errors=True)
+    shutil.rmtree(target_raw, ignore_errors=True)
+    return out
 
 
 def time_noop_command(raw: Path, datasets: Path) -> float:
@@ -172,6 +274,7 @@ def child(raw: str, datasets: str, noop: bool) -> None:
     out["release"] = summary["release"]
     out["timings"] = summary.get("timings", {})
     out["findings"] = summary["findings"]
+    out["derivation"] = summary.get("derivation")
     if noop:
         start = time.perf_counter()
         again = nightly(raw_dir=raw, datasets_dir=datasets)
@@ -215,10 +318,17 @@ def main(argv: list[str] | None = None) -> int:
         server, api_url, server_seconds = start_prefect_server(workdir / "prefect-home")
     try:
         # N/5 first: it also warms the server up, as a long-running deployment's is.
+        server_pid = server.pid if server is not None else None
         print("running the flow at N/5 ...", flush=True)
-        fifth = run_flow_child(small, workdir / "datasets-n5", api_url, noop=False)
+        fifth = run_flow_child(small, workdir / "datasets-n5", api_url, False, server_pid)
+        print("adding 20 pages to the N/5 archive ...", flush=True)
+        fifth_plus = run_incremental(
+            small, workdir / "datasets-n5", workdir, "n5", api_url, server_pid
+        )
         print("running the flow at N, then a no-op run ...", flush=True)
-        full = run_flow_child(raw, workdir / "datasets-n", api_url, noop=True)
+        full = run_flow_child(raw, workdir / "datasets-n", api_url, True, server_pid)
+        print("adding 20 pages to the N archive ...", flush=True)
+        full_plus = run_incremental(raw, workdir / "datasets-n", workdir, "n", api_url, server_pid)
         print("timing a fresh `oj run` with nothing new ...", flush=True)
         noop_wall = time_noop_command(raw, workdir / "datasets-n")
     finally:
@@ -248,6 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         "e2e_small_seconds": round(fifth["e2e_seconds"], 2),
         "e2e_small_peak_rss_mb": round(fifth["e2e_peak_rss_mb"], 1),
         "rss_growth_n_over_n5": round(full["e2e_peak_rss_mb"] / fifth["e2e_peak_rss_mb"], 2),
+        "peak_rss_tree_mb": round(full["peak_rss_tree_mb"], 1),
+        "peak_rss_tree_small_mb": round(fifth["peak_rss_tree_mb"], 1),
+        "derive_seconds": round(full["timings"].get("derive_seconds", float("nan")), 2),
+        "incremental_seconds": round(full_plus["e2e_seconds"], 2),
+        "incremental_small_seconds": round(fifth_plus["e2e_seconds"], 2),
+        "incremental_derive_seconds": round(full_plus["timings"].get("derive_seconds", 0), 2),
+        "incremental_derivation": full_plus["derivation"],
+        "incremental_small_derivation": fifth_plus["derivation"],
+        "incremental_peak_rss_tree_mb": round(full_plus["peak_rss_tree_mb"], 1),
         "noop_seconds": round(full["noop_seconds"], 2),
         "noop_vs_e2e": round(full["noop_seconds"] / full["e2e_seconds"], 3),
         "noop_new_release": full["noop_new_release"],
@@ -263,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         "parse_vs_naive > 10": results["parse_vs_naive"] > 10,
         "e2e <= 2x parse-only": results["e2e_vs_parse_only"] <= 2,
         "peak RSS < 1 GB": results["e2e_peak_rss_mb"] < 1024,
+        "process tree peak < 1 GiB": results["peak_rss_tree_mb"] < 1024,
+        "incremental run <= 2 s": results["incremental_seconds"] <= 2,
+        "incremental flat in N (N vs N/5 within 1.5x)": results["incremental_seconds"]
+        <= 1.5 * results["incremental_small_seconds"],
         "RSS grows sublinearly (N/N5 RSS < 5)": results["rss_growth_n_over_n5"] < 5,
         "no-op <= 10% of full run": results["noop_vs_e2e"] <= 0.10,
         "no-op writes no release": results["noop_new_release"] is False,

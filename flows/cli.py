@@ -426,6 +426,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from flows import storage
+
+    datasets = Path(args.datasets_dir)
+    storage.require_release(datasets, None)
+    with storage.writer_lock(datasets, args.lock_timeout, on_wait=_say_vacuum):
+        deleted = storage.vacuum(datasets, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    total = sum(len(files) for files in deleted.values())
+    detail = ", ".join(f"{name} {len(files)}" for name, files in deleted.items() if files)
+    print(
+        f"{verb} {total} files no release needs" + (f" ({detail})" if detail else "")
+        + "; every release stays readable"
+    )  # fmt: skip
+    return 0
+
+
+def _say_vacuum(message: str) -> None:
+    print(f"oj vacuum: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from flows import report
 
@@ -591,6 +612,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
     verify.add_argument("--datasets-dir", default="datasets", help="published tables")
     verify.set_defaults(func=cmd_verify)
+
+    vacuum = commands.add_parser(
+        "vacuum",
+        help="delete table files no release needs (superseded intermediate versions, files "
+        "of crashed runs); every release stays readable",
+    )
+    vacuum.add_argument("--datasets-dir", default="datasets", help="published tables")
+    vacuum.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    vacuum.add_argument(
+        "--lock-timeout", type=float, default=600.0,
+        help="seconds to wait for a run writing the same datasets dir (default 600)",
+    )  # fmt: skip
+    vacuum.set_defaults(func=cmd_vacuum)
 
     versions = commands.add_parser("versions", help="list releases")
     versions.add_argument("--datasets-dir", default="datasets")

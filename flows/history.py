@@ -598,6 +598,7 @@ class Derivation:
     chunks: Iterator[tuple[str, Columns]]
     replace: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)  # what the release recomputed
+    seconds: float = 0.0  # deriving and writing, filled in by the caller
 
 
 class _Fallback(Exception):

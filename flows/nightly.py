@@ -150,9 +150,9 @@ def write_batch_task(writer: storage.ReleaseWriter, batch: dict[str, pa.Table]) 
 @task(name="publish-release", cache_policy=NO_CACHE)
 def publish_release_task(
     writer: storage.ReleaseWriter, n_pages_new: int, rebuild_history: bool
-) -> tuple[int, str]:
+) -> tuple[int, str, float]:
     release, derivation = pipeline.publish_release(writer, n_pages_new, rebuild_history)
-    return release, derivation.mode
+    return release, derivation.mode, derivation.seconds
 
 
 def _progress(total: int):
@@ -335,7 +335,7 @@ def _publish(
     clock = time.perf_counter()
     summary["findings"] = writer.new_rows["findings"]
     summary["rejects"] = writer.new_rows["rejects"]
-    summary["release"], summary["derivation"] = publish_release_task(
+    summary["release"], summary["derivation"], timings["derive_seconds"] = publish_release_task(
         writer, len(plan.records) + len(plan.bad_records), rebuild_history
     )
     summary["new_release"] = True

@@ -4,6 +4,7 @@ Arrow tables. No Prefect here, so tests and notebooks call them directly."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,12 +198,15 @@ def publish_release(
     """Derive the history tables (`flows.history`), write them (`flows.storage`) and
     commit the release; its number and how it was derived."""
     versions = writer.close_data_tables()
+    clock = time.perf_counter()
     derivation = history.plan_derivation(
         writer.derivation_inputs(versions["findings"]),
         writer.overrides,
         full_derivation_reason(writer, rebuild),
     )
     versions |= writer.write_derived(derivation)
+    derivation.seconds = time.perf_counter() - clock
+    versions |= writer.compact_fragmented()
     release = writer.commit(n_pages_new=n_pages_new, versions=versions, derivation=derivation.mode)
     return release, derivation
 

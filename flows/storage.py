@@ -39,6 +39,9 @@ DEFAULT_DATASETS_DIR = Path("datasets")
 #: files holding rows it replaces, so files are kept small (~1 % of a 150k archive's
 #: `observations`) while staying large enough to read fast.
 DERIVED_FILE_BYTES = 8 * 1024 * 1024
+#: A release compacts a table once it holds this many files under SMALL_FILE_BYTES.
+COMPACT_MIN_FILES = 100
+SMALL_FILE_BYTES = 1024 * 1024
 
 
 class SchemaError(ValueError):
@@ -289,6 +292,44 @@ def published_snapshot_ids(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> s
     return set(column.to_pylist())
 
 
+# --- retention -------------------------------------------------------------------------------
+
+
+def pinned_versions(datasets_dir: Path | str) -> dict[str, list[int]]:
+    """Table -> every Delta version some release pins (all must stay readable)."""
+    runs = releases(datasets_dir)
+    return {
+        name: sorted({int(v) for v in runs[f"{name}_version"].dropna()})
+        for name in VERSIONED_TABLES
+    }
+
+
+def vacuum(datasets_dir: Path | str, *, dry_run: bool = False) -> dict[str, list[str]]:
+    """Delete the files no release needs: files of superseded versions that no release
+    pins (between two releases' versions, an incremental delete's intermediate state) and
+    files of crashed runs never committed. Call it under `writer_lock`. Every release
+    stays readable, time travel to unpinned intermediate versions does not.
+
+    Returns table -> files deleted (or that would be, with `dry_run`).
+    """
+    deleted = {}
+    pinned = pinned_versions(datasets_dir)
+    for name in TABLES:
+        path = table_path(datasets_dir, name)
+        if not _is_table(path):
+            continue
+        table = DeltaTable(str(path))
+        with _writing(path, get_release(datasets_dir)):
+            deleted[name] = table.vacuum(
+                retention_hours=0,
+                dry_run=dry_run,
+                enforce_retention_duration=False,
+                full=True,
+                keep_versions=pinned.get(name) or [table.version()],
+            )
+    return deleted
+
+
 # --- writing a release ---------------------------------------------------------------------
 
 
@@ -439,6 +480,27 @@ class ReleaseWriter:
                 )
             del tables
             versions[name] = DeltaTable(str(path)).version()
+        return versions
+
+    def compact_fragmented(self) -> dict[str, int]:
+        """Compact every table holding `COMPACT_MIN_FILES` or more small files (nightly
+        appends and incremental releases add a few each); the new versions, which the
+        release pins. Compaction rewrites no row, so readers of any release see the same
+        data; the small files stay for the releases that pin them (see `vacuum`)."""
+        versions = {}
+        with _writing(self.datasets_dir, self.base):
+            for name in VERSIONED_TABLES:
+                path = table_path(self.datasets_dir, name)
+                if not _is_table(path):
+                    continue
+                table = DeltaTable(str(path))
+                sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+                if sum(size < SMALL_FILE_BYTES for size in sizes) < COMPACT_MIN_FILES:
+                    continue
+                table.optimize.compact(
+                    target_size=DERIVED_FILE_BYTES, commit_properties=self._commit_properties()
+                )
+                versions[name] = DeltaTable(str(path)).version()
         return versions
 
     def commit(

@@ -9,12 +9,14 @@ of another municipality, and last a page whose new wording forces a full re-link
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
 from flows import pipeline, raw_archive, storage
 from flows.schemas import DERIVED_TABLES
@@ -144,3 +146,44 @@ def test_every_release_of_an_incremental_chain_stays_readable(chains) -> None:
     for release in (1, 2, 3, 4):
         for table in DERIVED_TABLES:
             storage.load_table(table, release, incremental)
+
+
+def _snapshot(datasets: Path) -> dict[tuple[str, int], pd.DataFrame]:
+    return {
+        (table, release): storage.load_table(table, release, datasets)
+        for release in storage.releases(datasets)["release"]
+        for table in (*DERIVED_TABLES, "pages", "findings", "rejects")
+    }
+
+
+def test_vacuum_deletes_only_files_no_release_needs(chains, tmp_path) -> None:
+    datasets = tmp_path / "datasets"
+    shutil.copytree(chains[0], datasets)
+    before = _snapshot(datasets)
+    # A crashed run's file that never reached the log.
+    stray = datasets / "observations" / "part-00000-crashed-run-c000.zstd.parquet"
+    shutil.copy(next((datasets / "observations").glob("*.parquet")), stray)
+    deleted = storage.vacuum(datasets)
+    assert not stray.exists()
+    assert stray.name in deleted["observations"]
+    after = _snapshot(datasets)
+    for key, frame in before.items():
+        pd.testing.assert_frame_equal(frame, after[key], obj=str(key))
+
+
+def test_fragmented_tables_are_compacted_in_a_release(tmp_path, monkeypatch) -> None:
+    # Every nightly run appends a few small files; from COMPACT_MIN_FILES of them a
+    # release compacts the table, and pins the compacted version.
+    monkeypatch.setattr(storage, "COMPACT_MIN_FILES", 3)
+    raw = tmp_path / "raw"
+    datasets = tmp_path / "datasets"
+    for step in _steps(raw)[:3]:
+        _publish(datasets, raw, step, rebuild=False)
+    history = DeltaTable(str(datasets / "findings")).history()
+    assert any(entry["operation"] == "OPTIMIZE" for entry in history)
+    runs = storage.releases(datasets)
+    latest = DeltaTable(str(datasets / "findings"), version=int(runs.findings_version.iloc[-1]))
+    assert len(latest.file_uris()) < 3
+    assert len(storage.load_table("findings", 3, datasets)) == int(runs.n_findings.iloc[-1])
+    for release in runs.release:
+        storage.load_table("observations", int(release), datasets)
