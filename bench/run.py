@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +216,11 @@ def add_new_pages(raw: Path, target: Path, count: int, seed: int) -> None:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(raw, target, copy_function=os.link)
     records = list(raw_archive.iter_records(raw))
-    last = max(r.captured_at for r in records if r.captured_at is not None)
+    last = max(
+        datetime.fromisoformat(r.captured_at.replace("Z", "+00:00"))
+        for r in records
+        if r.captured_at is not None
+    )
     rng = random.Random(seed)
     pool, chrome = seed_pairs(), load_chrome()
     by_page = {r.url: r for r in records}

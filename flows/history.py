@@ -747,10 +747,14 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
     if moved - page_keys:
         extra_urls = {url for url in inputs.finding_urls() if page_key(url) in moved - page_keys}
         known = {row.finding_id for row in scope}
-        for row in _rows(inputs.findings(list(COLUMNS_USED), set(), extra_urls)):
-            if row.finding_id in known:
-                continue
-            link = link_rows.get(row.finding_id) or _links_of(previous, [row])[0]
+        extra = [
+            row
+            for row in _rows(inputs.findings(list(COLUMNS_USED), set(), extra_urls))
+            if row.finding_id not in known
+        ]
+        link_rows |= {link["finding_id"]: link for link in _links_of(previous, extra)}
+        for row in extra:
+            link = link_rows[row.finding_id]
             row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
             row.normalized_statement = link["normalized_statement"]
             row.survey_year = link["resolved_survey_year"]

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from flows import storage
 from flows.schemas import TABLES, VERSIONED_TABLES
@@ -169,32 +171,35 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
     """Counts of what makes figures uncertain in a release: national-figure conflicts
     (one indicator and survey year, several national percents) and findings whose survey
     year is null, by the basis that says why."""
-    links = storage.load_table(
+    # Arrow, not pandas: the nightly summary calls this after every release, and the
+    # tables grow with the archive.
+    links = storage.load_arrow(
         "indicator_links",
         release,
         datasets_dir,
         columns=["resolved_survey_year", "resolved_survey_year_basis"],
-    ).rename(columns=lambda name: name.removeprefix("resolved_"))
-    observations = storage.load_table(
+    )
+    observations = storage.load_arrow(
         "observations",
         release,
         datasets_dir,
         columns=["indicator_id", "survey_year", "national_conflict"],
     )
-    conflicting = observations[observations["national_conflict"]]
-    no_year = links[links["survey_year"].isna()]
+    conflicting = observations.filter(pc.field("national_conflict"))
+    conflicts = conflicting.group_by(["indicator_id", "survey_year"]).aggregate([]).num_rows
+    no_year = links.filter(pc.field("resolved_survey_year").is_null())
+
+    def by_basis(table: pa.Table) -> dict[str, int]:
+        counts = pc.value_counts(table["resolved_survey_year_basis"]).to_pylist()
+        ordered = sorted(counts, key=lambda item: (-item["counts"], str(item["values"])))
+        return {str(item["values"]): int(item["counts"]) for item in ordered}
+
     return {
-        "national_conflicts": int(
-            conflicting[["indicator_id", "survey_year"]].drop_duplicates().shape[0]
-        ),
-        "findings_without_year": len(no_year),
-        "findings_without_year_by_basis": {
-            str(basis): int(n) for basis, n in no_year["survey_year_basis"].value_counts().items()
-        },
-        "survey_year_basis": {
-            str(basis): int(n) for basis, n in links["survey_year_basis"].value_counts().items()
-        },
-        "findings": len(links),
+        "national_conflicts": int(conflicts),
+        "findings_without_year": no_year.num_rows,
+        "findings_without_year_by_basis": by_basis(no_year),
+        "survey_year_basis": by_basis(links),
+        "findings": links.num_rows,
     }
 
 

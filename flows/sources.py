@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ class SourcesError(UsageError, ValueError):
     """A sources file that cannot be used, with the file and entry named."""
 
 
+@lru_cache(maxsize=65536)  # the history derivations call it once per finding
 def page_key(url: str) -> str:
     """One key for a page however its host was spelled: kalmar.se and www.kalmar.se are one."""
     parts = urlsplit(url.strip())

@@ -587,10 +587,15 @@ class DerivationReader(history.DerivationInputs):
         self.datasets_dir = Path(datasets_dir)
         self.base = base
         self.findings_version = findings_version
+        self._dataset: ds.Dataset | None = None
+        self._urls: list[str] | None = None
 
     def _findings(self) -> ds.Dataset:
-        path = table_path(self.datasets_dir, "findings")
-        return DeltaTable(str(path), version=self.findings_version).to_pyarrow_dataset()
+        if self._dataset is None:
+            path = table_path(self.datasets_dir, "findings")
+            table = DeltaTable(str(path), version=self.findings_version)
+            self._dataset = table.to_pyarrow_dataset()
+        return self._dataset
 
     def all_findings(self, columns: list[str]) -> pa.Table:
         return self._findings().to_table(columns=columns)
@@ -608,8 +613,10 @@ class DerivationReader(history.DerivationInputs):
         return added.to_table(columns=columns)
 
     def finding_urls(self) -> list[str]:
-        urls = self._findings().to_table(columns=["url"]).column("url")
-        return [url for url in pc.unique(urls).to_pylist() if url is not None]
+        if self._urls is None:
+            urls = self._findings().to_table(columns=["url"]).column("url")
+            self._urls = [url for url in pc.unique(urls).to_pylist() if url is not None]
+        return self._urls
 
     def findings(self, columns: list[str], finding_ids: set[str], urls: set[str]) -> pa.Table:
         wanted = pc.field("finding_id").isin(pa.array(sorted(finding_ids), pa.string())) | (
