@@ -224,7 +224,7 @@ def add_new_pages(raw: Path, target: Path, count: int, seed: int) -> None:
     rng = random.Random(seed)
     pool, chrome = seed_pairs(), load_chrome()
     by_page = {r.url: r for r in records}
-    for index, url in enumerate(rng.sample(sorted(by_page), count)):
+    for index, url in enumerate(rng.choices(sorted(by_page), k=count)):
         known = by_page[url]  # a recapture of a page the archive has: the common case
         area = next(area for area in AREAS if url.endswith(f"/{slug(area)}.html"))
         captured = last + timedelta(days=1, minutes=index)

@@ -551,7 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_add)
     run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
     _add_run_options(run)
-    run.add_argument("--batch-size", type=int, default=200, help="pages per parse task")
+    run.add_argument(
+        "--batch-size", type=int,
+        help="pages per parse task (default: 1000 on worker processes, 200 on threads)",
+    )  # fmt: skip
     run.add_argument(
         "--parse-workers",
         type=int,

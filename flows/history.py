@@ -702,7 +702,8 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
 
     touched = {row.indicator_id for row in new_rows}
     new_ids = {row.finding_id for row in new_rows}
-    old_links = previous.filter(pc.is_in(previous["indicator_id"], pa.array(sorted(touched))))
+    touched_ids = pa.array(sorted(touched), pa.string())
+    old_links = previous.filter(pc.is_in(previous["indicator_id"], touched_ids))
     page_keys = {page_key(row.url) for row in new_rows}
     urls = {url for url in inputs.finding_urls() if page_key(url) in page_keys}
     old_ids = set(old_links["finding_id"].to_pylist())
@@ -802,5 +803,5 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
 
 def _links_of(previous: pa.Table, rows: list[Row]) -> list[dict[str, Any]]:
     """The previous release's link rows of these findings (those it has)."""
-    ids = pa.array(sorted({row.finding_id for row in rows}))
+    ids = pa.array(sorted({row.finding_id for row in rows}), pa.string())
     return previous.filter(pc.is_in(previous["finding_id"], ids)).to_pylist()

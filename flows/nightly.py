@@ -175,7 +175,7 @@ def nightly(
     wayback_url: str = "https://web.archive.org",
     since: int | None = None,
     fetch_settings: dict[str, Any] | None = None,
-    batch_size: int = pipeline.DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     overrides: str | None = None,
     parse_workers: int | None = None,
     lock_timeout: float = 600.0,
@@ -190,6 +190,7 @@ def nightly(
     overrides fields of `flows.http.FetchSettings` (timeouts, rates, retries, size limit).
     `overrides` is a TOML file of indicator links made by hand (`flows.history.Overrides`).
     `parse_workers`: processes for parsing (default: all cores for large jobs only).
+    `batch_size`: pages per parse task (default: 1,000 on processes, 200 on threads).
     `lock_timeout`: seconds to wait for another run writing the same datasets dir.
     `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
     `rebuild_history`: rebuild the history tables from every finding, not only what the
@@ -266,7 +267,7 @@ def _publish(
     datasets: Path,
     page_sources: list[Source],
     indicator_overrides: history.Overrides,
-    batch_size: int,
+    batch_size: int | None,
     parse_workers: int | None,
     reparse: bool,
     rebuild_history: bool,
@@ -291,8 +292,10 @@ def _publish(
         started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
     )  # fmt: skip
     clock = time.perf_counter()
-    batches = list(pipeline.batched(plan.records, batch_size))
     runner, workers = parse_task_runner(len(plan.records), parse_workers)
+    if batch_size is None:  # see pipeline.PROCESS_BATCH_SIZE for the measurement
+        batch_size = pipeline.PROCESS_BATCH_SIZE if runner else pipeline.DEFAULT_BATCH_SIZE
+    batches = list(pipeline.batched(plan.records, batch_size))
     in_flight: deque = deque()
 
     def note_failures(pages: pa.Table) -> None:

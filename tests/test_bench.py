@@ -13,7 +13,8 @@ REQUIRED = (
     "n", "parse_pages_per_s", "lxml_pages_per_s", "naive_pages_per_s", "parse_vs_lxml",
     "parse_vs_naive", "e2e_seconds", "e2e_peak_rss_mb", "e2e_small_seconds",
     "e2e_small_peak_rss_mb", "noop_seconds", "noop_new_release", "noop_wall_seconds",
-    "prefect_server_start_seconds",
+    "prefect_server_start_seconds", "incremental_seconds", "incremental_small_seconds",
+    "peak_rss_tree_mb", "peak_rss_tree_small_mb", "derive_seconds",
 )  # fmt: skip
 
 
@@ -30,4 +31,6 @@ def test_benchmark_runs_at_tiny_n(prefect_server: str, tmp_path: Path) -> None:
     assert figures["n"] == 25 and figures["pages_parsed"] == 25
     assert figures["e2e_findings"] == figures["findings"] > 0  # the flow published every page
     assert figures["noop_new_release"] is False
+    # The whole tree includes at least the flow process itself.
+    assert figures["peak_rss_tree_mb"] >= figures["e2e_peak_rss_mb"] * 0.9
     assert "parse_vs_lxml" in run.stdout and "wrote" in run.stdout
