@@ -409,16 +409,23 @@ class ReleaseWriter:
         with _writing(path, self.base):
             path.parent.mkdir(parents=True, exist_ok=True)
             overwrite = self._overwrite_next[name] or not _is_table(path)
-            write_deltalake(
-                str(path),
-                table,
-                mode="overwrite" if overwrite else "append",
-                schema_mode="overwrite" if overwrite else None,
-                description=f"oppna-jamforelser table `{name}`",
-                commit_properties=self._commit_properties(),
-            )
+            self._delta_write(path, table, overwrite=overwrite)
         self._overwrite_next[name] = False
         self.new_rows[name] += table.num_rows
+
+    def _delta_write(
+        self, path: Path, data: Any, *, overwrite: bool, file_bytes: int | None = None
+    ) -> None:
+        """Append to a table, or replace it (schema included)."""
+        write_deltalake(
+            str(path),
+            data,
+            mode="overwrite" if overwrite else "append",
+            schema_mode="overwrite" if overwrite else None,
+            description=f"oppna-jamforelser table `{path.name}`",
+            target_file_size=file_bytes,
+            commit_properties=self._commit_properties(),
+        )
 
     def close_data_tables(self) -> dict[str, int]:
         """Create the data tables a release lacks (or clear them on a re-parse); their
@@ -469,15 +476,7 @@ class ReleaseWriter:
                 data = pa.RecordBatchReader.from_batches(
                     schema, (batch for table in tables for batch in table.to_batches())
                 )
-                write_deltalake(
-                    str(path),
-                    data,
-                    mode="overwrite" if full else "append",
-                    schema_mode="overwrite" if full else None,
-                    description=f"oppna-jamforelser table `{name}` (derived)",
-                    target_file_size=DERIVED_FILE_BYTES,
-                    commit_properties=self._commit_properties(),
-                )
+                self._delta_write(path, data, overwrite=full, file_bytes=DERIVED_FILE_BYTES)
             del tables
             versions[name] = DeltaTable(str(path)).version()
         return versions
