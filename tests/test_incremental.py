@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from helpers import RAW_DIR, seed_records
 
 from flows import pipeline, raw_archive, storage
 from flows.schemas import DERIVED_TABLES
-from tests.helpers import RAW_DIR, seed_records
 
 #: Row order differs (an incremental release appends), so tables are compared sorted.
 KEYS = {
