@@ -15,7 +15,7 @@ import json
 import re
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -155,17 +155,8 @@ def link_indicators(
     rows: list[Row], previous_links: pd.DataFrame | None, overrides: Overrides
 ) -> Columns:
     """One link per finding: its indicator and how it was linked."""
-    # Normalising removes every figure and year, so statements whose digits differ but
-    # not their number ("63 procent" one year, "71 procent" the next) share one result.
-    by_shape: dict[str, str] = {}
-    normalized_of: dict[str, str] = {}
-    for row in rows:
-        statement = row.national_statement
-        if statement not in normalized_of:
-            shape = _DIGITS.sub("0", statement)
-            if shape not in by_shape:
-                by_shape[shape] = normalize_statement(statement)
-            normalized_of[statement] = by_shape[shape]
+    normalized = _normalizer()
+    normalized_of = {row.national_statement: normalized(row.national_statement) for row in rows}
     previous: dict[tuple[str, str], str] = {}
     if previous_links is not None and not previous_links.empty:
         previous = {
@@ -597,7 +588,6 @@ class Derivation:
     reason: str
     chunks: Iterator[tuple[str, Columns]]
     replace: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    touched: dict[str, int] = field(default_factory=dict)  # what the release recomputed
     seconds: float = 0.0  # deriving and writing, filled in by the caller
 
 
@@ -631,7 +621,7 @@ def plan_derivation(
     if previous is None:
         return _full(inputs, overrides, "no derived tables yet")
     try:
-        return _incremental(inputs, previous, overrides)
+        return _incremental(inputs, previous)
     except _Fallback as why:
         return _full(inputs, overrides, str(why), previous)
 
@@ -661,11 +651,13 @@ def _full_chunks(
     yield from derive(inputs.all_findings(list(COLUMNS_USED)), previous_links, overrides)
 
 
-def _normalizer() -> Any:
+def _normalizer() -> Callable[[str], str]:
+    """`normalize_statement` with a cache for one derivation."""
     by_shape: dict[str, str] = {}
 
     def normalized(statement: str) -> str:
-        # Statements that differ only in their digits normalise alike (figures go).
+        # Normalising removes every figure and year, so statements whose digits differ but
+        # not their number ("63 procent" one year, "71 procent" the next) share one result.
         shape = _DIGITS.sub("0", statement)
         if shape not in by_shape:
             by_shape[shape] = normalize_statement(statement)
@@ -674,7 +666,8 @@ def _normalizer() -> Any:
     return normalized
 
 
-def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overrides) -> Derivation:
+def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
+    # No overrides here: changed overrides always rebuild in full (`full_derivation_reason`).
     new_rows = _rows(inputs.new_findings(list(COLUMNS_USED)))
     if not new_rows:
         return Derivation("incremental", "no new findings", iter(()))
@@ -720,13 +713,8 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
             row.normalized_statement = fresh.normalized_statement
         else:
             link = link_rows[row.finding_id]
-            row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
-            row.normalized_statement = link["normalized_statement"]
-            if row.indicator_id not in touched:
-                # Not recomputed: keep the year this release already resolved for it.
-                row.survey_year = link["resolved_survey_year"]
-                row.survey_year_basis = link["resolved_survey_year_basis"]
-                continue
+            if _take_link(row, link, touched):
+                continue  # not recomputed: it keeps the year the last release resolved
             key = (row.area or "", row.normalized_statement)
             year = row.survey_year if row.survey_year is not None else _NO_YEAR
             first_year[key] = min(first_year.get(key, _NO_YEAR), year)
@@ -755,11 +743,8 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
         ]
         link_rows |= {link["finding_id"]: link for link in _links_of(previous, extra)}
         for row in extra:
-            link = link_rows[row.finding_id]
-            row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
-            row.normalized_statement = link["normalized_statement"]
-            row.survey_year = link["resolved_survey_year"]
-            row.survey_year_basis = link["resolved_survey_year_basis"]
+            # Not of a recomputed indicator (those rows are all in scope already).
+            _take_link(row, link_rows[row.finding_id], touched)
             row.seen = _seen(row)
             scope.append(row)
         page_keys |= moved
@@ -797,8 +782,19 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table, overrides: Overri
             "indicators": ("indicator_id", indicators),
             "changes": ("to_snapshot_id", snapshots),
         },
-        touched={"indicators": len(indicators), "pages": len(page_keys), "findings": len(in_scope)},
     )
+
+
+def _take_link(row: Row, link: dict[str, Any], recomputed: set[str]) -> bool:
+    """Give a row its link from the previous release; for a row of an indicator not in
+    `recomputed`, also the survey year that release resolved (returns True then)."""
+    row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
+    row.normalized_statement = link["normalized_statement"]
+    if row.indicator_id in recomputed:
+        return False
+    row.survey_year = link["resolved_survey_year"]
+    row.survey_year_basis = link["resolved_survey_year_basis"]
+    return True
 
 
 def _links_of(previous: pa.Table, rows: list[Row]) -> list[dict[str, Any]]:

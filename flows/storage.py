@@ -413,6 +413,9 @@ class ReleaseWriter:
         self._overwrite_next[name] = False
         self.new_rows[name] += table.num_rows
 
+    def _version(self, name: str) -> int:
+        return DeltaTable(str(table_path(self.datasets_dir, name))).version()
+
     def _delta_write(
         self, path: Path, data: Any, *, overwrite: bool, file_bytes: int | None = None
     ) -> None:
@@ -435,10 +438,7 @@ class ReleaseWriter:
                 path = table_path(self.datasets_dir, name)
                 if self._overwrite_next[name] or not _is_table(path):
                     self._write(name, TABLES[name].empty_table())  # create, or clear
-            return {
-                name: DeltaTable(str(table_path(self.datasets_dir, name))).version()
-                for name in DATA_TABLES
-            }
+            return {name: self._version(name) for name in DATA_TABLES}
 
     def derivation_inputs(self, findings_version: int) -> DerivationReader:
         """What `flows.history.plan_derivation` reads, at this release's versions."""
@@ -478,7 +478,7 @@ class ReleaseWriter:
                 )
                 self._delta_write(path, data, overwrite=full, file_bytes=DERIVED_FILE_BYTES)
             del tables
-            versions[name] = DeltaTable(str(path)).version()
+            versions[name] = self._version(name)
         return versions
 
     def compact_fragmented(self) -> dict[str, int]:
@@ -499,7 +499,7 @@ class ReleaseWriter:
                 table.optimize.compact(
                     target_size=DERIVED_FILE_BYTES, commit_properties=self._commit_properties()
                 )
-                versions[name] = DeltaTable(str(path)).version()
+                versions[name] = self._version(name)
         return versions
 
     def commit(
