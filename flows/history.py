@@ -1,5 +1,6 @@
 """Change over time: indicators, indicator links, observations and changes, derived from
-all findings of a release. Plain functions; `flows.storage` writes what they return.
+all findings of a release. Plain functions over polars frames (columnar: one pass per
+table, no Python object per finding); `flows.storage` writes the Arrow tables they give.
 
 - indicators: one row per national question, linked across rewordings within an area
   (`parsers.linking`), with ids kept stable from the previous release.
@@ -11,19 +12,16 @@ all findings of a release. Plain functions; `flows.storage` writes what they ret
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import re
 import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, field, fields
-from datetime import date
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
+import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flows.errors import UsageError
 from flows.schemas import (
@@ -35,16 +33,34 @@ from flows.schemas import (
 )
 from flows.sources import page_key
 from parsers.linking import Occurrence, link_statements, normalize_statement
-from parsers.years import latest_survey_year
 
 #: Columns compared between snapshots and between observations.
 COMPARED = ("national_statement", "national_percent", "local_answer", "local_status", "local_value")
 OBSERVED = ("national_percent", "local_status", "local_answer", "local_value")
+#: The findings columns the derivations read.
+COLUMNS_USED = (
+    "finding_id",
+    "snapshot_id",
+    "url",
+    "captured_at",
+    "page_updated",
+    "area",
+    "municipality",
+    "section",
+    "survey_year",
+    "survey_year_basis",
+    "position",
+    "national_statement",
+    "national_percent",
+    "local_answer",
+    "local_status",
+    "local_value",
+)
 _NO_YEAR = 9999
-#: Derived rows are handed to storage in chunks of this many, as compact Arrow tables, so
-#: at most one chunk of Python objects is alive at a time.
-CHUNK_ROWS = 20_000
 _DIGITS = re.compile(r"\d")
+#: A snapshot's findings over time: when seen (unknown first), then snapshot, then order on
+#: the page. Every "first" and "latest" below is in this order.
+_TIME_ORDER = ["seen", "snapshot_id", "position"]
 
 
 class OverridesError(UsageError, ValueError):
@@ -100,92 +116,90 @@ def load_overrides(path: Path | str | None) -> Overrides:
     return overrides
 
 
-@dataclass(slots=True)
-class Row:
-    """One finding as the derivations see it: slots, not a dict (100,000 of them at once)."""
-
-    finding_id: str
-    snapshot_id: str
-    url: str
-    captured_at: Any
-    page_updated: date | None
-    area: str | None
-    municipality: str | None
-    section: str
-    survey_year: int | None
-    survey_year_basis: str
-    position: int
-    national_statement: str
-    national_percent: float | None
-    local_answer: str | None
-    local_status: str | None
-    local_value: float | None
-    indicator_id: str = ""
-    link_method: str = ""
-    normalized_statement: str = ""
-    seen: date | None = None
+def findings_frame(findings: pa.Table) -> pl.DataFrame:
+    """Findings as the derivations read them, plus `seen` (the capture date, else the date
+    the page printed), `page` (`flows.sources.page_key`: the page a snapshot is of) and
+    `area_key` (the area, "" when unknown)."""
+    frame = pl.from_arrow(findings.select(list(COLUMNS_USED)))
+    assert isinstance(frame, pl.DataFrame)
+    pages = {url: page_key(url) for url in frame["url"].unique().to_list()}
+    return frame.with_columns(
+        seen=pl.coalesce(pl.col("captured_at").dt.date(), pl.col("page_updated")),
+        page=pl.col("url").replace_strict(pages, return_dtype=pl.String),
+        area_key=pl.col("area").fill_null(""),
+    )
 
 
-class Columns(dict):
-    """A table being built, column by column: each appended row is spread into the column
-    lists at once, so no per-row dict outlives its append."""
+def _normalizer() -> Callable[[str], str]:
+    """`normalize_statement` with a cache for one derivation."""
+    by_shape: dict[str, str] = {}
 
-    def __init__(self, schema: pa.Schema) -> None:
-        super().__init__((name, []) for name in schema.names)
-        self.rows = 0
+    def normalized(statement: str) -> str:
+        # Normalising removes every figure and year, so statements whose digits differ but
+        # not their number ("63 procent" one year, "71 procent" the next) share one result.
+        shape = _DIGITS.sub("0", statement)
+        if shape not in by_shape:
+            by_shape[shape] = normalize_statement(statement)
+        return by_shape[shape]
 
-    def append(self, row: dict[str, Any]) -> None:
-        for name, column in self.items():
-            column.append(row[name])
-        self.rows += 1
-
-
-def _seen(row: Row) -> date | None:
-    """When a snapshot was seen: its capture date, else the date the page printed."""
-    captured = row.captured_at
-    return captured.date() if captured is not None else row.page_updated
+    return normalized
 
 
-def _sort_key(value: Any) -> tuple[bool, Any]:
-    """Nulls first, then by value (None never compared with a value)."""
-    return (value is not None, value if value is not None else 0)
+def with_normalized(frame: pl.DataFrame) -> pl.DataFrame:
+    """`normalized_statement` added: normalised once per distinct statement."""
+    normalized = _normalizer()
+    mapping = {text: normalized(text) for text in frame["national_statement"].unique().to_list()}
+    return frame.with_columns(
+        normalized_statement=pl.col("national_statement").replace_strict(
+            mapping, return_dtype=pl.String
+        )
+    )
+
+
+#: One row per (area, normalised statement): the indicator it belongs to and how.
+LINKING_SCHEMA = {
+    "area": pl.String,
+    "normalized_statement": pl.String,
+    "indicator_id": pl.String,
+    "link_method": pl.String,
+    "link_score": pl.Float64,
+    "linked_to": pl.String,
+}
 
 
 def link_indicators(
-    rows: list[Row], previous_links: pd.DataFrame | None, overrides: Overrides
-) -> Columns:
-    """One link per finding: its indicator and how it was linked."""
-    normalized = _normalizer()
-    normalized_of = {row.national_statement: normalized(row.national_statement) for row in rows}
-    previous: dict[tuple[str, str], str] = {}
-    if previous_links is not None and not previous_links.empty:
-        previous = {
-            (a, n): i
-            for a, n, i in previous_links[["area", "normalized_statement", "indicator_id"]]
-            .drop_duplicates()
-            .itertuples(index=False)
-        }
-    by_area: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_area[row.area or ""].append(row)
+    frame: pl.DataFrame, previous_ids: dict[tuple[str, str], str], overrides: Overrides
+) -> pl.DataFrame:
+    """The linking of every (area, normalised statement) of `frame` (see LINKING_SCHEMA).
 
-    links_out = Columns(INDICATOR_LINKS)
+    `previous_ids` maps (area, normalised statement) to its id in the previous release: a
+    group keeps the id its statements had, so ids stay stable across releases.
+    """
+    occurrences = (
+        frame.lazy()
+        .group_by("area_key", "normalized_statement")
+        .agg(
+            first_year=pl.col("survey_year").min().fill_null(_NO_YEAR),
+            # where it was printed: two bullets of one block are two questions
+            places=pl.concat_str(
+                "snapshot_id", pl.col("section").fill_null(""), separator="\x1f"
+            ).unique(),
+        )
+        .sort("area_key", "normalized_statement")
+        .collect()
+    )
+    out: dict[str, list] = {name: [] for name in LINKING_SCHEMA}
     taken: set[str] = set()
-    for area in sorted(by_area):
-        members: dict[str, list[Row]] = defaultdict(list)
-        for row in by_area[area]:
-            members[normalized_of[row.national_statement]].append(row)
-        occurrences = []
-        for normalized in sorted(members):
-            years = [r.survey_year for r in members[normalized] if r.survey_year is not None]
-            places = frozenset((r.snapshot_id, r.section) for r in members[normalized])
-            occurrences.append(Occurrence(normalized, min(years, default=_NO_YEAR), places))
+    by_area = itertools.groupby(occurrences.iter_rows(), key=lambda row: row[0])
+    for area, members in by_area:
         links = link_statements(
-            occurrences,
+            [
+                Occurrence(normalized, year, frozenset(places))
+                for _, normalized, year, places in members
+            ],
             same=overrides.same.get(area, ()),
             different=overrides.different.get(area, ()),
         )
-        # Stable ids: a group keeps the id its statements had in the previous release.
         texts_of: dict[int, list[str]] = defaultdict(list)
         founder_of: dict[int, str] = {}
         for link in links.values():
@@ -194,38 +208,43 @@ def link_indicators(
                 founder_of[link.group] = link.normalized
         id_of_group: dict[int, str] = {}
         for group in sorted(texts_of):
-            earlier = Counter(previous[(area, n)] for n in texts_of[group] if (area, n) in previous)
+            earlier = Counter(
+                previous_ids[(area, n)] for n in texts_of[group] if (area, n) in previous_ids
+            )
             reused = next((i for i, _ in earlier.most_common() if i not in taken), None)
             founder = founder_of.get(group, min(texts_of[group]))
             new_id = "I" + hashlib.sha256(f"{area}\x1f{founder}".encode()).hexdigest()[:12]
             id_of_group[group] = reused or new_id
             taken.add(id_of_group[group])
-        for normalized, group_rows in members.items():
-            link = links[normalized]
-            for row in group_rows:
-                links_out.append(
-                    {
-                        "finding_id": row.finding_id,
-                        "indicator_id": id_of_group[link.group],
-                        "area": area,
-                        "normalized_statement": normalized,
-                        "link_method": link.method,
-                        "link_score": link.score,
-                        "linked_to": link.linked_to,
-                        # resolved over the release once every row is linked (`derive`)
-                        "resolved_survey_year": None,
-                        "resolved_survey_year_basis": "none",
-                    }
-                )
-    return links_out
+        for link in links.values():
+            for name, value in zip(
+                LINKING_SCHEMA,
+                (area, link.normalized, id_of_group[link.group], link.method, link.score,
+                 link.linked_to),
+                strict=True,
+            ):  # fmt: skip
+                out[name].append(value)
+    return pl.DataFrame(out, schema=LINKING_SCHEMA)
+
+
+def apply_linking(frame: pl.DataFrame, linking: pl.DataFrame) -> pl.DataFrame:
+    """Every finding with its `indicator_id` and `link_method`."""
+    return frame.join(
+        linking.select("area", "normalized_statement", "indicator_id", "link_method"),
+        left_on=["area_key", "normalized_statement"],
+        right_on=["area", "normalized_statement"],
+        how="left",
+    )
 
 
 #: Bases of a year the page itself dates: what an undated finding may be matched to.
-DATED_BASES = frozenset({"heading", "stated_year", "page_title"})
+DATED_BASES = ["heading", "stated_year", "page_title"]
+#: Bases read from dates (page or capture) or a comparison: weaker than what the text says.
+DATE_BASES = ["page_updated", "page_published", "captured_at", "comparison_year"]
 _BASIS_RANK = {basis: rank for rank, basis in enumerate(RESOLVED_YEAR_BASES)}
 
 
-def resolve_survey_years(rows: list[Row]) -> int:
+def resolve_survey_years(frame: pl.DataFrame) -> pl.DataFrame:
     """Give findings whose page could not tell their year the year of a dated section
     elsewhere in the archive with the same question, wording and national figure.
 
@@ -233,42 +252,49 @@ def resolve_survey_years(rows: list[Row]) -> int:
     capture showed the same statement, word for word and figure for figure, under an
     undated "Årets resultat". Only an unambiguous match counts (one year for that
     wording and figure), and never one from the same snapshot: a page does not print
-    the same question twice for one year. Returns how many years were resolved.
+    the same question twice for one year. `survey_year` and `survey_year_basis` are
+    replaced by the resolved ones.
     """
-    dated: dict[tuple[str, str, float], dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for row in rows:
-        if (
-            row.survey_year is not None
-            and row.survey_year_basis in DATED_BASES
-            and row.national_percent is not None
-        ):
-            key = (row.indicator_id, row.normalized_statement, row.national_percent)
-            dated[key][row.survey_year].add(row.snapshot_id)
-    resolved = _same_text_on_later_captures(rows)
-    for row in rows:
-        if row.survey_year is not None or row.national_percent is None:
-            continue
-        years = dated.get((row.indicator_id, row.normalized_statement, row.national_percent))
-        if not years:
-            continue
-        candidates = [year for year, snapshots in years.items() if snapshots - {row.snapshot_id}]
-        if len(years) == 1 and len(candidates) == 1:
-            row.survey_year, row.survey_year_basis = candidates[0], "matched_national_figure"
-            resolved += 1
-    return resolved
+    frame = _same_text_on_later_captures(frame)
+    key = ["indicator_id", "normalized_statement", "national_percent"]
+    year, basis = pl.col("survey_year"), pl.col("survey_year_basis")
+    dated = (
+        frame.filter(
+            year.is_not_null() & basis.is_in(DATED_BASES) & pl.col("national_percent").is_not_null()
+        )
+        .group_by(key)
+        .agg(
+            _years=year.n_unique(),
+            _year=year.first(),
+            _snapshots=pl.col("snapshot_id").n_unique(),
+            _snapshot=pl.col("snapshot_id").first(),
+        )
+    )
+    matched = (
+        year.is_null()
+        & (pl.col("_years") == 1)
+        & ((pl.col("_snapshots") >= 2) | (pl.col("_snapshot") != pl.col("snapshot_id")))
+    ).fill_null(False)
+    return (
+        frame.join(dated, on=key, how="left")
+        .with_columns(
+            survey_year=pl.when(matched).then(pl.col("_year")).otherwise(year),
+            survey_year_basis=pl.when(matched)
+            .then(pl.lit("matched_national_figure"))
+            .otherwise(basis),
+        )
+        .drop("_years", "_year", "_snapshots", "_snapshot")
+    )
 
 
-#: Bases read from dates (page or capture) or a comparison: weaker than what the text says.
-DATE_BASES = frozenset({"page_updated", "page_published", "captured_at", "comparison_year"})
+def _latest_survey_year(column: str) -> pl.Expr:
+    """`parsers.years.latest_survey_year` of a date column: results come out in spring,
+    so January or February of Y shows Y-1 at the latest."""
+    day = pl.col(column)
+    return (day.dt.year() - (day.dt.month() < 3).cast(pl.Int32)).cast(pl.Int32)
 
 
-def _upper_bound(row: Row) -> int | None:
-    """The latest survey year this snapshot can show, by its capture and update dates."""
-    days = (row.captured_at, row.page_updated)
-    return min((latest_survey_year(day) for day in days if day is not None), default=None)
-
-
-def _same_text_on_later_captures(rows: list[Row]) -> int:
+def _same_text_on_later_captures(frame: pl.DataFrame) -> pl.DataFrame:
     """One bullet printed unchanged on several captures of a page is one survey's result.
 
     A page captured in September 2020 and again, unchanged, in September 2021 (no
@@ -276,279 +302,288 @@ def _same_text_on_later_captures(rows: list[Row]) -> int:
     the calendar; the statement was already there in 2020, so 2021 is impossible. Years
     read from dates that exceed what the earliest capture of the same text allows take
     the earliest capture's year; with no such year they are a conflict (null). Findings
-    the page could not date are left to the match by figure. Returns how many changed.
+    the page could not date are left to the match by figure.
     """
-    groups: dict[tuple[str, str, float | None], list[Row]] = defaultdict(list)
-    for row in rows:
-        groups[(page_key(row.url), row.national_statement, row.national_percent)].append(row)
-    changed = 0
-    for group in groups.values():
-        if len({row.snapshot_id for row in group}) < 2:
-            continue
-        bounds = [b for b in map(_upper_bound, group) if b is not None]
-        if not bounds:
-            continue
-        bound = min(bounds)
-        ordered = sorted(group, key=lambda r: (_sort_key(r.seen), r.snapshot_id))
-        earliest = next(
-            (
-                r.survey_year
-                for r in ordered
-                if r.survey_year is not None and r.survey_year <= bound
-            ),
-            None,
+    group = ["page", "national_statement", "national_percent"]
+    year = pl.col("survey_year")
+    bound = pl.col("_bound").min()  # the latest year any capture of the text can show
+    groups = (
+        frame.lazy()
+        .with_columns(
+            _bound=pl.min_horizontal(
+                _latest_survey_year("captured_at"), _latest_survey_year("page_updated")
+            )
         )
-        for row in group:
-            if (
-                row.survey_year is not None
-                and row.survey_year_basis in DATE_BASES
-                and row.survey_year > bound
-            ):
-                if earliest is not None:
-                    row.survey_year, row.survey_year_basis = earliest, "matched_national_figure"
-                else:
-                    row.survey_year, row.survey_year_basis = None, "conflict"
-                changed += 1
-    return changed
+        .sort(_TIME_ORDER, nulls_last=False, maintain_order=True)
+        .group_by(group)
+        .agg(
+            _snapshots=pl.col("snapshot_id").n_unique(),
+            _group_bound=bound,
+            _earliest=year.filter(year.is_not_null() & (year <= bound)).first(),
+        )
+        .filter((pl.col("_snapshots") >= 2) & pl.col("_group_bound").is_not_null())
+        .collect()
+    )
+    if groups.is_empty():
+        return frame
+    too_late = (
+        year.is_not_null()
+        & pl.col("survey_year_basis").is_in(DATE_BASES)
+        & (year > pl.col("_group_bound"))
+    ).fill_null(False)
+    return (
+        frame.join(groups, on=group, how="left", nulls_equal=True)
+        .with_columns(
+            survey_year=pl.when(too_late).then(pl.col("_earliest")).otherwise(year),
+            survey_year_basis=pl.when(too_late & pl.col("_earliest").is_not_null())
+            .then(pl.lit("matched_national_figure"))
+            .when(too_late)
+            .then(pl.lit("conflict"))
+            .otherwise(pl.col("survey_year_basis")),
+        )
+        .drop("_snapshots", "_group_bound", "_earliest")
+    )
 
 
-def national_figures_by_year(rows: list[Row]) -> dict[tuple[str, int], list[float]]:
+def national_figures_by_year(frame: pl.DataFrame) -> pl.DataFrame:
     """Every distinct national percent of each (indicator, survey year), oldest first."""
-    out: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
-        if row.survey_year is None or row.national_percent is None:
-            continue
-        values = out[(row.indicator_id, row.survey_year)]
-        if row.national_percent not in values:
-            values.append(row.national_percent)
-    return out
+    return (
+        frame.lazy()
+        .filter(pl.col("survey_year").is_not_null() & pl.col("national_percent").is_not_null())
+        .sort(_TIME_ORDER, nulls_last=False, maintain_order=True)
+        .group_by("indicator_id", "survey_year", maintain_order=True)
+        .agg(national_percent_all_values=pl.col("national_percent").unique(maintain_order=True))
+        .collect()
+    )
 
 
-def _distinct(values: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for value in values:
-        if value is not None and value not in out:
-            out.append(value)
-    return out
-
-
-def build_observations(rows: list[Row]) -> Iterator[Columns]:
+def build_observations(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per (municipality, indicator, survey year), over every snapshot."""
-    national = national_figures_by_year(rows)
-    groups: dict[tuple[Any, str, Any], list[Row]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (_sort_key(r.seen), r.snapshot_id, r.position)):
-        groups[(row.municipality, row.indicator_id, row.survey_year)].append(row)
-    observations = Columns(OBSERVATIONS)
-    # Ordered by indicator first: an incremental release replaces whole indicators, and
-    # their rows then sit together in a few files (fewer files rewritten by the delete).
-    for municipality, indicator_id, survey_year in sorted(
-        groups, key=lambda k: (k[1], _sort_key(k[0]), _sort_key(k[2]))
-    ):
-        if observations.rows >= CHUNK_ROWS:
-            yield observations
-            observations = Columns(OBSERVATIONS)
-        group = groups.pop((municipality, indicator_id, survey_year))
-        latest = group[-1]
-        if len(group) == 1:  # most observations were seen once: nothing to compare
-            values = {c: [v] if (v := getattr(latest, c)) is not None else [] for c in OBSERVED}
-        else:
-            values = {c: _distinct([getattr(r, c) for r in group]) for c in OBSERVED}
-        conflicts = [column for column in OBSERVED if len(values[column]) > 1]
-        seen = [r.seen for r in group if r.seen is not None]
-        observations.append(
-            {
-                "municipality": municipality,
-                "indicator_id": indicator_id,
-                "area": latest.area or "",
-                "survey_year": survey_year,
-                "survey_year_basis": min(
-                    (r.survey_year_basis for r in group), key=lambda b: _BASIS_RANK.get(b, 99)
-                ),
-                **{column: getattr(latest, column) for column in OBSERVED},
-                "first_seen": min(seen, default=None),
-                "last_seen": max(seen, default=None),
-                "n_snapshots": len({r.snapshot_id for r in group}),
-                "snapshot_ids": list(dict.fromkeys(r.snapshot_id for r in group)),
-                "finding_ids": [r.finding_id for r in group],
-                "conflict": bool(conflicts),
-                "conflict_columns": conflicts,
-                "national_conflict": len(national.get((indicator_id, survey_year), ())) > 1,
-                "national_percent_all_values": national.get((indicator_id, survey_year), []),
-                **{f"{column}_values": values[column] for column in OBSERVED},
-            }
+    national = national_figures_by_year(frame)
+    basis_rank = pl.col("survey_year_basis").replace_strict(
+        _BASIS_RANK, default=99, return_dtype=pl.Int32
+    )
+    observations = (
+        frame.lazy()
+        .sort(_TIME_ORDER, nulls_last=False, maintain_order=True)
+        .group_by("municipality", "indicator_id", "survey_year")
+        .agg(
+            area=pl.col("area").last().fill_null(""),
+            # the strongest evidence any snapshot had for the year
+            survey_year_basis=pl.col("survey_year_basis")
+            .sort_by(basis_rank, maintain_order=True)
+            .first(),
+            **{column: pl.col(column).last() for column in OBSERVED},
+            first_seen=pl.col("seen").min(),
+            last_seen=pl.col("seen").max(),
+            n_snapshots=pl.col("snapshot_id").n_unique(),
+            snapshot_ids=pl.col("snapshot_id").unique(maintain_order=True),
+            finding_ids=pl.col("finding_id"),
+            **{
+                f"{column}_values": pl.col(column).drop_nulls().unique(maintain_order=True)
+                for column in OBSERVED
+            },
         )
-    yield observations
-
-
-def build_indicators(rows: list[Row], n_observations: Counter) -> Columns:
-    groups: dict[str, list[Row]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (_sort_key(r.survey_year), r.snapshot_id, r.position)):
-        groups[row.indicator_id].append(row)
-    indicators = Columns(INDICATORS)
-    for indicator_id in sorted(groups):
-        group = groups[indicator_id]
-        years = [r.survey_year for r in group if r.survey_year is not None]
-        founder = next((r for r in group if r.link_method == "exact"), group[0])
-        indicators.append(
-            {
-                "indicator_id": indicator_id,
-                "area": group[0].area or "",
-                "canonical_statement": group[-1].national_statement,
-                "normalized_statement": founder.normalized_statement,
-                "first_survey_year": min(years, default=None),
-                "last_survey_year": max(years, default=None),
-                "n_observations": n_observations[indicator_id],
-                "n_wordings": len({r.national_statement for r in group}),
-                "n_findings": len(group),
-            }
+        .with_columns(
+            conflict_columns=pl.concat_list(
+                pl.when(pl.col(f"{column}_values").list.len() > 1).then(pl.lit(column))
+                for column in OBSERVED
+            ).list.drop_nulls()
         )
-    return indicators
+        .join(national.lazy(), on=["indicator_id", "survey_year"], how="left")
+        .with_columns(
+            conflict=pl.col("conflict_columns").list.len() > 0,
+            national_percent_all_values=pl.col("national_percent_all_values").fill_null(
+                pl.lit([], dtype=pl.List(pl.Float64))
+            ),
+        )
+        .with_columns(national_conflict=pl.col("national_percent_all_values").list.len() > 1)
+        # Ordered by indicator first: an incremental release replaces whole indicators, and
+        # their rows then sit together in a few files (fewer files rewritten by the delete).
+        .sort("indicator_id", "municipality", "survey_year", nulls_last=False)
+        .collect()
+    )
+    return observations
 
 
-def build_changes(rows: list[Row]) -> Iterator[Columns]:
+def build_indicators(frame: pl.DataFrame, observations: pl.DataFrame) -> pl.DataFrame:
+    """One row per indicator; its wordings in survey-year order, the latest canonical."""
+    counts = observations.group_by("indicator_id").agg(n_observations=pl.len())
+    statement = pl.col("normalized_statement")
+    return (
+        frame.lazy()
+        .sort("survey_year", "snapshot_id", "position", nulls_last=False, maintain_order=True)
+        .group_by("indicator_id")
+        .agg(
+            area=pl.col("area").first().fill_null(""),
+            canonical_statement=pl.col("national_statement").last(),
+            # the statement that founded it (linked exactly), else its earliest
+            normalized_statement=pl.coalesce(
+                statement.filter(pl.col("link_method") == "exact").first(), statement.first()
+            ),
+            first_survey_year=pl.col("survey_year").min(),
+            last_survey_year=pl.col("survey_year").max(),
+            n_wordings=pl.col("national_statement").n_unique(),
+            n_findings=pl.len(),
+        )
+        .join(counts.lazy(), on="indicator_id", how="left")
+        .with_columns(pl.col("n_observations").fill_null(0))
+        .sort("indicator_id")
+        .collect()
+    )
+
+
+def _json_value(column: str) -> pl.Expr:
+    """A column's values as JSON, as `json.dumps(value, ensure_ascii=False)` writes them
+    (the same escapes; floats as Python prints them within 1e-4 .. 1e16, which holds for
+    every percent and count the pages print)."""
+    encoded = pl.struct(pl.col(column).alias("v")).struct.json_encode()  # '{"v":<value>}'
+    return encoded.str.slice(len('{"v":')).str.strip_suffix("}")
+
+
+def _json_object(side: str, flags: list[pl.Expr]) -> pl.Expr:
+    """`{"column": value, ...}` of the flagged COMPARED columns of one side, as
+    `json.dumps` writes a dict (", " and ": " separators)."""
+    members = pl.concat_str(
+        [
+            pl.when(flag).then(pl.lit(f'"{column}": ') + _json_value(f"{column}_{side}"))
+            for column, flag in zip(COMPARED, flags, strict=True)
+        ],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    return pl.lit("{") + members + pl.lit("}")
+
+
+def build_changes(frame: pl.DataFrame) -> pl.DataFrame:
     """Added, removed and edited findings between consecutive snapshots of each page.
 
     A finding is followed across snapshots by (indicator, survey year); the same pair
     twice on one page is told apart by its order.
     """
-    by_snapshot: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_snapshot[row.snapshot_id].append(row)
-    pages: dict[str, list[Row]] = defaultdict(list)
-    for snapshot_rows in by_snapshot.values():
-        first = snapshot_rows[0]
-        pages[page_key(first.url)].append(first)
-    changes = Columns(CHANGES)
-    for page in sorted(pages):
-        if changes.rows >= CHUNK_ROWS:
-            yield changes
-            changes = Columns(CHANGES)
-        ordered = sorted(pages[page], key=lambda r: (_sort_key(r.seen), r.snapshot_id))
-        for before, after in zip(ordered, ordered[1:], strict=False):
-            _diff(
-                changes,
-                before,
-                after,
-                by_snapshot[before.snapshot_id],
-                by_snapshot[after.snapshot_id],
+    rows = frame.sort("snapshot_id", "position").with_columns(
+        _year_key=pl.col("survey_year").fill_null(-1)
+    )
+    rows = rows.with_columns(
+        _occurrence=pl.int_range(pl.len()).over("snapshot_id", "indicator_id", "_year_key")
+    )
+    snapshots = (
+        rows.group_by("snapshot_id")
+        .agg(pl.col("page", "url", "area", "municipality", "seen").first())
+        .sort("page", "seen", "snapshot_id", nulls_last=False)
+        .with_columns(
+            from_snapshot_id=pl.col("snapshot_id").shift(1).over("page"),
+            from_seen=pl.col("seen").shift(1).over("page"),
+            _pair=pl.int_range(pl.len()),
+        )
+        .filter(pl.col("from_snapshot_id").is_not_null())
+        .rename({"snapshot_id": "to_snapshot_id", "seen": "to_seen"})
+    )
+    key = ["indicator_id", "_year_key", "_occurrence"]
+    kept = ["finding_id", "position", *COMPARED]
+
+    def side(snapshot: str, suffix: str) -> pl.LazyFrame:
+        return (
+            snapshots.lazy()
+            .select(pl.col("to_snapshot_id"), pl.col(snapshot).alias("_snapshot"))
+            .join(
+                rows.lazy().select("snapshot_id", *key, *kept),
+                left_on="_snapshot",
+                right_on="snapshot_id",
             )
-    yield changes
-
-
-def _keyed(rows: list[Row]) -> dict[tuple[str, Any, int], Row]:
-    counter: Counter = Counter()
-    out = {}
-    for row in sorted(rows, key=lambda r: r.position):
-        base = (row.indicator_id, row.survey_year)
-        out[(*base, counter[base])] = row
-        counter[base] += 1
-    return out
-
-
-def _diff(changes: Columns, before: Row, after: Row, old: list[Row], new: list[Row]) -> None:
-    old_rows, new_rows = _keyed(old), _keyed(new)
-    common = {
-        "url": after.url,
-        "area": after.area,
-        "municipality": after.municipality,
-        "from_snapshot_id": before.snapshot_id,
-        "to_snapshot_id": after.snapshot_id,
-        "from_seen": before.seen,
-        "to_seen": after.seen,
-    }
-    for key in list(old_rows) + [k for k in new_rows if k not in old_rows]:
-        was, now = old_rows.get(key), new_rows.get(key)
-        if was is not None and now is not None:
-            changed = [c for c in COMPARED if getattr(was, c) != getattr(now, c)]
-            if not changed:
-                continue
-            kind = "edited"
-        else:
-            changed, kind = list(COMPARED), ("removed" if now is None else "added")
-        changes.append(
-            {
-                **common,
-                "change_kind": kind,
-                "indicator_id": key[0],
-                "survey_year": key[1],
-                "finding_id_before": was.finding_id if was else None,
-                "finding_id_after": now.finding_id if now else None,
-                "columns_changed": changed,
-                "before": json.dumps({c: getattr(was, c) for c in changed}, ensure_ascii=False)
-                if was
-                else None,
-                "after": json.dumps({c: getattr(now, c) for c in changed}, ensure_ascii=False)
-                if now
-                else None,
-                "local_status_before": was.local_status if was else None,
-                "local_status_after": now.local_status if now else None,
-                "local_status_flip": kind == "edited" and was.local_status != now.local_status,
-                "national_percent_before": was.national_percent if was else None,
-                "national_percent_after": now.national_percent if now else None,
-                "national_changed": kind == "edited"
-                and was.national_percent != now.national_percent,
-            }
+            .select("to_snapshot_id", *key, *(pl.col(c).alias(f"{c}_{suffix}") for c in kept))
         )
 
+    before, after = pl.col("finding_id_before"), pl.col("finding_id_after")
+    kind = (
+        pl.when(before.is_null())
+        .then(pl.lit("added"))
+        .when(after.is_null())
+        .then(pl.lit("removed"))
+        .otherwise(pl.lit("edited"))
+    )
+    edited = pl.col("change_kind") == "edited"
+    flags = [~edited | pl.col(f"{c}_before").ne_missing(pl.col(f"{c}_after")) for c in COMPARED]
+    return (
+        side("from_snapshot_id", "before")
+        .join(
+            side("to_snapshot_id", "after"), on=["to_snapshot_id", *key], how="full", coalesce=True
+        )
+        .with_columns(change_kind=kind)
+        .with_columns(
+            columns_changed=pl.concat_list(
+                pl.when(flag).then(pl.lit(c)) for c, flag in zip(COMPARED, flags, strict=True)
+            ).list.drop_nulls()
+        )
+        .filter(pl.col("columns_changed").list.len() > 0)
+        .with_columns(
+            before=pl.when(before.is_not_null()).then(_json_object("before", flags)),
+            after=pl.when(after.is_not_null()).then(_json_object("after", flags)),
+            survey_year=pl.when(pl.col("_year_key") >= 0).then(pl.col("_year_key")),
+            local_status_flip=edited
+            & pl.col("local_status_before").ne_missing(pl.col("local_status_after")),
+            national_changed=edited
+            & pl.col("national_percent_before").ne_missing(pl.col("national_percent_after")),
+            # a pair's rows: the earlier snapshot's findings in page order, then the new ones
+            _new=before.is_null(),
+            _at=pl.coalesce("position_before", "position_after"),
+        )
+        .join(snapshots.lazy(), on="to_snapshot_id")
+        .sort("_pair", "_new", "_at")
+        .collect()
+    )
 
-#: The findings columns the derivations read: Row's fields that come from `findings`.
-COLUMNS_USED = tuple(f.name for f in fields(Row) if f.default is MISSING)
-#: The `indicator_links` columns an incremental release reads from the previous release.
-LINK_COLUMNS = (
-    "finding_id",
-    "indicator_id",
-    "area",
-    "normalized_statement",
-    "link_method",
-    "link_score",
-    "linked_to",
-    "resolved_survey_year",
-    "resolved_survey_year_basis",
-)
 
-
-def _rows(findings: pa.Table) -> list[Row]:
-    columns = findings.select(list(COLUMNS_USED)).to_pydict()
-    return [Row(*values) for values in zip(*(columns[c] for c in COLUMNS_USED), strict=True)]
+def _arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A frame as an Arrow table of a declared schema (storage validates it)."""
+    table = frame.select(schema.names).to_arrow(compat_level=pl.CompatLevel.oldest())
+    return table.cast(schema)
 
 
 def derive(
-    findings: pa.Table, previous_links: pd.DataFrame | None, overrides: Overrides
-) -> Iterator[tuple[str, Columns]]:
-    """Every derived table of a release, from all of its findings: (table, chunk of rows)
-    in table order, a table's chunks in a row, so the caller can turn each chunk into Arrow
-    and drop it before the next is built (plain Python over slotted rows: pandas group-by
-    loops cost ~50x more at 100,000 findings)."""
-    rows = _rows(findings)
-    links = link_indicators(rows, previous_links, overrides)
-    position_of = {finding_id: i for i, finding_id in enumerate(links["finding_id"])}
-    for row in rows:
-        at = position_of[row.finding_id]
-        row.indicator_id = links["indicator_id"][at]
-        row.link_method = links["link_method"][at]
-        row.normalized_statement = links["normalized_statement"][at]
-        row.seen = _seen(row)
-    resolve_survey_years(rows)
-    for row in rows:
-        at = position_of[row.finding_id]
-        links["resolved_survey_year"][at] = row.survey_year
-        links["resolved_survey_year_basis"][at] = row.survey_year_basis
-    del position_of
-    yield "indicator_links", links
-    del links
-    yield from _derive_linked(rows, pages=None)
+    findings: pa.Table, previous_ids: dict[tuple[str, str], str], overrides: Overrides
+) -> Iterator[tuple[str, pa.Table]]:
+    """Every derived table of a release, from all of its findings: (table, Arrow table),
+    each table once, built and handed over one at a time."""
+    frame = with_normalized(findings_frame(findings))
+    linking = link_indicators(frame, previous_ids, overrides)
+    frame = resolve_survey_years(apply_linking(frame, linking))
+    yield "indicator_links", _links(frame, linking)
+    yield from _derive_linked(frame, frame)
 
 
-def _derive_linked(rows: list[Row], pages: list[Row] | None) -> Iterator[tuple[str, Columns]]:
-    """Observations, indicators and changes of linked rows whose years are resolved;
-    changes from `pages` (every row of the pages to diff) when given, else from `rows`."""
-    n_observations: Counter = Counter()
-    for chunk in build_observations(rows):
-        n_observations.update(chunk["indicator_id"])
-        yield "observations", chunk
-    yield "indicators", build_indicators(rows, n_observations)
-    for chunk in build_changes(rows if pages is None else pages):
-        yield "changes", chunk
+def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
+    links = (
+        frame.select(
+            "finding_id",
+            "indicator_id",
+            "area_key",
+            "normalized_statement",
+            resolved_survey_year="survey_year",
+            resolved_survey_year_basis="survey_year_basis",
+        )
+        .join(
+            linking.select(
+                "area", "normalized_statement", "link_method", "link_score", "linked_to"
+            ),
+            left_on=["area_key", "normalized_statement"],
+            right_on=["area", "normalized_statement"],
+        )
+        .rename({"area_key": "area"})
+        .sort("indicator_id", "finding_id")
+    )
+    return _arrow(links, INDICATOR_LINKS)
+
+
+def _derive_linked(frame: pl.DataFrame, pages: pl.DataFrame) -> Iterator[tuple[str, pa.Table]]:
+    """Observations and indicators of linked findings whose years are resolved, and the
+    changes of `pages` (every finding of the pages to compare)."""
+    observations = build_observations(frame)
+    indicators = build_indicators(frame, observations)
+    yield "observations", _arrow(observations, OBSERVATIONS)
+    del observations
+    yield "indicators", _arrow(indicators, INDICATORS)
+    yield "changes", _arrow(build_changes(pages), CHANGES)
 
 
 # --- incremental releases ---------------------------------------------------------------------
@@ -579,14 +614,14 @@ class DerivationInputs:
 class Derivation:
     """How a release updates the derived tables.
 
-    `mode` "full": `chunks` replace every derived table. "incremental": for each table in
-    `replace`, the rows whose column is one of the values are deleted, then `chunks` are
+    `mode` "full": `tables` replace every derived table. "incremental": for each table in
+    `replace`, the rows whose column is one of the values are deleted, then `tables` are
     appended; tables not named keep their rows.
     """
 
     mode: str
     reason: str
-    chunks: Iterator[tuple[str, Columns]]
+    tables: Iterator[tuple[str, pa.Table]]
     replace: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     seconds: float = 0.0  # deriving and writing, filled in by the caller
 
@@ -626,6 +661,20 @@ def plan_derivation(
         return _full(inputs, overrides, str(why), previous)
 
 
+#: The `indicator_links` columns an incremental release reads from the previous release.
+LINK_COLUMNS = (
+    "finding_id",
+    "indicator_id",
+    "area",
+    "normalized_statement",
+    "link_method",
+    "link_score",
+    "linked_to",
+    "resolved_survey_year",
+    "resolved_survey_year_basis",
+)
+
+
 def _full(
     inputs: DerivationInputs,
     overrides: Overrides,
@@ -634,148 +683,92 @@ def _full(
 ) -> Derivation:
     if previous is None:
         previous = inputs.previous_links(["area", "normalized_statement", "indicator_id"])
-    previous_links = None
+    previous_ids: dict[tuple[str, str], str] = {}
     if previous is not None:
-        previous_links = (
-            previous.select(["area", "normalized_statement", "indicator_id"])
-            .group_by(["area", "normalized_statement", "indicator_id"])
-            .aggregate([])
-            .to_pandas()
-        )
-    return Derivation("full", reason, _full_chunks(inputs, previous_links, overrides))
+        ids = pl.from_arrow(previous.select(["area", "normalized_statement", "indicator_id"]))
+        assert isinstance(ids, pl.DataFrame)
+        previous_ids = {(a, n): i for a, n, i in ids.unique().iter_rows()}
 
+    def tables() -> Iterator[tuple[str, pa.Table]]:
+        yield from derive(inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides)
 
-def _full_chunks(
-    inputs: DerivationInputs, previous_links: pd.DataFrame | None, overrides: Overrides
-) -> Iterator[tuple[str, Columns]]:
-    yield from derive(inputs.all_findings(list(COLUMNS_USED)), previous_links, overrides)
-
-
-def _normalizer() -> Callable[[str], str]:
-    """`normalize_statement` with a cache for one derivation."""
-    by_shape: dict[str, str] = {}
-
-    def normalized(statement: str) -> str:
-        # Normalising removes every figure and year, so statements whose digits differ but
-        # not their number ("63 procent" one year, "71 procent" the next) share one result.
-        shape = _DIGITS.sub("0", statement)
-        if shape not in by_shape:
-            by_shape[shape] = normalize_statement(statement)
-        return by_shape[shape]
-
-    return normalized
+    return Derivation("full", reason, tables())
 
 
 def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
     # No overrides here: changed overrides always rebuild in full (`full_derivation_reason`).
-    new_rows = _rows(inputs.new_findings(list(COLUMNS_USED)))
-    if not new_rows:
+    new = findings_frame(inputs.new_findings(list(COLUMNS_USED)))
+    if new.is_empty():
         return Derivation("incremental", "no new findings", iter(()))
-    normalized = _normalizer()
+    links = pl.from_arrow(previous)
+    assert isinstance(links, pl.DataFrame)
     # The previous release's linking, one row per (area, normalised statement).
-    linking = (
-        previous.select(list(LINK_COLUMNS[1:7]))
-        .group_by(list(LINK_COLUMNS[1:7]))
-        .aggregate([])
-        .to_pylist()
+    linking = links.select(list(LINKING_SCHEMA)).unique()
+    new = apply_linking(with_normalized(new), linking)
+    unlinked = new.filter(pl.col("indicator_id").is_null())
+    if not unlinked.is_empty():
+        raise _Fallback(f"a new wording in {unlinked['area'][0] or 'an unnamed area'}")
+    doubled = (
+        new.group_by("snapshot_id", "section", "indicator_id")
+        .agg(pl.col("normalized_statement").n_unique(), pl.col("url").first())
+        .filter(pl.col("normalized_statement") > 1)
     )
-    link_of = {(link["area"], link["normalized_statement"]): link for link in linking}
-    for row in new_rows:
-        row.normalized_statement = normalized(row.national_statement)
-        link = link_of.get((row.area or "", row.normalized_statement))
-        if link is None:
-            raise _Fallback(f"a new wording in {row.area or 'an unnamed area'}")
-        row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
-        row.seen = _seen(row)
-    in_section: dict[tuple[str, str, str], str] = {}
-    for row in new_rows:
-        key = (row.snapshot_id, row.section, row.indicator_id)
-        if in_section.setdefault(key, row.normalized_statement) != row.normalized_statement:
-            raise _Fallback(f"two wordings of one question in one section of {row.url}")
+    if not doubled.is_empty():
+        raise _Fallback(f"two wordings of one question in one section of {doubled['url'][0]}")
 
-    touched = {row.indicator_id for row in new_rows}
-    new_ids = {row.finding_id for row in new_rows}
-    touched_ids = pa.array(sorted(touched), pa.string())
-    old_links = previous.filter(pc.is_in(previous["indicator_id"], touched_ids))
-    page_keys = {page_key(row.url) for row in new_rows}
+    touched = new["indicator_id"].unique()
+    page_keys = set(new["page"].to_list())
     urls = {url for url in inputs.finding_urls() if page_key(url) in page_keys}
-    old_ids = set(old_links["finding_id"].to_pylist())
-    scope = _rows(inputs.findings(list(COLUMNS_USED), old_ids, urls))
-    link_rows = {link["finding_id"]: link for link in _links_of(previous, scope)}
-    new_by_id = {row.finding_id: row for row in new_rows}
-    in_scope: list[Row] = []  # rows of the touched indicators
-    first_year: dict[tuple[str, str], int] = {}
-    for row in scope:
-        row.seen = _seen(row)
-        if row.finding_id in new_by_id:
-            fresh = new_by_id[row.finding_id]
-            row.indicator_id, row.link_method = fresh.indicator_id, fresh.link_method
-            row.normalized_statement = fresh.normalized_statement
-        else:
-            link = link_rows[row.finding_id]
-            if _take_link(row, link, touched):
-                continue  # not recomputed: it keeps the year the last release resolved
-            key = (row.area or "", row.normalized_statement)
-            year = row.survey_year if row.survey_year is not None else _NO_YEAR
-            first_year[key] = min(first_year.get(key, _NO_YEAR), year)
-        in_scope.append(row)
-    for row in new_rows:
-        key = (row.area or "", row.normalized_statement)
-        year = row.survey_year if row.survey_year is not None else _NO_YEAR
-        if key in first_year and year < first_year[key]:
-            raise _Fallback(f"an earlier year for a known wording in {row.area or 'an area'}")
+    old_ids = set(
+        links.filter(pl.col("indicator_id").is_in(touched.implode()))["finding_id"].to_list()
+    )
+    scope = _with_links(
+        findings_frame(inputs.findings(list(COLUMNS_USED), old_ids, urls)), links, new, touched
+    )
+    recomputed = scope.filter("_recomputed")  # every finding of the touched indicators
+    # The matcher takes statements oldest first: a known wording seen with an earlier
+    # year than before could have founded its indicator.
+    first_year = (
+        recomputed.filter(~pl.col("_new"))
+        .group_by("area_key", "normalized_statement")
+        .agg(_first=pl.col("survey_year").min().fill_null(_NO_YEAR))
+    )
+    earlier = new.join(first_year, on=["area_key", "normalized_statement"]).filter(
+        pl.col("survey_year").fill_null(_NO_YEAR) < pl.col("_first")
+    )
+    if not earlier.is_empty():
+        area = earlier["area"][0] or "an area"
+        raise _Fallback(f"an earlier year for a known wording in {area}")
 
-    resolve_survey_years(in_scope)
-    # A finding whose resolved year moved changes its page's changes too.
-    moved = {
-        page_key(row.url)
-        for row in in_scope
-        if row.finding_id not in new_ids
-        and row.survey_year != link_rows[row.finding_id]["resolved_survey_year"]
-    }
+    recomputed = resolve_survey_years(recomputed)
+    # A finding whose resolved year moved changes its page's changes too (an undated Mora
+    # bullet that takes a year when a dated Växjö page with the same figure arrives).
+    moved = set(
+        recomputed.filter(
+            ~pl.col("_new") & pl.col("survey_year").ne_missing(pl.col("_previous_year"))
+        )["page"].to_list()
+    )
+    scope = pl.concat([recomputed, scope.filter(~pl.col("_recomputed"))])
     if moved - page_keys:
         extra_urls = {url for url in inputs.finding_urls() if page_key(url) in moved - page_keys}
-        known = {row.finding_id for row in scope}
-        extra = [
-            row
-            for row in _rows(inputs.findings(list(COLUMNS_USED), set(), extra_urls))
-            if row.finding_id not in known
-        ]
-        link_rows |= {link["finding_id"]: link for link in _links_of(previous, extra)}
-        for row in extra:
-            # Not of a recomputed indicator (those rows are all in scope already).
-            _take_link(row, link_rows[row.finding_id], touched)
-            row.seen = _seen(row)
-            scope.append(row)
+        extra = findings_frame(inputs.findings(list(COLUMNS_USED), set(), extra_urls)).filter(
+            ~pl.col("finding_id").is_in(scope["finding_id"].implode())
+        )
+        # Not of a recomputed indicator: those findings are all in scope already.
+        scope = pl.concat([scope, _with_links(extra, links, new, touched)])
         page_keys |= moved
-    page_rows = [row for row in scope if page_key(row.url) in page_keys]
-    snapshots = sorted({row.snapshot_id for row in page_rows})
-    indicators = sorted(touched)
+    pages = scope.filter(pl.col("page").is_in(sorted(page_keys)))
+    snapshots = sorted(set(pages["snapshot_id"].to_list()))
+    indicators = sorted(touched.to_list())
 
-    def chunks() -> Iterator[tuple[str, Columns]]:
-        links = Columns(INDICATOR_LINKS)
-        for row in in_scope:
-            link = link_of[(row.area or "", row.normalized_statement)]
-            links.append(
-                {
-                    "finding_id": row.finding_id,
-                    "indicator_id": row.indicator_id,
-                    "area": row.area or "",
-                    "normalized_statement": row.normalized_statement,
-                    "link_method": link["link_method"],
-                    "link_score": link["link_score"],
-                    "linked_to": link["linked_to"],
-                    "resolved_survey_year": row.survey_year,
-                    "resolved_survey_year_basis": row.survey_year_basis,
-                }
-            )
-        yield "indicator_links", links
-        yield from _derive_linked(in_scope, page_rows)
+    def tables() -> Iterator[tuple[str, pa.Table]]:
+        yield "indicator_links", _links(recomputed, linking)
+        yield from _derive_linked(recomputed, pages)
 
     return Derivation(
         "incremental",
-        f"{len(new_rows)} new findings",
-        chunks(),
+        f"{new.height} new findings",
+        tables(),
         replace={
             "indicator_links": ("indicator_id", indicators),
             "observations": ("indicator_id", indicators),
@@ -785,19 +778,35 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
     )
 
 
-def _take_link(row: Row, link: dict[str, Any], recomputed: set[str]) -> bool:
-    """Give a row its link from the previous release; for a row of an indicator not in
-    `recomputed`, also the survey year that release resolved (returns True then)."""
-    row.indicator_id, row.link_method = link["indicator_id"], link["link_method"]
-    row.normalized_statement = link["normalized_statement"]
-    if row.indicator_id in recomputed:
-        return False
-    row.survey_year = link["resolved_survey_year"]
-    row.survey_year_basis = link["resolved_survey_year_basis"]
-    return True
-
-
-def _links_of(previous: pa.Table, rows: list[Row]) -> list[dict[str, Any]]:
-    """The previous release's link rows of these findings (those it has)."""
-    ids = pa.array(sorted({row.finding_id for row in rows}), pa.string())
-    return previous.filter(pc.is_in(previous["finding_id"], ids)).to_pylist()
+def _with_links(
+    frame: pl.DataFrame, links: pl.DataFrame, new: pl.DataFrame, touched: pl.Series
+) -> pl.DataFrame:
+    """Findings with their links: a new finding's from `new`, an older one's from the
+    previous release (`links`). `_recomputed` marks the findings of the `touched`
+    indicators; the others keep the year the previous release resolved."""
+    previous = links.select(
+        "finding_id",
+        pl.col("indicator_id").alias("_indicator"),
+        pl.col("link_method").alias("_method"),
+        pl.col("normalized_statement").alias("_normalized"),
+        pl.col("resolved_survey_year").alias("_previous_year"),
+        pl.col("resolved_survey_year_basis").alias("_previous_basis"),
+    )
+    fresh = new.select("finding_id", "indicator_id", "link_method", "normalized_statement")
+    frame = (
+        frame.join(fresh, on="finding_id", how="left")
+        .join(previous, on="finding_id", how="left")
+        .with_columns(_new=pl.col("indicator_id").is_not_null())
+        .with_columns(
+            indicator_id=pl.coalesce("indicator_id", "_indicator"),
+            link_method=pl.coalesce("link_method", "_method"),
+            normalized_statement=pl.coalesce("normalized_statement", "_normalized"),
+        )
+        .with_columns(_recomputed=pl.col("indicator_id").is_in(touched.implode()))
+    )
+    return frame.with_columns(
+        survey_year=pl.when("_recomputed").then("survey_year").otherwise("_previous_year"),
+        survey_year_basis=pl.when("_recomputed")
+        .then("survey_year_basis")
+        .otherwise("_previous_basis"),
+    ).drop("_indicator", "_method", "_normalized", "_previous_basis")

@@ -455,14 +455,11 @@ class ReleaseWriter:
             return self._write_derived(derivation)
 
     def _write_derived(self, derivation: history.Derivation) -> dict[str, int]:
-        chunks: dict[str, list[pa.Table]] = {name: [] for name in DERIVED_TABLES}
-        for name, columns in derivation.chunks:
-            chunks[name].append(build_table(name, columns))
-            del columns
         versions = {}
-        for name in DERIVED_TABLES:
+        # Each table is written as soon as it is derived, so one is in memory at a time.
+        for name, table in derivation.tables:
+            validate(name, table)
             path = table_path(self.datasets_dir, name)
-            tables = chunks.pop(name)
             full = derivation.mode == "full" or not _is_table(path)
             if not full and name in derivation.replace:
                 column, values = derivation.replace[name]
@@ -471,14 +468,13 @@ class ReleaseWriter:
                         _in_predicate(column, values),
                         commit_properties=self._commit_properties(),
                     )
-            if full or any(table.num_rows for table in tables):
-                schema = TABLES[name]
-                data = pa.RecordBatchReader.from_batches(
-                    schema, (batch for table in tables for batch in table.to_batches())
-                )
-                self._delta_write(path, data, overwrite=full, file_bytes=DERIVED_FILE_BYTES)
-            del tables
+            if full or table.num_rows:
+                self._delta_write(path, table, overwrite=full, file_bytes=DERIVED_FILE_BYTES)
+            del table
             versions[name] = self._version(name)
+        for name in DERIVED_TABLES:
+            if name not in versions:
+                versions[name] = self._version(name)
         return versions
 
     def compact_fragmented(self) -> dict[str, int]:
