@@ -204,19 +204,40 @@ def slug(area: str) -> str:
     return re.sub(r"[^a-z]+", "-", area.lower().translate(str.maketrans("åäö", "aao"))).strip("-")
 
 
+#: Above this many snapshots, the rest are unchanged recaptures (see `build_corpus`).
+DISTINCT_PAGES = 10_000
+
+
 def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archive.SnapshotRecord]:
     """Write n snapshots into a raw archive at raw_dir (pages spread over municipalities x
-    areas, several captures each, in capture order)."""
+    areas, several captures each, in capture order).
+
+    Up to DISTINCT_PAGES snapshots every page is new; beyond, a snapshot is new with
+    probability DISTINCT_PAGES / n and otherwise an unchanged recapture of an earlier one
+    (the same bytes, a later capture time), as most Wayback captures of a page are. The
+    objects are shared, so 150,000 snapshots take ~1 GB and build in about a minute.
+    """
     rng = random.Random(seed)
+    recapture = random.Random(seed + 1)  # its own stream: n <= DISTINCT_PAGES is unchanged
+    new_share = min(1.0, DISTINCT_PAGES / max(n, 1))
     pool = seed_pairs()
     chrome = load_chrome()
     municipalities = municipality_names(max(1, min(290, n // 30)))
     start = datetime(2016, 1, 1, tzinfo=UTC)
     records = []
+    stored: list[tuple[bytes, str, str]] = []
     for index in range(n):
+        captured = start + timedelta(seconds=index * (10 * 365 * 86400 // max(n, 1)))
+        if stored and recapture.random() >= new_share:
+            data, url, municipality = recapture.choice(stored)
+            record, _ = raw_archive.add_snapshot(
+                raw_dir, data, url=url, source="wayback", municipality=municipality,
+                captured_at=captured, content_type="text/html",
+            )  # fmt: skip
+            records.append(record)
+            continue
         municipality = rng.choice(municipalities)
         area = rng.choice(AREAS)
-        captured = start + timedelta(seconds=index * (10 * 365 * 86400 // max(n, 1)))
         page, legacy = build_page(rng, pool, chrome, municipality, area, captured.year)
         if legacy:  # older pages: Windows-1252 and no charset declared anywhere
             data = page.replace('<meta charset="utf-8">', "").encode("cp1252", "xmlcharrefreplace")
@@ -236,4 +257,6 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
             content_type="text/html",
         )
         records.append(record)
+        if new_share < 1:
+            stored.append((data, url, municipality))
     return records
