@@ -67,6 +67,18 @@ def changes_report(
         changes = changes[changes["municipality"].fillna("").str.lower() == municipality.lower()]
     if changes.empty:
         return "no changes match"
+    # Each change names its own finding's wording: a removed finding's text is not the
+    # canonical (latest) wording of its question ("Majoriteten ..." was removed while the
+    # question now reads "83 procent ...").
+    wanted = set(changes["finding_id_after"].dropna()) | set(changes["finding_id_before"].dropna())
+    findings = storage.load_arrow(
+        "findings", release, datasets_dir, ["finding_id", "national_statement"]
+    )
+    statement_of_finding = {
+        finding_id: statement
+        for finding_id, statement in zip(*findings.to_pydict().values(), strict=True)
+        if finding_id in wanted
+    }
     lines: list[str] = []
     groups = changes.groupby(
         ["to_seen", "url", "from_snapshot_id", "to_snapshot_id"], sort=True, dropna=False
@@ -80,25 +92,53 @@ def changes_report(
             f"(since {_fmt(first['from_seen'])})\n  {url}"
         )
         for row in group.itertuples():
-            statement = textwrap.shorten(statement_of.get(row.indicator_id, ""), width - 24)
-            mark = {"added": "+", "removed": "-", "edited": "~"}[row.change_kind]
-            lines.append(f"  {mark} {row.change_kind:<7} {_fmt(row.survey_year):>4}  {statement}")
-            if row.change_kind == "edited":
-                before, after = json.loads(row.before), json.loads(row.after)
-                for column in row.columns_changed:
-                    lines.append(
-                        textwrap.shorten(
-                            f"      {column}: {_fmt(before[column])} → {_fmt(after[column])}", width
-                        )
-                    )
-            elif row.change_kind == "added":
-                values = json.loads(row.after)
-                lines.append(
-                    f"      {_fmt(values['local_status'])}: "
-                    + textwrap.shorten(_fmt(values["local_answer"]), width - 16)
-                )
+            lines.extend(_change_lines(row, statement_of_finding, statement_of, width))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _change_lines(
+    row: Any, statement_of_finding: dict[str, str], statement_of: dict[str, str], width: int
+) -> list[str]:
+    """One change: a headline with the finding's own statement, then indented detail:
+    before → after of every changed column (long texts on lines of their own, wrapped,
+    never cut), or the answer that was added or removed."""
+    before = json.loads(row.before) if isinstance(row.before, str) else {}
+    after = json.loads(row.after) if isinstance(row.after, str) else {}
+    own = before if row.change_kind == "removed" else after
+    finding_id = row.finding_id_before if row.change_kind == "removed" else row.finding_id_after
+    statement = (
+        own.get("national_statement")
+        or statement_of_finding.get(finding_id)
+        or statement_of.get(row.indicator_id, "")
+    )
+    mark = {"added": "+", "removed": "-", "edited": "~"}[row.change_kind]
+    head = f"  {mark} {row.change_kind:<7} {_fmt(row.survey_year):>4}  "
+    lines = [head + textwrap.shorten(statement, max(20, width - len(head)))]
+    detail = " " * 6
+    if row.change_kind == "edited":
+        for column in row.columns_changed:
+            old, new = _fmt(before.get(column)), _fmt(after.get(column))
+            one_line = f"{detail}{column}: {old} → {new}"
+            if len(one_line) <= width:
+                lines.append(one_line)
+                continue
+            lines.append(f"{detail}{column}:")
+            for label, value in (("before:", old), ("after: ", new)):
+                lines.extend(
+                    textwrap.wrap(
+                        f"{label} {value}",
+                        width,
+                        initial_indent=detail + "  ",
+                        subsequent_indent=detail + "  " + " " * 8,
+                    )
+                )
+    else:
+        answer = f"{_fmt(own.get('local_status'))}: {_fmt(own.get('local_answer'))}"
+        lines.extend(
+            textwrap.wrap(answer, width, initial_indent=detail, subsequent_indent=detail + "  ")
+        )
+    return lines
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:

@@ -267,3 +267,35 @@ def test_a_changed_override_file_relinks_into_a_new_release(tmp_path: Path) -> N
     assert runs["n_findings"].tolist() == [40, 40] and runs["mode"].tolist() == ["append", "relink"]
     links = storage.load_table("indicator_links", datasets_dir=datasets)
     assert (links["link_method"] == "override").sum() == 2
+
+
+def test_changes_report_names_each_findings_own_text_before_and_after(
+    tmp_path: Path, monkeypatch
+) -> None:
+    raw, records = _edited_history(tmp_path)
+    monkeypatch.setattr("helpers.RAW_DIR", raw)
+    datasets = tmp_path / "datasets"
+    publish(datasets, records)
+    text = report.changes_report(datasets, width=100)
+    lines = text.splitlines()
+    # The removed 2019 bullet is shown with its own statement, not its question's latest.
+    (removed,) = [line for line in lines if line.startswith("  - removed 2019")]
+    assert "De flesta kommuner uppger att de under det senaste året har genomfört" in removed
+    # An edited answer: before and after in full (wrapped, never cut), indented under it.
+    at = next(i for i, line in enumerate(lines) if line.strip() == "local_answer:")
+    assert lines[at].startswith("      local_answer:")
+    detail = " ".join(line.strip() for line in lines[at + 1 : at + 6])
+    assert "before: I Kalmar finns inte en rutin för hur handläggare ska säkra skolgången" in detail
+    assert "after:  I Kalmar finns en rutin för hur handläggare ska säkra skolgången" in detail
+    assert "      local_status: no → yes" in lines
+    assert "      national_percent: 63 → 64" in lines
+    # A reworded statement: the old and the new wording, each whole.
+    flat = " ".join(text.split())
+    assert (
+        "before: 8 procent av kommunerna uppger att de inom området våld i nära relationer "
+        "systematiskt följt upp resultaten av insatser till enskilda vuxna" in flat
+    )
+    assert (
+        "after: 8 procent av kommunerna har inom området våld i nära relationer "
+        "systematiskt följt upp resultaten av insatser till enskilda vuxna" in flat
+    )
