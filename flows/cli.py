@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -15,7 +16,8 @@ from typing import Any
 
 from flows import raw_archive
 from flows.errors import EXIT_CODES, OperatorError, UsageError
-from parsers import PageError, ParsedPage, parse_page
+from flows.schemas import TABLES
+from parsers import PARSER_VERSION, PageError, ParsedPage, parse_page
 
 PARSE_KEYS = (
     "url",
@@ -464,6 +466,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+DATASETS_HELP = "published tables (default: datasets)"
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("oppna-jamforelser")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
 def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
     command.add_argument(
@@ -519,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
     )
     parser.add_argument(
+        "--version",
+        action="version",
+        version=f"oj {_package_version()} (parser {PARSER_VERSION})",
+        help="print the version of oj and of its parser, then exit",
+    )
+    parser.add_argument(
         "--debug",
         action="store_true",
         help="print the full traceback of an error (also: OJ_DEBUG=1)",
@@ -528,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse = commands.add_parser(
         "parse", help="parse page files (HTML or text extracts) into findings"
     )
-    parse.add_argument("files", nargs="+", metavar="FILE")
+    parse.add_argument("files", nargs="+", metavar="FILE", help="page files (HTML or text)")
     parse.add_argument("--url", help="URL of the page (default: from the raw archive)")
     parse.add_argument("--municipality", help="municipality name (default: from the page)")
     parse.add_argument(
@@ -536,18 +554,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the page was captured, ISO 8601 with time zone: evidence of the survey year "
         "when the page has no dates (default: from the raw archive)",
     )
-    parse.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    parse.add_argument(
+        "--format",
+        choices=("jsonl", "table"),
+        default="jsonl",
+        help="one JSON record per line, or an aligned table for reading (default: jsonl)",
+    )
     parse.set_defaults(func=cmd_parse)
 
     add = commands.add_parser("add", help="add local page files to the raw archive")
-    add.add_argument("files", nargs="+", metavar="FILE")
-    add.add_argument("--url", required=True)
-    add.add_argument("--source", choices=raw_archive.SOURCES, required=True)
-    add.add_argument("--municipality")
+    add.add_argument("files", nargs="+", metavar="FILE", help="page files to store as captured")
+    add.add_argument("--url", required=True, help="the URL the files are captures of")
+    add.add_argument(
+        "--source", choices=raw_archive.SOURCES, required=True, help="where the files came from"
+    )
+    add.add_argument("--municipality", help="municipality name (default: from the page)")
     add.add_argument("--captured-at", help="ISO 8601 with time zone; omit when unknown")
-    add.add_argument("--content-type")
-    add.add_argument("--note")
-    add.add_argument("--raw-dir", default="raw")
+    add.add_argument(
+        "--content-type", help="e.g. 'text/html; charset=utf-8' (default: from the file)"
+    )
+    add.add_argument("--note", help="free text kept with the record (e.g. where it came from)")
+    add.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
     add.set_defaults(func=cmd_add)
     run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
     _add_run_options(run)
@@ -575,8 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     warc = commands.add_parser("import-warc", help="add the HTML pages of WARC files to raw/")
-    warc.add_argument("files", nargs="+", metavar="FILE")
-    warc.add_argument("--raw-dir", default="raw")
+    warc.add_argument("files", nargs="+", metavar="FILE", help="WARC files (.warc, .warc.gz)")
+    warc.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
     warc.add_argument(
         "--sources",
         default="sources.toml" if Path("sources.toml").exists() else None,
@@ -590,13 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument("--area", help="only areas containing this text")
     changes.add_argument("--municipality", help="only this municipality")
     changes.add_argument("--release", type=int, help="as of this release (default: latest)")
-    changes.add_argument("--datasets-dir", default="datasets")
+    changes.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     changes.set_defaults(func=cmd_changes)
 
     diff = commands.add_parser("diff", help="rows added, removed, changed between releases")
-    diff.add_argument("release_a", type=int)
-    diff.add_argument("release_b", type=int)
-    diff.add_argument("--datasets-dir", default="datasets")
+    diff.add_argument("release_a", type=int, help="the earlier release (A)")
+    diff.add_argument("release_b", type=int, help="the later release (B)")
+    diff.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     diff.set_defaults(func=cmd_diff)
 
     check = commands.add_parser(
@@ -630,20 +657,24 @@ def build_parser() -> argparse.ArgumentParser:
     vacuum.set_defaults(func=cmd_vacuum)
 
     versions = commands.add_parser("versions", help="list releases")
-    versions.add_argument("--datasets-dir", default="datasets")
+    versions.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     versions.set_defaults(func=cmd_versions)
 
     export = commands.add_parser("export", help="one Parquet file of a table as of a release")
-    export.add_argument("table", choices=("pages", "findings", "rejects", "runs"))
+    export.add_argument("table", choices=tuple(TABLES), help="the table to write")
     export.add_argument("--release", type=int, help="release number (default: the latest)")
     export.add_argument("--out", required=True, help="output .parquet file")
-    export.add_argument("--datasets-dir", default="datasets")
+    export.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     export.set_defaults(func=cmd_export)
 
     serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
     _add_run_options(serve)
     serve.add_argument("--cron", default="0 3 * * *", help='cron schedule (default "0 3 * * *")')
-    serve.add_argument("--timezone", default="Europe/Stockholm")
+    serve.add_argument(
+        "--timezone",
+        default="Europe/Stockholm",
+        help="time zone of the cron schedule (default: Europe/Stockholm)",
+    )
     serve.add_argument(
         "--port",
         type=int,
