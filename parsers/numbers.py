@@ -363,6 +363,7 @@ _BARE_NUMBER = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)  # pure: the same answers recur across captures of a page
 def local_value(answer: str | None) -> float | None:
     """The figure the local answer states for the municipality, if any.
 

@@ -247,16 +247,17 @@ _STOPWORDS = frozenset(
 )
 
 
-def _stems(text: str, municipality: str | None) -> set[str]:
+@lru_cache(maxsize=16384)  # pure: statements and answers recur across captures of a page
+def _stems(text: str, municipality: str | None) -> frozenset[str]:
     skip = {municipality.lower()} if municipality else set()
-    return {
+    return frozenset(
         word[:6]
         for word in _CONTENT_WORD.findall(text.lower())
         if word not in _STOPWORDS and word not in skip
-    }
+    )
 
 
-def _overlap(answer: set[str], statement: set[str]) -> float:
+def _overlap(answer: frozenset[str], statement: frozenset[str]) -> float:
     return len(answer & statement) / len(answer) if answer else 0.0
 
 

@@ -11,6 +11,7 @@ negation ("I Kalmar har 100% av handläggarna socionomexamen.") is `unknown`: it
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|,?\s+(?:men|dock|däremot|medan)\s+", re.IGNORECASE)
 _NEGATION = re.compile(
@@ -91,6 +92,7 @@ _OPENING_YES = re.compile(r"^\s*ja\b", re.IGNORECASE)
 _OPENING_NO = re.compile(r"^\s*nej\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=16384)  # pure: the same answers recur across captures of a page
 def local_status(answer: str | None, value: float | None) -> str | None:
     """`yes`, `no`, `partial` or `unknown` for a local answer; None when there is none."""
     if not answer or not answer.strip():
