@@ -46,7 +46,7 @@ def decode_page(data: bytes, declared_charset: str | None = None) -> tuple[str, 
     UTF-8, else windows-1252 (the WHATWG fallback for Swedish pages with no charset).
     Raises PageError for empty or binary input.
     """
-    if not data or not data.strip():
+    if not data or data.isspace():  # isspace: no stripped copy of a 100 KB page
         raise PageError("empty file")
     for bom, name in _BOMS:
         if data.startswith(bom):
@@ -79,19 +79,25 @@ def _meta_charset(head: bytes) -> str | None:
     return match.group(1).decode("ascii", "replace") if match else None
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# C0 controls but tab, line feed, form feed and carriage return; and DEL.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 
 
 def _looks_binary(text: str) -> bool:
     sample = text[:4096]
-    return len(_CONTROL_CHARS.findall(sample)) > len(sample) * 0.01
+    # Counted on the UTF-8 bytes, where deleting them is ~20x faster than a regex
+    # findall: the controls are ASCII, and no multi-byte UTF-8 sequence holds an ASCII
+    # byte, so the count is exact.
+    encoded = sample.encode("utf-8", "surrogatepass")
+    controls = len(encoded) - len(encoded.translate(None, _CONTROL_BYTES))
+    return controls > len(sample) * 0.01
 
 
 def check_text(text: str) -> None:
     """Raise PageError for text that is empty or binary."""
-    if not text.strip():
+    if not text or text.isspace():  # isspace: no stripped copy of a 100 KB page
         raise PageError("empty file")
-    if "\x00" in text[:4096] or _looks_binary(text):
+    if text.find("\x00", 0, 4096) >= 0 or _looks_binary(text):
         raise PageError("binary content, not a text or HTML page")
 
 
