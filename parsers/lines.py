@@ -209,6 +209,8 @@ class _LineCollector:
             self.buffer.append(text)
 
     def flush(self) -> str:
+        if not self.buffer:  # block after block: nothing collected in between
+            return ""
         text = normalize_space("".join(self.buffer))
         self.buffer.clear()
         if not text:

@@ -248,17 +248,27 @@ _STOPWORDS = frozenset(
 
 
 @lru_cache(maxsize=16384)  # pure: statements and answers recur across captures of a page
+def _content_words(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The words that tell statements apart (four letters or more, no stopwords), and
+    their stems (first six letters)."""
+    words = frozenset(_CONTENT_WORD.findall(text.lower())) - _STOPWORDS
+    return words, frozenset(word[:6] for word in words)
+
+
 def _stems(text: str, municipality: str | None) -> frozenset[str]:
-    skip = {municipality.lower()} if municipality else set()
-    return frozenset(
-        word[:6]
-        for word in _CONTENT_WORD.findall(text.lower())
-        if word not in _STOPWORDS and word not in skip
-    )
+    words, stems = _content_words(text)
+    name = municipality.lower() if municipality else None
+    if name in words:  # the municipality's own name tells no statement apart
+        return _stems_without(text, name)
+    # A national statement seldom names it: one analysis of the text serves every
+    # municipality's page.
+    return stems
 
 
-def _overlap(answer: frozenset[str], statement: frozenset[str]) -> float:
-    return len(answer & statement) / len(answer) if answer else 0.0
+@lru_cache(maxsize=16384)  # answers name their municipality, and recur like statements
+def _stems_without(text: str, name: str) -> frozenset[str]:
+    words, _ = _content_words(text)
+    return frozenset(word[:6] for word in words if word != name)
 
 
 def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
@@ -271,14 +281,16 @@ def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
     statements = [_stems(pair.statement, municipality) for pair in pairs]
     flagged: set[int] = set()
     for index, pair in enumerate(pairs):
-        if not pair.answer:
-            continue
-        answer = _stems(pair.answer, municipality)
-        own = _overlap(answer, statements[index])
+        answer = _stems(pair.answer, municipality) if pair.answer else None
+        if not answer:
+            continue  # no answer, or no content word in it: it fits no statement
+        # The share of the answer's stems each statement holds (one divisor: the best
+        # share is the best count over it).
+        shared = [len(answer & words) for words in statements]
+        own = shared[index] / len(answer)
         best_other = max(
-            (_overlap(answer, words) for other, words in enumerate(statements) if other != index),
-            default=0.0,
-        )
+            (count for other, count in enumerate(shared) if other != index), default=0
+        ) / len(answer)
         if best_other >= 0.5 and best_other >= own + 0.25:
             flagged.add(index)
     return flagged
