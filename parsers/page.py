@@ -29,6 +29,20 @@ _SECTION_HEADING = re.compile(
     r"(?:\s+(?:att|på))?\s*:?\s*$",
     re.IGNORECASE,
 )
+
+
+def _is_section_heading(text: str) -> bool:
+    """Does the line head a results section (`_SECTION_HEADING`)?"""
+    # Every heading holds "resultat" or "öppna jämförelser": a substring test on the
+    # lowered line rules out most lines ~10x faster than the regex. The pieces tested
+    # hold no "s" or "i": under re.IGNORECASE "ſ" matches "s" and "ı" matches "i",
+    # which str.lower() does not turn into them.
+    lowered = text.lower()
+    if "ultat" not in lowered and "öppna jämföre" not in lowered:
+        return False
+    return _SECTION_HEADING.match(text) is not None
+
+
 _YEAR = r"(?:19|20)\d\d"
 
 # Lines that end the results part of a page: related-page navigation and page footers.
@@ -183,6 +197,9 @@ _COMPARISON_OF = {
 }  # fmt: skip
 
 
+_CLOSING_PUNCTUATION = (".", "!", "?", ";", ".\n", "!\n", "?\n", ";\n")
+
+
 def relative_heading(text: str, *, before_bullets: bool = False) -> str | None:
     """`better`, `same` or `worse` when the line heads results relative to the nation.
 
@@ -191,8 +208,9 @@ def relative_heading(text: str, *, before_bullets: bool = False) -> str | None:
     """
     if len(text) > 160:
         return None
-    if not (text.endswith(":") or re.search(r"gäller$|för$", text)) and not (
-        before_bullets and len(text) <= 80 and not re.search(r"[.!?;]$", text)
+    # endswith, as the regex "$" (which also matches before a final newline) would.
+    if not text.endswith((":", "gäller", "för", "gäller\n", "för\n")) and not (
+        before_bullets and len(text) <= 80 and not text.endswith(_CLOSING_PUNCTUATION)
     ):
         return None
     match = _RELATIVE_HEADING.search(text)
@@ -370,7 +388,7 @@ def _collect_sections(
     current: _Section | None = None
     for index, line in enumerate(lines):
         text_ = line.text
-        if not line.is_bullet and len(text_) <= 120 and _SECTION_HEADING.match(text_):
+        if not line.is_bullet and len(text_) <= 120 and _is_section_heading(text_):
             current = _Section(text_)
             sections.append(current)
             continue
@@ -436,7 +454,7 @@ def _title_lines(lines: list[Line]) -> tuple[list[str], str | None]:
         text = line.text
         if (
             line.is_bullet
-            or _SECTION_HEADING.match(text)
+            or _is_section_heading(text)
             or _END_MARKER.match(text)
             or relative_heading(text)
         ):
@@ -508,7 +526,7 @@ def parse_page(
     if looks_like_html(text):
         input_format = "html"
         lines, h1 = html_lines(text)
-        if not any(_SECTION_HEADING.match(line.text) for line in lines):
+        if not any(_is_section_heading(line.text) for line in lines):
             lines, h1 = html_lines(text, whole_page=True)  # the cut missed the content
         title = html_title(text)
         dated_texts = ["\n".join(line.text for line in lines), text]
