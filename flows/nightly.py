@@ -286,6 +286,8 @@ def _publish(
         mode=plan.mode,
     )
     if not plan.has_work:
+        # A run that crashed after its release row left `latest/` a release behind.
+        storage.publish_latest(datasets)
         return
     writer = storage.ReleaseWriter(
         datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
