@@ -373,6 +373,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from flows.package import write_package
+
+    descriptor = write_package(args.datasets_dir, args.out, release=args.release)
+    meta = descriptor["oppna-jamforelser"]
+    print(
+        f"wrote {Path(args.out) / 'datapackage.json'} and CITATION.cff: release "
+        f"{meta['release']}, {len(descriptor['resources'])} tables as CSV\n"
+        f"cite as: {descriptor['citation']}"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -671,6 +684,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output .parquet file")
     export.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     export.set_defaults(func=cmd_export)
+
+    package = commands.add_parser(
+        "package",
+        help="a release as a Frictionless data package (datapackage.json, CSV, CITATION.cff)",
+    )
+    package.add_argument("--release", type=int, help="release number (default: the latest)")
+    package.add_argument("--out", required=True, help="folder to write the package to")
+    package.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    package.set_defaults(func=cmd_package)
 
     serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
     _add_run_options(serve)
