@@ -237,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             reparse=args.reparse,
             rebuild_history=args.rebuild_history,
             parse_workers=args.parse_workers,
+            notify=args.notify,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
@@ -252,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"oj run: fetch failed: {failure}", file=sys.stderr)
     for failure in summary.get("failures", []):
         print(f"oj run: failed page: {failure}", file=sys.stderr)
+    for failure in summary.get("notification_failures", []):
+        print(f"oj run: notification failed: {failure}", file=sys.stderr)
     print(summary_line(summary))
     return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
 
@@ -403,6 +406,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "fetch_settings": _fetch_settings(args),
             "overrides": overrides,
             "lock_timeout": args.lock_timeout,
+            "notify": args.notify,
         },
         port=args.port,
     )
@@ -527,6 +531,14 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         help="Wayback Machine (or a mirror) base URL",
     )
     command.add_argument("--since", type=int, help="wayback: captures from this year on")
+    command.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="Apprise URL (json://, mailto://, slack://, ntfy://, ...) told about each new "
+        "release that changed something; repeatable. A failed notification is reported "
+        "and never fails the release",
+    )
     polite = command.add_argument_group("fetch settings (polite defaults: flows/http.py)")
     polite.add_argument("--host-rate", type=float, help="live requests/s per host (1)")
     polite.add_argument("--cdx-rate", type=float, help="Wayback CDX requests/s (0.4)")
