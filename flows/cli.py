@@ -389,6 +389,17 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.site import build_site
+
+    built = build_site(args.datasets_dir, args.out, release=args.release)
+    print(
+        f"wrote {built['files']} pages of release {built['release']} "
+        f"({built['questions']} questions) to {args.out}; open {built['index']}"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -705,6 +716,14 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--out", required=True, help="folder to write the package to")
     package.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     package.set_defaults(func=cmd_package)
+
+    site = commands.add_parser(
+        "report", help="a static site of a release (charts, questions, changes), for a browser"
+    )
+    site.add_argument("--release", type=int, help="release number (default: the latest)")
+    site.add_argument("--out", required=True, help="folder to write the site to (replaced)")
+    site.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    site.set_defaults(func=cmd_report)
 
     serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
     _add_run_options(serve)
