@@ -237,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             reparse=args.reparse,
             rebuild_history=args.rebuild_history,
             parse_workers=args.parse_workers,
+            notify=args.notify,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
@@ -252,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"oj run: fetch failed: {failure}", file=sys.stderr)
     for failure in summary.get("failures", []):
         print(f"oj run: failed page: {failure}", file=sys.stderr)
+    for failure in summary.get("notification_failures", []):
+        print(f"oj run: notification failed: {failure}", file=sys.stderr)
     print(summary_line(summary))
     return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
 
@@ -268,6 +271,11 @@ def _nothing_to_do(args: argparse.Namespace, overrides_sha256: str | None) -> st
     )
     if plan.has_work or plan.base_release is None:
         return None
+    from flows import storage
+
+    if storage.latest_published(args.datasets_dir) != plan.base_release:
+        return None  # the plain Parquet copies lag (a crash after the release row): heal
+
     return pipeline.summary_line(
         {"pages_in_archive": plan.n_in_archive, "pages_read": 0, "findings": 0, "rejects": 0,
          "failed_pages": 0, "release": plan.base_release, "new_release": False}
@@ -368,6 +376,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from flows.package import write_package
+
+    descriptor = write_package(args.datasets_dir, args.out, release=args.release)
+    meta = descriptor["oppna-jamforelser"]
+    print(
+        f"wrote {Path(args.out) / 'datapackage.json'} and CITATION.cff: release "
+        f"{meta['release']}, {len(descriptor['resources'])} tables as CSV\n"
+        f"cite as: {descriptor['citation']}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.site import build_site
+
+    built = build_site(args.datasets_dir, args.out, release=args.release)
+    print(
+        f"wrote {built['files']} pages of release {built['release']} "
+        f"({built['questions']} questions) to {args.out}; open {built['index']}"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -385,6 +417,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "fetch_settings": _fetch_settings(args),
             "overrides": overrides,
             "lock_timeout": args.lock_timeout,
+            "notify": args.notify,
         },
         port=args.port,
     )
@@ -509,6 +542,14 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         help="Wayback Machine (or a mirror) base URL",
     )
     command.add_argument("--since", type=int, help="wayback: captures from this year on")
+    command.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="Apprise URL (json://, mailto://, slack://, ntfy://, ...) told about each new "
+        "release that changed something; repeatable. A failed notification is reported "
+        "and never fails the release",
+    )
     polite = command.add_argument_group("fetch settings (polite defaults: flows/http.py)")
     polite.add_argument("--host-rate", type=float, help="live requests/s per host (1)")
     polite.add_argument("--cdx-rate", type=float, help="Wayback CDX requests/s (0.4)")
@@ -666,6 +707,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output .parquet file")
     export.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
     export.set_defaults(func=cmd_export)
+
+    package = commands.add_parser(
+        "package",
+        help="a release as a Frictionless data package (datapackage.json, CSV, CITATION.cff)",
+    )
+    package.add_argument("--release", type=int, help="release number (default: the latest)")
+    package.add_argument("--out", required=True, help="folder to write the package to")
+    package.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    package.set_defaults(func=cmd_package)
+
+    site = commands.add_parser(
+        "report", help="a static site of a release (charts, questions, changes), for a browser"
+    )
+    site.add_argument("--release", type=int, help="release number (default: the latest)")
+    site.add_argument("--out", required=True, help="folder to write the site to (replaced)")
+    site.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    site.set_defaults(func=cmd_report)
 
     serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
     _add_run_options(serve)

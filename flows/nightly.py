@@ -31,6 +31,7 @@ from flows import fetch as fetching
 from flows import history, pipeline, raw_archive, report, storage
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
+from flows.notify import notify_release
 from flows.pipeline import summary_line
 from flows.server import exit_with_parent
 from flows.sources import Source, load_sources
@@ -122,6 +123,11 @@ def parse_task_runner(
     return runner, parse_workers
 
 
+@task(name="notify", cache_policy=NO_CACHE)
+def notify_task(datasets: Path, release: int, urls: list[str]) -> dict[str, Any]:
+    return notify_release(datasets, release, urls)
+
+
 @task(name="parse-batch", cache_policy=NO_CACHE)
 def parse_batch_task(
     raw_dir: Path, records: list[raw_archive.SnapshotRecord], sources: list[Source]
@@ -181,6 +187,7 @@ def nightly(
     lock_timeout: float = 600.0,
     reparse: bool = False,
     rebuild_history: bool = False,
+    notify: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fetch (optionally), read the raw archive, parse what is new, and publish a release
     if anything changed.
@@ -195,6 +202,8 @@ def nightly(
     `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
     `rebuild_history`: rebuild the history tables from every finding, not only what the
     new snapshots touch (the result is the same; a check, or after a manual repair).
+    `notify`: Apprise URLs told about a new release that changed something
+    (`flows.notify`); a failed notification is reported, never fails the run.
 
     An operator error (a lock not released in time, an unwritable datasets dir, a bad
     overrides file) ends the run in a Failed state whose data holds `error` (one line)
@@ -244,6 +253,11 @@ def nightly(
             data={**summary, "error": str(error), "exit_code": error.exit_code},
         )
     summary["timings"] = {key: round(value, 2) for key, value in timings.items()}
+    summary["notification_failures"] = []
+    if notify and summary["new_release"]:
+        sent = notify_task(datasets, summary["release"], list(notify))
+        summary["notifications_sent"] = sent["sent"]
+        summary["notification_failures"] = sent["failures"]
     line = summary_line(summary)
     logger.info(line)
     create_markdown_artifact(
@@ -286,6 +300,8 @@ def _publish(
         mode=plan.mode,
     )
     if not plan.has_work:
+        # A run that crashed after its release row left `latest/` a release behind.
+        storage.publish_latest(datasets)
         return
     writer = storage.ReleaseWriter(
         datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,

@@ -201,8 +201,9 @@ def full_derivation_reason(writer: storage.ReleaseWriter, rebuild: bool = False)
 def publish_release(
     writer: storage.ReleaseWriter, n_pages_new: int, rebuild: bool = False
 ) -> tuple[int, history.Derivation]:
-    """Derive the history tables (`flows.history`), write them (`flows.storage`) and
-    commit the release; its number and how it was derived."""
+    """Derive the history tables (`flows.history`), write them (`flows.storage`), commit
+    the release, then publish its plain Parquet copies (`storage.publish_latest`); its
+    number and how it was derived."""
     versions = writer.close_data_tables()
     clock = time.perf_counter()
     derivation = history.plan_derivation(
@@ -214,6 +215,7 @@ def publish_release(
     derivation.seconds = time.perf_counter() - clock
     versions |= writer.compact_fragmented()
     release = writer.commit(n_pages_new=n_pages_new, versions=versions, derivation=derivation.mode)
+    storage.publish_latest(writer.datasets_dir)  # plain Parquet, only now the release exists
     return release, derivation
 
 

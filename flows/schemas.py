@@ -478,3 +478,55 @@ FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
 def describe(table: str) -> dict[str, str]:
     """Column -> description of a published table."""
     return {field.name: field.metadata[b"description"].decode("utf-8") for field in TABLES[table]}
+
+
+#: What one row of each table is, its key, and where it comes from (the data dictionary
+#: and the data package print these).
+TABLE_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "pages": {
+        "row": "one page snapshot of the raw archive, parsed or not",
+        "key": "snapshot_id",
+        "source": "parsed from raw/ by `parsers.parse_page`; a page that cannot be parsed is "
+        "here too, with parse_status 'failed' and the error",
+    },
+    "findings": {
+        "row": "one bullet pair: a national statement with its share and the municipality's "
+        "local answer",
+        "key": "finding_id",
+        "source": "parsed from the page snapshot; survey_year is what that page alone tells",
+    },
+    "rejects": {
+        "row": "a line or page the parser could not turn into a finding, with the reason",
+        "key": "(snapshot_id, line)",
+        "source": "parsed from the page snapshot",
+    },
+    "indicators": {
+        "row": "one national survey question, linked across rewordings within an area",
+        "key": "indicator_id (stable from release to release)",
+        "source": "derived from every finding of the release (flows/history.py, "
+        "parsers/linking.py); overrides in indicator_overrides.toml",
+    },
+    "indicator_links": {
+        "row": "how one finding was linked to its indicator, and its survey year resolved "
+        "over the whole release",
+        "key": "finding_id",
+        "source": "derived from every finding of the release (flows/history.py)",
+    },
+    "observations": {
+        "row": "one (municipality, indicator, survey year), deduplicated over every snapshot "
+        "that carried it; disagreeing snapshots keep every value",
+        "key": "(municipality, indicator_id, survey_year)",
+        "source": "derived from the findings and their links (flows/history.py)",
+    },
+    "changes": {
+        "row": "one finding added, removed or edited between consecutive snapshots of a page",
+        "key": "(to_snapshot_id, indicator_id, survey_year, change_kind, "
+        "finding_id_before, finding_id_after)",
+        "source": "derived from the findings and their links (flows/history.py)",
+    },
+    "runs": {
+        "row": "one release: what a citation names; it pins the Delta version of every table",
+        "key": "release",
+        "source": "written last by each run that publishes (flows/storage.py)",
+    },
+}

@@ -231,7 +231,8 @@ def load_arrow(
     path = table_path(datasets_dir, name)
     if name == "runs":
         table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
-        return table.filter(pc.field("release") <= found["release"])
+        table = table.filter(pc.field("release") <= found["release"])
+        return table.sort_by("release") if "release" in table.column_names else table
     version = int(found[f"{name}_version"])
     return DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns)
 
@@ -256,6 +257,37 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapping.get)
 
 
+def _release_metadata(name: str, found: Mapping[str, Any]) -> dict[str, str]:
+    """What a plain Parquet file of a table says about where it comes from: the table, the
+    release, the parser and the Delta version, so a citation can name exactly its data."""
+    metadata = {
+        "oppna_jamforelser.table": name,
+        "oppna_jamforelser.release": str(found["release"]),
+        "oppna_jamforelser.parser_version": str(found["parser_version"]),
+    }
+    if name != "runs":  # runs is read as "rows up to this release", not by version
+        metadata["oppna_jamforelser.delta_version"] = str(found[f"{name}_version"])
+    return metadata
+
+
+def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str, out: Path) -> int:
+    """One plain Parquet file of a table as of a release, streamed batch by batch (never
+    the whole table in memory); its row count. Field descriptions travel with the schema."""
+    schema = TABLES[name].with_metadata(_release_metadata(name, found))
+    if name == "runs":
+        batches = load_arrow("runs", found["release"], datasets_dir).cast(schema).to_batches()
+    else:
+        version = int(found[f"{name}_version"])
+        dataset = DeltaTable(str(table_path(datasets_dir, name)), version=version)
+        batches = dataset.to_pyarrow_dataset().to_batches()
+    rows = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+            rows += batch.num_rows
+    return rows
+
+
 def export_table(
     name: str,
     out: Path | str,
@@ -267,20 +299,53 @@ def export_table(
     The file's metadata names the release and Delta version, so a citation can say
     exactly which data it used; field descriptions travel with the schema.
     """
+    if name not in TABLES:
+        raise KeyError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
     found = require_release(datasets_dir, release)
-    table = load_arrow(name, found["release"], datasets_dir)
-    metadata = {
-        "oppna_jamforelser.table": name,
-        "oppna_jamforelser.release": str(found["release"]),
-        "oppna_jamforelser.parser_version": str(found["parser_version"]),
-    }
-    if name != "runs":  # runs is read as "rows up to this release", not by version
-        metadata["oppna_jamforelser.delta_version"] = str(found[f"{name}_version"])
-    table = table.replace_schema_metadata(metadata)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
-    return found["release"], table.num_rows
+    return found["release"], _write_parquet(name, found, datasets_dir, out)
+
+
+#: Plain Parquet copies of the latest release, one file per table (see `publish_latest`).
+LATEST_DIR = "latest"
+_LATEST_MARKER = "release.txt"
+
+
+def latest_published(datasets_dir: Path | str) -> int | None:
+    """The release whose plain Parquet files `datasets/latest/` holds; None if none."""
+    try:
+        return int((Path(datasets_dir) / LATEST_DIR / _LATEST_MARKER).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | None:
+    """Write the latest release's tables as plain Parquet, `latest/<table>.parquet`: what
+    `pd.read_parquet`, `pl.read_parquet`, DuckDB, R or a spreadsheet tool read without
+    knowing Delta (a Delta folder read as plain Parquet returns superseded rows too).
+
+    Called under the writer lock once the release row is written. Each file is written
+    beside its target and renamed over it (atomic on one file system), and the marker
+    `latest/release.txt` last, so a reader sees whole files, each naming its release in
+    its metadata. Returns the release written; None when the files are current already
+    (a run that crashed after its release row is healed by the next run).
+    """
+    found = get_release(datasets_dir, None)
+    if found is None or latest_published(datasets_dir) == found["release"]:
+        return None
+    folder = Path(datasets_dir) / LATEST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with _writing(folder, found):
+        for name in TABLES:
+            target = folder / f"{name}.parquet"
+            partial = folder / f".{name}.parquet.partial"
+            _write_parquet(name, found, datasets_dir, partial)
+            os.replace(partial, target)
+        marker = folder / f".{_LATEST_MARKER}.partial"
+        marker.write_text(f"{found['release']}\n", "utf-8")
+        os.replace(marker, folder / _LATEST_MARKER)
+    return found["release"]
 
 
 def published_snapshot_ids(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> set[str]:

@@ -27,3 +27,24 @@ def prefect_server() -> str:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, installed when missing (the tests run as root on a
+    fresh machine; a browser test never skips for want of a browser)."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if found is None:
+        install = (
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"
+        )
+        result = subprocess.run(
+            ["bash", "-c", install], capture_output=True, text=True, check=False
+        )
+        found = shutil.which("chromium")
+        if found is None:
+            pytest.fail(f"chromium is needed and could not be installed:\n{result.stderr[-2000:]}")
+    return found

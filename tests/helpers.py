@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flows import raw_archive
@@ -62,3 +63,41 @@ def publish(
     )
     writer.write(pipeline.parse_snapshots(RAW_DIR, records))
     return pipeline.publish_release(writer, len(records))[0]
+
+
+def edited_history(tmp_path: Path) -> tuple[Path, list[raw_archive.SnapshotRecord]]:
+    """Seed 000 as captured four times, edited between captures as real pages are."""
+    seed = next(r for r in seed_records().values() if r.url.endswith("vald-i-nara-relationer.html"))
+    text = raw_archive.read_object(RAW_DIR, seed.sha256).decode("utf-8")
+    answer_no = "I Kalmar finns inte en rutin för hur handläggare ska säkra skolgången"
+    edits = [
+        text,
+        # the municipality changed its answer: no -> yes
+        text.replace(answer_no, "I Kalmar finns en rutin för hur handläggare ska säkra skolgången"),
+        # a bullet dropped (the 2019 fortbildning bullet), the national figure corrected
+        # for the same survey year (63 -> 64), and a statement reworded
+        text.replace(answer_no, "I Kalmar finns en rutin för hur handläggare ska säkra skolgången")
+        .replace("Allt fler kommuner, 63 procent,", "Allt fler kommuner, 64 procent,")
+        .replace(
+            " • De flesta kommuner uppger att de under det senaste året har genomfört fortbildning",
+            " • XX",
+        )  # fmt: skip
+        .replace(
+            "8 procent av kommunerna uppger att de inom området våld i nära relationer "
+            "systematiskt följt upp",
+            "8 procent av kommunerna har inom området våld i "
+            "nära relationer systematiskt följt upp",
+        ),  # fmt: skip
+    ]
+    raw = tmp_path / "raw"
+    records = []
+    for day, body in enumerate(edits, start=1):
+        if " • XX" in body:  # drop that bullet and its answer line entirely
+            lines = body.splitlines()
+            at = next(i for i, line in enumerate(lines) if line.startswith(" • XX"))
+            body = "\n".join(lines[:at] + lines[at + 2 :])
+        record, _ = raw_archive.add_snapshot(
+            raw, body.encode("utf-8"), url=seed.url, source="wayback", municipality="Kalmar",
+            captured_at=datetime(2020, 7, day, tzinfo=UTC))  # fmt: skip
+        records.append(record)
+    return raw, records

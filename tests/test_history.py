@@ -4,14 +4,13 @@ and snapshot histories built from the shipped pages by editing them."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import RAW_DIR, ROOT, publish, seed_records
+from helpers import RAW_DIR, ROOT, edited_history, publish, seed_records
 
-from flows import history, raw_archive, report, storage
+from flows import history, report, storage
 from parsers.linking import FUZZY_THRESHOLD, normalize_statement, score
 
 OVERRIDES = ROOT / "indicator_overrides.toml"
@@ -129,46 +128,8 @@ def test_barn_och_ungdomsvard_2020_and_2023_give_changes(tmp_path: Path) -> None
     assert report.changes_report(datasets, municipality="Växjö") == "no changes match"
 
 
-def _edited_history(tmp_path: Path) -> tuple[Path, list[raw_archive.SnapshotRecord]]:
-    """Seed 000 as captured four times, edited between captures as real pages are."""
-    seed = next(r for r in SEEDS.values() if r.url.endswith("vald-i-nara-relationer.html"))
-    text = raw_archive.read_object(RAW_DIR, seed.sha256).decode("utf-8")
-    answer_no = "I Kalmar finns inte en rutin för hur handläggare ska säkra skolgången"
-    edits = [
-        text,
-        # the municipality changed its answer: no -> yes
-        text.replace(answer_no, "I Kalmar finns en rutin för hur handläggare ska säkra skolgången"),
-        # a bullet dropped (the 2019 fortbildning bullet), the national figure corrected
-        # for the same survey year (63 -> 64), and a statement reworded
-        text.replace(answer_no, "I Kalmar finns en rutin för hur handläggare ska säkra skolgången")
-        .replace("Allt fler kommuner, 63 procent,", "Allt fler kommuner, 64 procent,")
-        .replace(
-            " • De flesta kommuner uppger att de under det senaste året har genomfört fortbildning",
-            " • XX",
-        )  # fmt: skip
-        .replace(
-            "8 procent av kommunerna uppger att de inom området våld i nära relationer "
-            "systematiskt följt upp",
-            "8 procent av kommunerna har inom området våld i "
-            "nära relationer systematiskt följt upp",
-        ),  # fmt: skip
-    ]
-    raw = tmp_path / "raw"
-    records = []
-    for day, body in enumerate(edits, start=1):
-        if " • XX" in body:  # drop that bullet and its answer line entirely
-            lines = body.splitlines()
-            at = next(i for i, line in enumerate(lines) if line.startswith(" • XX"))
-            body = "\n".join(lines[:at] + lines[at + 2 :])
-        record, _ = raw_archive.add_snapshot(
-            raw, body.encode("utf-8"), url=seed.url, source="wayback", municipality="Kalmar",
-            captured_at=datetime(2020, 7, day, tzinfo=UTC))  # fmt: skip
-        records.append(record)
-    return raw, records
-
-
-def test_every_change_kind_on_an_edited_history(tmp_path: Path, monkeypatch) -> None:
-    raw, records = _edited_history(tmp_path)
+def test_every_change_kind_on_anedited_history(tmp_path: Path, monkeypatch) -> None:
+    raw, records = edited_history(tmp_path)
     monkeypatch.setattr("helpers.RAW_DIR", raw)
     datasets = tmp_path / "datasets"
     publish(datasets, records)
@@ -215,7 +176,7 @@ def test_every_change_kind_on_an_edited_history(tmp_path: Path, monkeypatch) -> 
 
 
 def test_indicator_ids_are_stable_across_releases(tmp_path: Path, monkeypatch) -> None:
-    raw, records = _edited_history(tmp_path)
+    raw, records = edited_history(tmp_path)
     monkeypatch.setattr("helpers.RAW_DIR", raw)
     datasets = tmp_path / "datasets"
     publish(datasets, records[2:])
@@ -272,7 +233,7 @@ def test_a_changed_override_file_relinks_into_a_new_release(tmp_path: Path) -> N
 def test_changes_report_names_each_findings_own_text_before_and_after(
     tmp_path: Path, monkeypatch
 ) -> None:
-    raw, records = _edited_history(tmp_path)
+    raw, records = edited_history(tmp_path)
     monkeypatch.setattr("helpers.RAW_DIR", raw)
     datasets = tmp_path / "datasets"
     publish(datasets, records)

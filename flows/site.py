@@ -1,0 +1,422 @@
+"""`oj report`: a static site of one release, for people to look at: an index (the
+release, its citation, coverage, latest changes, data quality), a page per area, a page
+per question (the national share over survey years beside each municipality's answer,
+every wording, every source snapshot), and a change feed.
+
+It works offline and from the file system: plain HTML and one CSS file with relative
+links, charts drawn by Vega-Lite (`altair`) and rendered to inline SVG by `vl-convert`
+when the site is built, so no script, font or CDN is fetched when it is viewed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import vl_convert
+
+from flows import report, storage
+from flows.package import citation_line
+
+#: Colours of a local answer (`findings.local_status`), fixed so every chart reads alike.
+STATUS_COLOURS = {"yes": "#1a7f37", "partial": "#d4a72c", "no": "#cf222e", "unknown": "#8c959f"}
+#: Changes listed on the index; the change feed has them all.
+INDEX_CHANGES = 15
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 70rem;
+       padding: 1rem 1.5rem 3rem; color: #1f2328; }
+a { color: #0969da; } h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+nav { font-size: .9rem; margin-bottom: 1rem; } nav a { margin-right: 1rem; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
+th, td { border-bottom: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left;
+         vertical-align: top; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.cite { background: #f6f8fa; border-left: 4px solid #0969da; padding: .5rem .8rem; }
+.muted { color: #57606a; font-size: .85rem; } .charts { display: flex; flex-wrap: wrap;
+         gap: 2rem; align-items: flex-start; } .charts svg { max-width: 100%; height: auto; }
+.status { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px;
+          margin-right: .3rem; vertical-align: -1px; }
+.change { margin: .2rem 0 .8rem; } .before { color: #cf222e; } .after { color: #1a7f37; }
+code { font-size: .85rem; } details { margin: .5rem 0; }
+"""
+
+
+@dataclass
+class Release:
+    """Every table of one release, as pandas (the site reads each once)."""
+
+    info: dict[str, Any]
+    pages: pd.DataFrame
+    findings: pd.DataFrame
+    indicators: pd.DataFrame
+    links: pd.DataFrame
+    observations: pd.DataFrame
+    changes: pd.DataFrame
+    quality: dict[str, Any]
+
+
+def load_release(datasets_dir: Path | str, release: int | None) -> Release:
+    info = storage.require_release(datasets_dir, release)
+    number = info["release"]
+
+    def table(name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return storage.load_table(name, number, datasets_dir, columns)
+
+    return Release(
+        info=info,
+        pages=table("pages", ["snapshot_id", "url", "captured_at", "municipality", "area",
+                              "raw_sha256", "parse_status", "page_updated"]),
+        findings=table("findings", ["finding_id", "snapshot_id", "national_statement"]),
+        indicators=table("indicators"),
+        links=table("indicator_links", ["finding_id", "indicator_id", "resolved_survey_year"]),
+        observations=table("observations"),
+        changes=table("changes"),
+        quality=report.quality_counts(datasets_dir, number),
+    )  # fmt: skip
+
+
+def slug(text: str) -> str:
+    """A file name for an area: "Barn- och ungdomsvård" -> "barn-och-ungdomsvard"."""
+    ascii_text = text.lower().translate(str.maketrans("åäöéü", "aaoeu"))
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-") or "area"
+
+
+def _e(value: Any) -> str:
+    """Escaped text of a cell; a dash for a null."""
+    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return html.escape(str(value))
+
+
+def _page(title: str, body: str, depth: int, release: Release) -> str:
+    up = "../" * depth
+    number = release.info["release"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)} · oppna-jamforelser release {number}</title>
+<link rel="stylesheet" href="{up}style.css"></head>
+<body><nav><a href="{up}index.html">Release {number}</a><a href="{up}areas.html">Areas</a>
+<a href="{up}changes.html">Changes</a></nav>
+{body}
+<p class="muted">oppna-jamforelser release {number}, parser {_e(release.info["parser_version"])}.
+Built from the published tables; every figure links to the snapshots it came from.</p>
+</body></html>
+"""
+
+
+def _table(
+    headers: Iterable[str], rows: Iterable[Iterable[str]], numeric: set[int] = frozenset()
+) -> str:
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        ) + "</tr>"
+        for row in rows
+    )  # fmt: skip
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _status(status: Any) -> str:
+    if not isinstance(status, str):
+        return "–"
+    colour = STATUS_COLOURS.get(status, "#ffffff")
+    return f'<span class="status" style="background:{colour}"></span>{html.escape(status)}'
+
+
+def _question_link(indicator_id: str, statement: str, depth: int) -> str:
+    up = "../" * depth
+    return f'<a href="{up}questions/{indicator_id}.html">{html.escape(statement)}</a>'
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def question_chart(observations: pd.DataFrame) -> str:
+    """SVG: the national share over survey years (every figure printed for a year, so a
+    disagreement shows), beside each municipality's answer per year."""
+    dated = observations[observations["survey_year"].notna()]
+    national = (
+        dated[["survey_year", "national_percent_all_values"]]
+        .explode("national_percent_all_values")
+        .dropna()
+        .drop_duplicates()
+        .rename(columns={"national_percent_all_values": "national_percent"})
+        .astype({"survey_year": int, "national_percent": float})
+        .sort_values(["survey_year", "national_percent"])
+    )
+    answers = dated[["municipality", "survey_year", "local_status"]].copy()
+    answers["municipality"] = answers["municipality"].fillna("(unknown)")
+    answers["local_status"] = answers["local_status"].fillna("unknown")
+    answers = answers.astype({"survey_year": int})
+    years = sorted({*national["survey_year"], *answers["survey_year"]})
+    if not years:
+        return '<p class="muted">No survey year is known for this question: nothing to chart.</p>'
+    year_axis = alt.X(
+        "survey_year:O", title="survey year", sort=years, scale=alt.Scale(domain=years)
+    )
+    left = (
+        alt.Chart(national, title="National share (% of municipalities)")
+        .mark_line(point=True)
+        .encode(
+            x=year_axis,
+            y=alt.Y("national_percent:Q", title="percent", scale=alt.Scale(domain=[0, 100])),
+        )
+        .properties(width=max(160, 60 * len(years)), height=220)
+    )
+    n_places = answers["municipality"].nunique()
+    right = (
+        alt.Chart(answers, title="Local answer by municipality")
+        .mark_square(size=140)
+        .encode(
+            x=year_axis,
+            y=alt.Y("municipality:N", title=None, sort="ascending"),
+            color=alt.Color(
+                "local_status:N",
+                title="answer",
+                scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values())),
+            ),
+        )
+        .properties(width=max(120, 50 * len(years)), height=max(40, 18 * n_places))
+    )
+    chart = alt.hconcat(left, right).configure_view(stroke=None)
+    return vl_convert.vegalite_to_svg(chart.to_dict())
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _index(release: Release, areas: dict[str, str]) -> str:
+    info, pages = release.info, release.pages
+    parsed = pages[pages["parse_status"] != "failed"]
+    years = release.observations["survey_year"].dropna().astype(int)
+    coverage = _table(
+        ["measure", "value"],
+        [
+            ["municipalities", str(parsed["municipality"].nunique())],
+            ["areas", str(len(areas))],
+            ["questions (indicators)", str(len(release.indicators))],
+            ["survey years", f"{years.min()}–{years.max()}" if len(years) else "–"],
+            ["page snapshots", f"{len(pages)} ({pages['url'].nunique()} pages)"],
+            ["findings", str(len(release.findings))],
+        ],
+    )
+    quality = release.quality
+    failed = int((pages["parse_status"] == "failed").sum())
+    why_no_year = quality["findings_without_year_by_basis"].items()
+    rows = [
+        ("rejected lines", info.get("n_rejects", 0),
+         "lines the parser could not turn into a finding (table <code>rejects</code>)"),
+        ("failed pages", failed, "snapshots that could not be parsed at all"),
+        ("national-figure conflicts", quality["national_conflicts"],
+         "a question and survey year printed with several national percents"),
+        ("findings without a survey year", quality["findings_without_year"],
+         "by why: " + (", ".join(f"{k}: {v}" for k, v in why_no_year) or "–")),
+    ]  # fmt: skip
+    checks = _table(
+        ["check", "count", "what it means"], [[a, str(b), c] for a, b, c in rows], numeric={1}
+    )
+    area_rows = [
+        [f'<a href="areas/{file}">{html.escape(area)}</a>',
+         str(int((release.indicators["area"] == area).sum()))]
+        for area, file in areas.items()
+    ]  # fmt: skip
+    body = f"""<h1>Öppna jämförelser: release {info["release"]}</h1>
+<p>Published {_e(info["finished_at"])} by parser {_e(info["parser_version"])}.</p>
+<p class="cite">Cite as: {html.escape(citation_line(info))}</p>
+<h2>Coverage</h2>{coverage}
+<h2>Data quality</h2>{checks}
+<h2>Areas</h2>{_table(["area", "questions"], area_rows, numeric={1})}
+<h2>Latest changes</h2>{_change_list(release, limit=INDEX_CHANGES, depth=0)}
+<p><a href="changes.html">Every change</a></p>"""
+    return _page(f"Release {info['release']}", body, 0, release)
+
+
+def _areas_page(release: Release, areas: dict[str, str]) -> str:
+    rows = [
+        [f'<a href="areas/{file}">{html.escape(area)}</a>',
+         str(int((release.indicators["area"] == area).sum()))]
+        for area, file in areas.items()
+    ]  # fmt: skip
+    return _page("Areas", f"<h1>Areas</h1>{_table(['area', 'questions'], rows, {1})}", 0, release)
+
+
+def _area_page(release: Release, area: str) -> str:
+    questions = release.indicators[release.indicators["area"] == area].sort_values(
+        ["last_survey_year", "canonical_statement"], ascending=[False, True], na_position="last"
+    )
+    rows = [
+        [_question_link(q.indicator_id, q.canonical_statement, 1), _e(q.first_survey_year),
+         _e(q.last_survey_year), str(q.n_observations), str(q.n_wordings)]
+        for q in questions.itertuples()
+    ]  # fmt: skip
+    body = (
+        f"<h1>{html.escape(area)}</h1><p>{len(questions)} questions, latest wording first.</p>"
+        + _table(
+            ["question (latest wording)", "first year", "last year", "observations", "wordings"],
+            rows,
+            numeric={1, 2, 3, 4},
+        )  # fmt: skip
+    )
+    return _page(area, body, 1, release)
+
+
+def _question_page(release: Release, question: Any, area_file: str) -> str:
+    observations = release.observations[
+        release.observations["indicator_id"] == question.indicator_id
+    ]
+    links = release.links[release.links["indicator_id"] == question.indicator_id]
+    findings = release.findings.merge(links, on="finding_id")
+    wordings = (
+        findings.groupby("national_statement", dropna=False)
+        .agg(years=("resolved_survey_year", lambda s: sorted({int(y) for y in s.dropna()})),
+             n=("finding_id", "size"))
+        .reset_index()
+        .sort_values("years", key=lambda s: s.map(lambda y: y[0] if y else 9999))
+    )  # fmt: skip
+    wording_rows = [
+        [html.escape(w.national_statement), ", ".join(map(str, w.years)) or "–", str(w.n)]
+        for w in wordings.itertuples()
+    ]
+    answer_rows = [
+        [_e(o.municipality), _e(o.survey_year), _status(o.local_status), _e(o.local_answer),
+         _e(o.national_percent), "yes: " + ", ".join(o.conflict_columns) if o.conflict else "",
+         str(o.n_snapshots)]
+        for o in observations.sort_values(
+            ["municipality", "survey_year"], na_position="first"
+        ).itertuples()
+    ]  # fmt: skip
+    sources = release.pages[release.pages["snapshot_id"].isin(set(findings["snapshot_id"]))]
+    sources = sources.sort_values(["captured_at", "url"], na_position="first")
+    source_rows = [
+        [f'<a href="{html.escape(s.url)}">{html.escape(s.url)}</a>', _e(s.captured_at),
+         _e(s.municipality), f"<code>{_e(s.raw_sha256)}</code>"]
+        for s in sources.itertuples()
+    ]  # fmt: skip
+    body = f"""<p><a href="../areas/{area_file}">{html.escape(question.area)}</a></p>
+<h1>{html.escape(question.canonical_statement)}</h1>
+<p class="muted">Indicator <code>{question.indicator_id}</code> · survey years
+{_e(question.first_survey_year)}–{_e(question.last_survey_year)} ·
+{question.n_findings} findings in {len(sources)} snapshots</p>
+<div class="charts">{question_chart(observations)}</div>
+<h2>Answers per municipality and survey year</h2>
+{_table(["municipality", "survey year", "answer", "local answer", "national %", "snapshots disagree", "snapshots"], answer_rows, numeric={1, 4, 6})}
+<h2>Every wording of the question</h2>
+{_table(["wording", "survey years", "findings"], wording_rows, numeric={2})}
+<h2>Source snapshots</h2>
+<details><summary>{len(source_rows)} snapshots (URL, capture time, sha256 of the archived bytes)</summary>
+{_table(["URL", "captured", "municipality", "sha256"], source_rows)}</details>"""  # noqa: E501
+    return _page(question.canonical_statement, body, 1, release)
+
+
+def _values(text: Any) -> dict[str, Any]:
+    return json.loads(text) if isinstance(text, str) else {}
+
+
+def _change_list(release: Release, limit: int | None, depth: int) -> str:
+    changes = release.changes.sort_values(
+        ["to_seen", "url", "to_snapshot_id"], ascending=[False, True, True], na_position="last"
+    )
+    if limit is not None:
+        changes = changes.head(limit)
+    if changes.empty:
+        return "<p>No changes between snapshots in this release.</p>"
+    statement_of = dict(
+        zip(
+            release.indicators["indicator_id"],
+            release.indicators["canonical_statement"],
+            strict=True,
+        )
+    )
+    own = dict(
+        zip(release.findings["finding_id"], release.findings["national_statement"], strict=True)
+    )
+    parts = []
+    for (seen, url, _), group in changes.groupby(["to_seen", "url", "to_snapshot_id"], sort=False):
+        first = group.iloc[0]
+        items = []
+        for row in group.itertuples():
+            before, after = _values(row.before), _values(row.after)
+            finding = (
+                row.finding_id_before if row.change_kind == "removed" else row.finding_id_after
+            )
+            text = (
+                (before if row.change_kind == "removed" else after).get("national_statement")
+                or own.get(finding)
+                or statement_of.get(row.indicator_id, "")
+            )
+            detail = (
+                "".join(
+                    f"<div>{html.escape(column)}: "
+                    f'<span class="before">{_e(before.get(column))}</span> → '
+                    f'<span class="after">{_e(after.get(column))}</span></div>'
+                    for column in row.columns_changed
+                )
+                if row.change_kind == "edited"
+                else ""
+            )
+            items.append(
+                f'<li class="change"><strong>{row.change_kind}</strong> {_e(row.survey_year)} '
+                f"{_question_link(row.indicator_id, text, depth)}{detail}</li>"
+            )  # fmt: skip
+        parts.append(
+            f"<h3>{_e(seen)} · {_e(first['area'])} · {_e(first['municipality'])}</h3>"
+            f'<p class="muted">since {_e(first["from_seen"])} · <a href="{html.escape(url)}">'
+            f"{html.escape(url)}</a></p><ul>{''.join(items)}</ul>"
+        )
+    return "".join(parts)
+
+
+def build_site(
+    datasets_dir: Path | str, out: Path | str, release: int | None = None
+) -> dict[str, Any]:
+    """Write the site of a release to `out` (replaced whole); what it wrote."""
+    data = load_release(datasets_dir, release)
+    out = Path(out)
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "areas").mkdir(parents=True)
+    (staging / "questions").mkdir()
+    areas = {area: f"{slug(area)}.html" for area in sorted(data.indicators["area"].unique())}
+    feed = "<h1>What changed, newest first</h1>" + _change_list(data, None, 0)
+    files = {
+        "style.css": CSS,
+        "index.html": _index(data, areas),
+        "areas.html": _areas_page(data, areas),
+        "changes.html": _page("Changes", feed, 0, data),
+    }
+    for area, file in areas.items():
+        files[f"areas/{file}"] = _area_page(data, area)
+    for question in data.indicators.itertuples():
+        files[f"questions/{question.indicator_id}.html"] = _question_page(
+            data, question, areas[question.area]
+        )
+    for name, text in files.items():
+        (staging / name).write_text(text, "utf-8")
+    # Swap the finished site in, so a reader never sees half of it.
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+    return {"release": data.info["release"], "files": len(files), "questions": len(data.indicators),
+            "index": out / "index.html"}  # fmt: skip

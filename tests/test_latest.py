@@ -1,0 +1,80 @@
+"""`datasets/latest/<table>.parquet`: the latest release as plain Parquet files, so any
+Parquet reader (pandas, polars, DuckDB) reads exactly that release, not the superseded
+files a Delta folder also holds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+from helpers import publish, seed_records
+
+from flows import storage
+from flows.schemas import TABLES
+
+
+def _canon(value: object) -> object:
+    """A cell as plain Python: pandas gives NaN or <NA> for a null and arrays for lists."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_canon(v) for v in value]
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    return [{k: _canon(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def test_every_reader_reads_exactly_the_latest_release(tmp_path: Path) -> None:
+    records = list(seed_records().values())
+    datasets = tmp_path / "datasets"
+    publish(datasets, records[:3])
+    publish(datasets, records[3:])  # the Delta folders now hold two versions' files
+    latest = datasets / "latest"
+    assert storage.latest_published(datasets) == 2
+    for table in TABLES:
+        path = latest / f"{table}.parquet"
+        expected = storage.load_table(table, datasets_dir=datasets)
+        metadata = pq.read_schema(path).metadata
+        assert metadata[b"oppna_jamforelser.release"] == b"2", table
+        assert pq.read_schema(path).field(0).metadata[b"description"], table
+        expected_arrow = storage.load_arrow(table, datasets_dir=datasets)
+        with_pandas = pd.read_parquet(path)
+        with_polars = pl.read_parquet(path)
+        with_duckdb = duckdb.sql(f"SELECT * FROM read_parquet('{path}')").to_arrow_table()
+        assert len(with_pandas) == len(with_polars) == len(with_duckdb) == len(expected), table
+        assert _rows(with_pandas) == _rows(expected), table
+        assert with_polars.equals(pl.from_arrow(expected_arrow)), table
+        assert with_duckdb.to_pylist() == expected_arrow.to_pylist(), table
+        if table == "runs":
+            assert with_pandas["release"].tolist() == [1, 2]
+    # A Delta folder read as plain Parquet is the trap these files avoid.
+    assert len(pd.read_parquet(datasets / "findings")) == len(
+        pd.read_parquet(latest / "findings.parquet")
+    )
+    # duckdb glob over the folder: one row per finding of release 2
+    count = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{latest}/findings.parquet')"
+    ).fetchall()[0]
+    assert count[0] == storage.get_release(datasets)["n_findings"]
+
+
+def test_latest_files_lagging_a_release_are_rewritten_and_current_ones_kept(tmp_path: Path) -> None:
+    datasets = tmp_path / "datasets"
+    publish(datasets)
+    findings = datasets / "latest" / "findings.parquet"
+    written = findings.stat().st_mtime_ns
+    assert storage.publish_latest(datasets) is None  # current: nothing rewritten
+    assert findings.stat().st_mtime_ns == written
+    # A run killed between its release row and these files leaves the marker behind.
+    (datasets / "latest" / "release.txt").unlink()
+    findings.unlink()
+    assert storage.publish_latest(datasets) == 1
+    assert pq.read_table(findings).num_rows == storage.get_release(datasets)["n_findings"]
+    assert not list((datasets / "latest").glob(".*.partial"))

@@ -1,0 +1,109 @@
+"""`oj report`: the static site of a release, opened in a real headless Chromium with the
+network cut off: every page renders with no console message, every local link and
+resource exists, and the index and one question page are kept as screenshots."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import edited_history, publish, seed_records
+
+from flows.cli import main
+
+#: Chromium may not reach anything: a page that needs the network shows it here.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+def _browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--enable-logging=stderr", "--v=0", *OFFLINE, *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of a release of the shipped pages plus an edited history (changes)."""
+    tmp = tmp_path_factory.mktemp("site")
+    import helpers
+
+    raw, records = edited_history(tmp)
+    datasets = tmp / "datasets"
+    publish(datasets)  # the shipped pages, from raw/
+    original = helpers.RAW_DIR
+    helpers.RAW_DIR = raw
+    try:
+        publish(datasets, records)
+    finally:
+        helpers.RAW_DIR = original
+    out = tmp / "site"
+    assert main(["report", "--datasets-dir", str(datasets), "--out", str(out)]) == 0
+    return out
+
+
+def test_the_site_has_every_part(site: Path) -> None:
+    index = (site / "index.html").read_text("utf-8")
+    assert "Öppna jämförelser: release 2" in index
+    assert (
+        "Cite as: Öppna jämförelser: municipal pages as data (oppna-jamforelser), release 2"
+        in index
+    )
+    for part in (
+        "Coverage",
+        "Data quality",
+        "national-figure conflicts",
+        "Latest changes",
+        "Areas",
+    ):
+        assert part in index
+    questions = sorted((site / "questions").glob("*.html"))
+    assert len(questions) >= 30
+    areas = list((site / "areas").glob("*.html"))
+    assert {a.stem for a in areas} >= {"vald-i-nara-relationer", "ekonomiskt-bistand"}
+    page = next(p for p in questions if "skolgången" in p.read_text("utf-8"))
+    text = page.read_text("utf-8")
+    assert "<svg" in text and "National share" in text and "Local answer by municipality" in text
+    assert "Every wording of the question" in text and "Source snapshots" in text
+    assert re.search(r"<code>[0-9a-f]{64}</code>", text)  # each snapshot's sha256
+    feed = (site / "changes.html").read_text("utf-8")
+    assert "edited" in feed and 'class="before">no</span> → <span class="after">yes' in feed
+
+
+def test_every_local_link_and_resource_exists_and_nothing_is_fetched(site: Path) -> None:
+    for page in site.rglob("*.html"):
+        text = page.read_text("utf-8")
+        assert not re.search(r'<(script|img|link)[^>]+(src|href)="https?://', text), page
+        for target in re.findall(r'(?:href|src)="([^"#]+)"', text):
+            if target.startswith(("http://", "https://")):
+                continue  # links to the source pages, followed only by a click
+            assert (page.parent / target).resolve().exists(), (page, target)
+
+
+def test_every_page_opens_in_chromium_without_a_console_message(site: Path, chromium: str) -> None:
+    pages = sorted(site.rglob("*.html"))
+    for page in pages:
+        result = _browser(chromium, "--dump-dom", page.as_uri())
+        assert result.returncode == 0, (page, result.stderr[-1000:])
+        assert "<h1>" in result.stdout and "</nav>" in result.stdout, page  # it rendered
+        console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+        assert console == [], (page, console)
+
+
+def test_screenshots_of_the_index_and_a_question(site: Path, chromium: str, tmp_path: Path) -> None:
+    # Copies looked at by hand are in docs/screenshots/ (README, "See it").
+    question = next(
+        p for p in (site / "questions").glob("*.html") if "skolgången" in p.read_text("utf-8")
+    )
+    for name, page, size in (("index.png", site / "index.html", "1280,1500"),
+                             ("question.png", question, "1280,1400")):  # fmt: skip
+        out = tmp_path / name
+        result = _browser(chromium, f"--screenshot={out}", f"--window-size={size}", page.as_uri())
+        assert result.returncode == 0, result.stderr[-1000:]
+        data = out.read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 20_000, name
+
+
+def test_records_of_seed_pages_stay_in_raw() -> None:
+    assert seed_records()  # the site fixture swaps helpers.RAW_DIR back
