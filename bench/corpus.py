@@ -213,9 +213,9 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
     areas, several captures each, in capture order).
 
     Up to DISTINCT_PAGES snapshots every page is new; beyond, a snapshot is new with
-    probability DISTINCT_PAGES / n and otherwise an unchanged recapture of an earlier one
-    (the same bytes, a later capture time), as most Wayback captures of a page are. The
-    objects are shared, so 150,000 snapshots take ~1 GB and build in about a minute.
+    probability DISTINCT_PAGES / n and otherwise an unchanged recapture of a page seen
+    before (its latest bytes, a later capture time), as most Wayback captures of a page
+    are. The objects are shared, so 150,000 snapshots take ~1 GB and build in minutes.
     """
     rng = random.Random(seed)
     recapture = random.Random(seed + 1)  # its own stream: n <= DISTINCT_PAGES is unchanged
@@ -225,11 +225,13 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
     municipalities = municipality_names(max(1, min(290, n // 30)))
     start = datetime(2016, 1, 1, tzinfo=UTC)
     records = []
-    stored: list[tuple[bytes, str, str]] = []
+    latest: dict[str, tuple[bytes, str]] = {}  # url -> its latest bytes and municipality
+    urls: list[str] = []
     for index in range(n):
         captured = start + timedelta(seconds=index * (10 * 365 * 86400 // max(n, 1)))
-        if stored and recapture.random() >= new_share:
-            data, url, municipality = recapture.choice(stored)
+        if urls and recapture.random() >= new_share:
+            url = recapture.choice(urls)
+            data, municipality = latest[url]
             record, _ = raw_archive.add_snapshot(
                 raw_dir, data, url=url, source="wayback", municipality=municipality,
                 captured_at=captured, content_type="text/html",
@@ -258,5 +260,7 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
         )
         records.append(record)
         if new_share < 1:
-            stored.append((data, url, municipality))
+            if url not in latest:
+                urls.append(url)
+            latest[url] = (data, municipality)
     return records
