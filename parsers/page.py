@@ -265,28 +265,31 @@ _STOPWORDS = frozenset(
 )
 
 
-@lru_cache(maxsize=16384)  # pure: statements and answers recur across captures of a page
-def _content_words(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The words that tell statements apart (four letters or more, no stopwords), and
-    their stems (first six letters)."""
-    words = frozenset(_CONTENT_WORD.findall(text.lower())) - _STOPWORDS
-    return words, frozenset(word[:6] for word in words)
-
-
 def _stems(text: str, municipality: str | None) -> frozenset[str]:
-    words, stems = _content_words(text)
+    """Stems (first six letters) of the words that tell statements apart: four letters
+    or more, no stopwords, not the municipality's own name."""
     name = municipality.lower() if municipality else None
-    if name in words:  # the municipality's own name tells no statement apart
+    if name and name in text.lower():
         return _stems_without(text, name)
-    # A national statement seldom names it: one analysis of the text serves every
-    # municipality's page.
-    return stems
+    # The name is not even a substring (a national statement seldom names it): the
+    # stems of the text alone, one analysis for every municipality's page.
+    return _text_stems(text)
 
 
-@lru_cache(maxsize=16384)  # answers name their municipality, and recur like statements
+@lru_cache(maxsize=8192)  # pure: statements recur across captures of a page
+def _text_stems(text: str) -> frozenset[str]:
+    return frozenset(
+        word[:6] for word in _CONTENT_WORD.findall(text.lower()) if word not in _STOPWORDS
+    )
+
+
+@lru_cache(maxsize=4096)  # answers name their municipality, and recur like statements
 def _stems_without(text: str, name: str) -> frozenset[str]:
-    words, _ = _content_words(text)
-    return frozenset(word[:6] for word in words if word != name)
+    return frozenset(
+        word[:6]
+        for word in _CONTENT_WORD.findall(text.lower())
+        if word not in _STOPWORDS and word != name
+    )
 
 
 def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
