@@ -57,6 +57,21 @@ COLUMNS_USED = (
     "local_value",
 )
 _NO_YEAR = 9999
+#: String columns whose values repeat (a page captured 50 times prints the same bullets 50
+#: times): held as polars Categoricals, each distinct text stored once. At 150,000
+#: snapshots this keeps the findings frame a third of its size as plain strings.
+REPEATED = (
+    "snapshot_id",
+    "url",
+    "area",
+    "municipality",
+    "section",
+    "survey_year_basis",
+    "national_statement",
+    "local_answer",
+    "local_status",
+)
+_CAT = pl.Categorical
 _DIGITS = re.compile(r"\d")
 #: A snapshot's findings over time: when seen (unknown first), then snapshot, then order on
 #: the page. Every "first" and "latest" below is in this order.
@@ -122,11 +137,12 @@ def findings_frame(findings: pa.Table) -> pl.DataFrame:
     `area_key` (the area, "" when unknown)."""
     frame = pl.from_arrow(findings.select(list(COLUMNS_USED)))
     assert isinstance(frame, pl.DataFrame)
-    pages = {url: page_key(url) for url in frame["url"].unique().to_list()}
+    frame = frame.with_columns(pl.col(REPEATED).cast(_CAT))
+    pages = {url: page_key(url) for url in frame["url"].unique().drop_nulls().to_list()}
     return frame.with_columns(
         seen=pl.coalesce(pl.col("captured_at").dt.date(), pl.col("page_updated")),
-        page=pl.col("url").replace_strict(pages, return_dtype=pl.String),
-        area_key=pl.col("area").fill_null(""),
+        page=pl.col("url").replace_strict(pages, return_dtype=pl.String).cast(_CAT),
+        area_key=pl.col("area").fill_null("").cast(_CAT),
     )
 
 
@@ -150,9 +166,9 @@ def with_normalized(frame: pl.DataFrame) -> pl.DataFrame:
     normalized = _normalizer()
     mapping = {text: normalized(text) for text in frame["national_statement"].unique().to_list()}
     return frame.with_columns(
-        normalized_statement=pl.col("national_statement").replace_strict(
-            mapping, return_dtype=pl.String
-        )
+        normalized_statement=pl.col("national_statement")
+        .replace_strict(mapping, return_dtype=pl.String)
+        .cast(_CAT)
     )
 
 
@@ -230,7 +246,9 @@ def link_indicators(
 def apply_linking(frame: pl.DataFrame, linking: pl.DataFrame) -> pl.DataFrame:
     """Every finding with its `indicator_id` and `link_method`."""
     return frame.join(
-        linking.select("area", "normalized_statement", "indicator_id", "link_method"),
+        linking.select(
+            pl.col("area", "normalized_statement").cast(_CAT), "indicator_id", "link_method"
+        ),
         left_on=["area_key", "normalized_statement"],
         right_on=["area", "normalized_statement"],
         how="left",
@@ -281,7 +299,8 @@ def resolve_survey_years(frame: pl.DataFrame) -> pl.DataFrame:
             survey_year=pl.when(matched).then(pl.col("_year")).otherwise(year),
             survey_year_basis=pl.when(matched)
             .then(pl.lit("matched_national_figure"))
-            .otherwise(basis),
+            .otherwise(basis)
+            .cast(_CAT),
         )
         .drop("_years", "_year", "_snapshots", "_snapshot")
     )
@@ -339,7 +358,8 @@ def _same_text_on_later_captures(frame: pl.DataFrame) -> pl.DataFrame:
             .then(pl.lit("matched_national_figure"))
             .when(too_late)
             .then(pl.lit("conflict"))
-            .otherwise(pl.col("survey_year_basis")),
+            .otherwise(pl.col("survey_year_basis"))
+            .cast(_CAT),
         )
         .drop("_snapshots", "_group_bound", "_earliest")
     )
@@ -536,8 +556,10 @@ def build_changes(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """A frame as an Arrow table of a declared schema (storage validates it)."""
-    table = frame.select(schema.names).to_arrow(compat_level=pl.CompatLevel.oldest())
-    return table.cast(schema)
+    frame = frame.select(schema.names).with_columns(
+        pl.col(_CAT).cast(pl.String), pl.col(pl.List(_CAT)).cast(pl.List(pl.String))
+    )
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema)
 
 
 def derive(
@@ -564,7 +586,10 @@ def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
         )
         .join(
             linking.select(
-                "area", "normalized_statement", "link_method", "link_score", "linked_to"
+                pl.col("area", "normalized_statement").cast(_CAT),
+                "link_method",
+                "link_score",
+                "linked_to",
             ),
             left_on=["area_key", "normalized_statement"],
             right_on=["area", "normalized_statement"],
@@ -788,9 +813,9 @@ def _with_links(
         "finding_id",
         pl.col("indicator_id").alias("_indicator"),
         pl.col("link_method").alias("_method"),
-        pl.col("normalized_statement").alias("_normalized"),
+        pl.col("normalized_statement").cast(_CAT).alias("_normalized"),
         pl.col("resolved_survey_year").alias("_previous_year"),
-        pl.col("resolved_survey_year_basis").alias("_previous_basis"),
+        pl.col("resolved_survey_year_basis").cast(_CAT).alias("_previous_basis"),
     )
     fresh = new.select("finding_id", "indicator_id", "link_method", "normalized_statement")
     frame = (
@@ -808,5 +833,6 @@ def _with_links(
         survey_year=pl.when("_recomputed").then("survey_year").otherwise("_previous_year"),
         survey_year_basis=pl.when("_recomputed")
         .then("survey_year_basis")
-        .otherwise("_previous_basis"),
+        .otherwise("_previous_basis")
+        .cast(_CAT),
     ).drop("_indicator", "_method", "_normalized", "_previous_basis")
