@@ -65,3 +65,13 @@ def test_readme_documents_every_basis_flag_and_comparison() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for value in (*SURVEY_YEAR_BASES, *FLAGS, *NATIONAL_COMPARISONS, "national_comparison"):
         assert f"`{value}`" in readme, value
+
+
+def test_readme_plain_parquet_snippet_runs(tmp_path: Path) -> None:
+    from flows import storage
+
+    publish(tmp_path / "datasets")
+    namespace = run_readme_snippet(r"import pandas as pd, polars as pl, duckdb", tmp_path)
+    datasets = tmp_path / "datasets"
+    assert len(namespace["observations"]) == len(storage.load_table("observations", None, datasets))
+    assert namespace["findings"].height == len(storage.load_table("findings", None, datasets))
