@@ -31,6 +31,8 @@ from flows.package import citation_line
 STATUS_COLOURS = {"yes": "#1a7f37", "partial": "#d4a72c", "no": "#cf222e", "unknown": "#8c959f"}
 #: Changes listed on the index; the change feed has them all.
 INDEX_CHANGES = 15
+#: Source snapshots listed on a question's page, newest first (the rest are counted).
+MAX_SOURCES = 500
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 70rem;
@@ -303,12 +305,18 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
         ).itertuples()
     ]  # fmt: skip
     sources = release.pages[release.pages["snapshot_id"].isin(set(findings["snapshot_id"]))]
-    sources = sources.sort_values(["captured_at", "url"], na_position="first")
+    sources = sources.sort_values(["captured_at", "url"], ascending=False, na_position="last")
     source_rows = [
         [f'<a href="{html.escape(s.url)}">{html.escape(s.url)}</a>', _e(s.captured_at),
          _e(s.municipality), f"<code>{_e(s.raw_sha256)}</code>"]
-        for s in sources.itertuples()
+        for s in sources.head(MAX_SOURCES).itertuples()
     ]  # fmt: skip
+    if len(sources) > MAX_SOURCES:  # a question of a national backfill: thousands of captures
+        source_rows.append([
+            f"… and {len(sources) - MAX_SOURCES} earlier snapshots: their ids are in "
+            "<code>observations.snapshot_ids</code>, their URLs and sha256 in <code>pages</code>",
+            "", "", "",
+        ])  # fmt: skip
     body = f"""<p><a href="../areas/{area_file}">{html.escape(question.area)}</a></p>
 <h1>{html.escape(question.canonical_statement)}</h1>
 <p class="muted">Indicator <code>{question.indicator_id}</code> · survey years
@@ -320,7 +328,7 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
 <h2>Every wording of the question</h2>
 {_table(["wording", "survey years", "findings"], wording_rows, numeric={2})}
 <h2>Source snapshots</h2>
-<details><summary>{len(source_rows)} snapshots (URL, capture time, sha256 of the archived bytes)</summary>
+<details><summary>{len(sources)} snapshots, newest first (URL, capture time, sha256 of the archived bytes)</summary>
 {_table(["URL", "captured", "municipality", "sha256"], source_rows)}</details>"""  # noqa: E501
     return _page(question.canonical_statement, body, 1, release)
 

@@ -107,3 +107,24 @@ def test_screenshots_of_the_index_and_a_question(site: Path, chromium: str, tmp_
 
 def test_records_of_seed_pages_stay_in_raw() -> None:
     assert seed_records()  # the site fixture swaps helpers.RAW_DIR back
+
+
+def test_a_question_page_lists_at_most_max_sources_snapshots(tmp_path: Path, monkeypatch) -> None:
+    # A national backfill gives a question thousands of captures: the page lists the
+    # newest and says where the rest are, so pages stay small.
+    from flows import site as site_module
+
+    datasets = tmp_path / "datasets"
+    raw, records = edited_history(tmp_path)
+    import helpers
+
+    monkeypatch.setattr(helpers, "RAW_DIR", raw)
+    publish(datasets, records)
+    monkeypatch.setattr(site_module, "MAX_SOURCES", 2)
+    site_module.build_site(datasets, tmp_path / "site")
+    pages = [p.read_text("utf-8") for p in (tmp_path / "site" / "questions").glob("*.html")]
+    assert all(len(re.findall(r"<code>[0-9a-f]{64}</code>", page)) <= 2 for page in pages)
+    counts = [int(re.search(r"(\d+) snapshots, newest first", page).group(1)) for page in pages]
+    assert max(counts) > 2
+    for page, n in zip(pages, counts, strict=True):
+        assert (f"… and {n - 2} earlier snapshots" in page) == (n > 2)
