@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if noop is not None:
             print(noop)
             return 0
-    with prefect_api():
+    with prefect_api(while_starting=lambda: importlib.import_module("flows.nightly")):
         from flows.nightly import nightly, summary_line
 
         _quiet_prefect(args.debug)
