@@ -36,7 +36,8 @@ ROW_KEYS: dict[str, list[str]] = {
 }
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A cell as text: a dash for a null, floats without trailing zeros."""
     if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
@@ -67,9 +68,7 @@ def changes_report(
         changes = changes[changes["municipality"].fillna("").str.lower() == municipality.lower()]
     if changes.empty:
         return "no changes match"
-    # Each change names its own finding's wording: a removed finding's text is not the
-    # canonical (latest) wording of its question ("Majoriteten ..." was removed while the
-    # question now reads "83 procent ...").
+    # Each change names its own finding's wording (`change_statement`).
     wanted = set(changes["finding_id_after"].dropna()) | set(changes["finding_id_before"].dropna())
     findings = storage.load_arrow(
         "findings", release, datasets_dir, ["finding_id", "national_statement"]
@@ -87,14 +86,37 @@ def changes_report(
         groups, key=lambda item: str(item[0][0]), reverse=True
     ):
         first = group.iloc[0]
+        place = f"{format_value(first['area'])} · {format_value(first['municipality'])}"
         lines.append(
-            f"{_fmt(to_seen)}  {_fmt(first['area'])} · {_fmt(first['municipality'])}  "
-            f"(since {_fmt(first['from_seen'])})\n  {url}"
+            f"{format_value(to_seen)}  {place}  (since {format_value(first['from_seen'])})\n  {url}"
         )
         for row in group.itertuples():
             lines.extend(_change_lines(row, statement_of_finding, statement_of, width))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def change_values(row: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The before and after values of a `changes` row ({} for the side it lacks)."""
+    before = json.loads(row.before) if isinstance(row.before, str) else {}
+    after = json.loads(row.after) if isinstance(row.after, str) else {}
+    return before, after
+
+
+def change_statement(
+    row: Any, statement_of_finding: dict[str, str], statement_of: dict[str, str]
+) -> str:
+    """The statement a change is about, as its own finding printed it: a removed
+    finding's text is not the canonical (latest) wording of its question ("Majoriteten
+    ..." was removed while the question now reads "83 procent ...")."""
+    before, after = change_values(row)
+    removed = row.change_kind == "removed"
+    finding_id = row.finding_id_before if removed else row.finding_id_after
+    return (
+        (before if removed else after).get("national_statement")
+        or statement_of_finding.get(finding_id)
+        or statement_of.get(row.indicator_id, "")
+    )
 
 
 def _change_lines(
@@ -103,22 +125,16 @@ def _change_lines(
     """One change: a headline with the finding's own statement, then indented detail:
     before → after of every changed column (long texts on lines of their own, wrapped,
     never cut), or the answer that was added or removed."""
-    before = json.loads(row.before) if isinstance(row.before, str) else {}
-    after = json.loads(row.after) if isinstance(row.after, str) else {}
+    before, after = change_values(row)
     own = before if row.change_kind == "removed" else after
-    finding_id = row.finding_id_before if row.change_kind == "removed" else row.finding_id_after
-    statement = (
-        own.get("national_statement")
-        or statement_of_finding.get(finding_id)
-        or statement_of.get(row.indicator_id, "")
-    )
+    statement = change_statement(row, statement_of_finding, statement_of)
     mark = {"added": "+", "removed": "-", "edited": "~"}[row.change_kind]
-    head = f"  {mark} {row.change_kind:<7} {_fmt(row.survey_year):>4}  "
+    head = f"  {mark} {row.change_kind:<7} {format_value(row.survey_year):>4}  "
     lines = [head + textwrap.shorten(statement, max(20, width - len(head)))]
     detail = " " * 6
     if row.change_kind == "edited":
         for column in row.columns_changed:
-            old, new = _fmt(before.get(column)), _fmt(after.get(column))
+            old, new = format_value(before.get(column)), format_value(after.get(column))
             one_line = f"{detail}{column}: {old} → {new}"
             if len(one_line) <= width:
                 lines.append(one_line)
@@ -134,7 +150,7 @@ def _change_lines(
                     )
                 )
     else:
-        answer = f"{_fmt(own.get('local_status'))}: {_fmt(own.get('local_answer'))}"
+        answer = f"{format_value(own.get('local_status'))}: {format_value(own.get('local_answer'))}"
         lines.extend(
             textwrap.wrap(answer, width, initial_indent=detail, subsequent_indent=detail + "  ")
         )
@@ -295,8 +311,8 @@ def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[
                 ["url", "captured_at", "national_percent"]
             ).itertuples():
                 lines.append(
-                    f"      {_fmt(row.national_percent):>6} %  {row.municipality or '?'}  "
-                    f"{row.url}  captured {_fmt(row.captured_at)}"
+                    f"      {format_value(row.national_percent):>6} %  {row.municipality or '?'}  "
+                    f"{row.url}  captured {format_value(row.captured_at)}"
                 )
     if counts["findings_without_year"]:
         lines += ["", "findings without a survey year, by why:"]

@@ -11,7 +11,6 @@ when the site is built, so no script, font or CDN is fetched when it is viewed.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import shutil
@@ -94,14 +93,10 @@ def slug(text: str) -> str:
 
 
 def _e(value: Any) -> str:
-    """Escaped text of a cell; a dash for a null."""
-    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:g}"
+    """Escaped text of a cell (`report.format_value`); capture times to the minute."""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M UTC")
-    return html.escape(str(value))
+    return html.escape(report.format_value(value))
 
 
 def _page(title: str, body: str, depth: int, release: Release) -> str:
@@ -234,29 +229,29 @@ def _index(release: Release, areas: dict[str, str]) -> str:
     checks = _table(
         ["check", "count", "what it means"], [[a, str(b), c] for a, b, c in rows], numeric={1}
     )
-    area_rows = [
-        [f'<a href="areas/{file}">{html.escape(area)}</a>',
-         str(int((release.indicators["area"] == area).sum()))]
-        for area, file in areas.items()
-    ]  # fmt: skip
     body = f"""<h1>Öppna jämförelser: release {info["release"]}</h1>
 <p>Published {_e(info["finished_at"])} by parser {_e(info["parser_version"])}.</p>
 <p class="cite">Cite as: {html.escape(citation_line(info))}</p>
 <h2>Coverage</h2>{coverage}
 <h2>Data quality</h2>{checks}
-<h2>Areas</h2>{_table(["area", "questions"], area_rows, numeric={1})}
+<h2>Areas</h2>{_areas_table(release, areas)}
 <h2>Latest changes</h2>{_change_list(release, limit=INDEX_CHANGES, depth=0)}
 <p><a href="changes.html">Every change</a></p>"""
     return _page(f"Release {info['release']}", body, 0, release)
 
 
-def _areas_page(release: Release, areas: dict[str, str]) -> str:
+def _areas_table(release: Release, areas: dict[str, str]) -> str:
+    """Every area, linked to its page, with its number of questions."""
+    counts = release.indicators["area"].value_counts()
     rows = [
-        [f'<a href="areas/{file}">{html.escape(area)}</a>',
-         str(int((release.indicators["area"] == area).sum()))]
+        [f'<a href="areas/{file}">{html.escape(area)}</a>', str(int(counts.get(area, 0)))]
         for area, file in areas.items()
-    ]  # fmt: skip
-    return _page("Areas", f"<h1>Areas</h1>{_table(['area', 'questions'], rows, {1})}", 0, release)
+    ]
+    return _table(["area", "questions"], rows, numeric={1})
+
+
+def _areas_page(release: Release, areas: dict[str, str]) -> str:
+    return _page("Areas", f"<h1>Areas</h1>{_areas_table(release, areas)}", 0, release)
 
 
 def _area_page(release: Release, area: str) -> str:
@@ -333,10 +328,6 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
     return _page(question.canonical_statement, body, 1, release)
 
 
-def _values(text: Any) -> dict[str, Any]:
-    return json.loads(text) if isinstance(text, str) else {}
-
-
 def _change_list(release: Release, limit: int | None, depth: int) -> str:
     changes = release.changes.sort_values(
         ["to_seen", "url", "to_snapshot_id"], ascending=[False, True, True], na_position="last"
@@ -352,7 +343,7 @@ def _change_list(release: Release, limit: int | None, depth: int) -> str:
             strict=True,
         )
     )
-    own = dict(
+    statement_of_finding = dict(
         zip(release.findings["finding_id"], release.findings["national_statement"], strict=True)
     )
     parts = []
@@ -360,15 +351,8 @@ def _change_list(release: Release, limit: int | None, depth: int) -> str:
         first = group.iloc[0]
         items = []
         for row in group.itertuples():
-            before, after = _values(row.before), _values(row.after)
-            finding = (
-                row.finding_id_before if row.change_kind == "removed" else row.finding_id_after
-            )
-            text = (
-                (before if row.change_kind == "removed" else after).get("national_statement")
-                or own.get(finding)
-                or statement_of.get(row.indicator_id, "")
-            )
+            before, after = report.change_values(row)
+            text = report.change_statement(row, statement_of_finding, statement_of)
             detail = (
                 "".join(
                     f"<div>{html.escape(column)}: "

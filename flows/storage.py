@@ -231,8 +231,7 @@ def load_arrow(
     path = table_path(datasets_dir, name)
     if name == "runs":
         table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
-        table = table.filter(pc.field("release") <= found["release"])
-        return table.sort_by("release") if "release" in table.column_names else table
+        return table.filter(pc.field("release") <= found["release"]).sort_by("release")
     version = int(found[f"{name}_version"])
     return DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns)
 
@@ -283,7 +282,7 @@ def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str
     rows = 0
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for batch in batches:
-            writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+            writer.write_batch(batch.cast(schema))  # the declared types and descriptions
             rows += batch.num_rows
     return rows
 
