@@ -499,7 +499,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-DATASETS_HELP = "published tables (default: datasets)"
+def _add_datasets_dir(command: argparse.ArgumentParser) -> None:
+    """--datasets-dir, the same for every command that reads or writes the tables."""
+    command.add_argument(
+        "--datasets-dir", default="datasets", help="published tables (default: datasets)"
+    )
 
 
 def _package_version() -> str:
@@ -511,9 +515,7 @@ def _package_version() -> str:
 
 def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
-    command.add_argument(
-        "--datasets-dir", default="datasets", help="published tables (default: datasets)"
-    )
+    _add_datasets_dir(command)
     command.add_argument(
         "--sources",
         help="pages to follow (default: sources.toml beside the raw dir, if there is one)",
@@ -658,13 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
     changes.add_argument("--area", help="only areas containing this text")
     changes.add_argument("--municipality", help="only this municipality")
     changes.add_argument("--release", type=int, help="as of this release (default: latest)")
-    changes.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(changes)
     changes.set_defaults(func=cmd_changes)
 
     diff = commands.add_parser("diff", help="rows added, removed, changed between releases")
     diff.add_argument("release_a", type=int, help="the earlier release (A)")
     diff.add_argument("release_b", type=int, help="the later release (B)")
-    diff.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(diff)
     diff.set_defaults(func=cmd_diff)
 
     check = commands.add_parser(
@@ -672,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="national-figure conflicts and findings without a survey year, with counts",
     )
     check.add_argument("--release", type=int, help="release number (default: the latest)")
-    check.add_argument("--datasets-dir", default="datasets", help="published tables")
+    _add_datasets_dir(check)
     check.set_defaults(func=cmd_check)
 
     verify = commands.add_parser(
@@ -681,7 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tables and row counts; exit 0 only when all hold",
     )
     verify.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
-    verify.add_argument("--datasets-dir", default="datasets", help="published tables")
+    _add_datasets_dir(verify)
     verify.set_defaults(func=cmd_verify)
 
     vacuum = commands.add_parser(
@@ -689,7 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete table files no release needs (superseded intermediate versions, files "
         "of crashed runs); every release stays readable",
     )
-    vacuum.add_argument("--datasets-dir", default="datasets", help="published tables")
+    _add_datasets_dir(vacuum)
     vacuum.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     vacuum.add_argument(
         "--lock-timeout", type=float, default=600.0,
@@ -698,14 +700,14 @@ def build_parser() -> argparse.ArgumentParser:
     vacuum.set_defaults(func=cmd_vacuum)
 
     versions = commands.add_parser("versions", help="list releases")
-    versions.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(versions)
     versions.set_defaults(func=cmd_versions)
 
     export = commands.add_parser("export", help="one Parquet file of a table as of a release")
     export.add_argument("table", choices=tuple(TABLES), help="the table to write")
     export.add_argument("--release", type=int, help="release number (default: the latest)")
     export.add_argument("--out", required=True, help="output .parquet file")
-    export.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(export)
     export.set_defaults(func=cmd_export)
 
     package = commands.add_parser(
@@ -714,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     package.add_argument("--release", type=int, help="release number (default: the latest)")
     package.add_argument("--out", required=True, help="folder to write the package to")
-    package.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(package)
     package.set_defaults(func=cmd_package)
 
     site = commands.add_parser(
@@ -722,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     site.add_argument("--release", type=int, help="release number (default: the latest)")
     site.add_argument("--out", required=True, help="folder to write the site to (replaced)")
-    site.add_argument("--datasets-dir", default="datasets", help=DATASETS_HELP)
+    _add_datasets_dir(site)
     site.set_defaults(func=cmd_report)
 
     serve = commands.add_parser("serve", help="run the flow on a nightly schedule")
