@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from flows import raw_archive
+from flows import location, raw_archive
 from flows.errors import EXIT_CODES, OperatorError, UsageError
+from flows.location import Location, parse_location
 from flows.schemas import TABLES
 from parsers import PARSER_VERSION, PageError, ParsedPage, parse_page
 
@@ -164,7 +165,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             status = 1
             continue
         record, added = raw_archive.add_snapshot(
-            Path(args.raw_dir),
+            args.raw_dir,
             data,
             url=args.url,
             source=args.source,
@@ -192,16 +193,17 @@ def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str |
     from flows.history import load_overrides
     from flows.sources import load_sources
 
-    raw = Path(args.raw_dir)
-    if args.fetch == "none" and not raw.is_dir():
+    raw = args.raw_dir
+    if args.fetch == "none" and not location.is_folder(raw):
         raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
-    project = raw.resolve().parent
+    # A raw archive in a bucket has no project folder beside it: files must be named.
+    project = None if location.is_remote(raw) else Path(raw).resolve().parent
     found: dict[str, str | None] = {}
     for option, default in (("sources", "sources.toml"), ("overrides", "indicator_overrides.toml")):
         named = getattr(args, option)
         if named is not None and not Path(named).is_file():
             raise UsageError(f"--{option} {named}: no such file")
-        if named is None and (project / default).is_file():
+        if named is None and project is not None and (project / default).is_file():
             named = str(project / default)
         found[option] = str(Path(named).resolve()) if named else None
     if found["sources"]:
@@ -224,8 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         _quiet_prefect(args.debug)
         state = nightly(
-            raw_dir=args.raw_dir,
-            datasets_dir=args.datasets_dir,
+            raw_dir=str(args.raw_dir),
+            datasets_dir=str(args.datasets_dir),
             sources=sources,
             fetch=args.fetch,
             wayback_url=args.wayback_url,
@@ -238,6 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             rebuild_history=args.rebuild_history,
             parse_workers=args.parse_workers,
             notify=args.notify,
+            dask_address=args.dask_address,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
@@ -266,9 +269,7 @@ def _nothing_to_do(args: argparse.Namespace, overrides_sha256: str | None) -> st
     alone took ~11 s). A run that finds work plans again under the lock, in the flow."""
     from flows import pipeline
 
-    plan = pipeline.plan_run(
-        Path(args.raw_dir), Path(args.datasets_dir), overrides_sha256=overrides_sha256
-    )
+    plan = pipeline.plan_run(args.raw_dir, args.datasets_dir, overrides_sha256=overrides_sha256)
     if plan.has_work or plan.base_release is None:
         return None
     from flows import storage
@@ -323,13 +324,13 @@ def cmd_import_warc(args: argparse.Namespace) -> int:
     for name in args.files:
         path = Path(name)
         try:
-            outcomes = fetch.import_warc(Path(args.raw_dir), path, sources)
+            outcomes = fetch.import_warc(args.raw_dir, path, sources)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the others
             print(f"oj import-warc: {path}: not a readable WARC file: {error}", file=sys.stderr)
             status = 1
             continue
         fetch.write_fetch_log(
-            Path(args.raw_dir),
+            args.raw_dir,
             outcomes,
             f"import-warc-{path.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}",
         )
@@ -408,8 +409,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cron=args.cron,
         timezone=args.timezone,
         parameters={
-            "raw_dir": str(Path(args.raw_dir).resolve()),
-            "datasets_dir": str(Path(args.datasets_dir).resolve()),
+            "raw_dir": _absolute(args.raw_dir),
+            "datasets_dir": _absolute(args.datasets_dir),
             "sources": sources,
             "fetch": args.fetch,
             "wayback_url": args.wayback_url,
@@ -418,9 +419,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "overrides": overrides,
             "lock_timeout": args.lock_timeout,
             "notify": args.notify,
+            "dask_address": args.dask_address,
         },
         port=args.port,
     )
+
+
+def _absolute(where: Location) -> str:
+    """A deployment's parameter: the same place whatever folder its runs start in."""
+    return str(where) if location.is_remote(where) else str(Path(where).resolve())
 
 
 def cmd_changes(args: argparse.Namespace) -> int:
@@ -445,8 +452,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from flows import verify
 
     started = time.perf_counter()
-    raw, datasets = Path(args.raw_dir), Path(args.datasets_dir)
-    if not raw.is_dir():
+    raw, datasets = args.raw_dir, args.datasets_dir
+    if not location.is_folder(raw):
         raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
     problems, counts = verify.verify_raw(raw)
     release_problems, release_counts = verify.verify_releases(datasets)
@@ -464,7 +471,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     from flows import storage
 
-    datasets = Path(args.datasets_dir)
+    datasets = args.datasets_dir
     storage.require_release(datasets, None)
     with storage.writer_lock(datasets, args.lock_timeout, on_wait=_say_vacuum):
         deleted = storage.vacuum(datasets, dry_run=args.dry_run)
@@ -499,10 +506,33 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _location(text: str) -> Location:
+    try:
+        return parse_location(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_STORE_HELP = (
+    "; a folder, or an object-store prefix (s3://bucket/prefix, gs://, az://) configured "
+    "by the AWS_* (GOOGLE_*, AZURE_*) environment variables"
+)
+
+
 def _add_datasets_dir(command: argparse.ArgumentParser) -> None:
     """--datasets-dir, the same for every command that reads or writes the tables."""
     command.add_argument(
-        "--datasets-dir", default="datasets", help="published tables (default: datasets)"
+        "--datasets-dir",
+        type=_location,
+        default="datasets",
+        help="published tables (default: datasets)" + _STORE_HELP,
+    )
+
+
+def _add_raw_dir(command: argparse.ArgumentParser) -> None:
+    """--raw-dir, the same for every command that reads or writes the raw archive."""
+    command.add_argument(
+        "--raw-dir", type=_location, default="raw", help="raw archive (default: raw)" + _STORE_HELP
     )
 
 
@@ -514,7 +544,7 @@ def _package_version() -> str:
 
 
 def _add_run_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    _add_raw_dir(command)
     _add_datasets_dir(command)
     command.add_argument(
         "--sources",
@@ -544,6 +574,12 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         help="Wayback Machine (or a mirror) base URL",
     )
     command.add_argument("--since", type=int, help="wayback: captures from this year on")
+    command.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="parse on this running Dask cluster (its workers read the raw archive "
+        "themselves: use an object-store --raw-dir, or a folder every worker sees)",
+    )
     command.add_argument(
         "--notify",
         action="append",
@@ -617,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-type", help="e.g. 'text/html; charset=utf-8' (default: from the file)"
     )
     add.add_argument("--note", help="free text kept with the record (e.g. where it came from)")
-    add.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    _add_raw_dir(add)
     add.set_defaults(func=cmd_add)
     run = commands.add_parser("run", help="run the nightly flow locally: parse, publish")
     _add_run_options(run)
@@ -646,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     warc = commands.add_parser("import-warc", help="add the HTML pages of WARC files to raw/")
     warc.add_argument("files", nargs="+", metavar="FILE", help="WARC files (.warc, .warc.gz)")
-    warc.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    _add_raw_dir(warc)
     warc.add_argument(
         "--sources",
         default="sources.toml" if Path("sources.toml").exists() else None,
@@ -682,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check raw objects against their sha256, every record, and every release's "
         "tables and row counts; exit 0 only when all hold",
     )
-    verify.add_argument("--raw-dir", default="raw", help="raw archive (default: raw)")
+    _add_raw_dir(verify)
     _add_datasets_dir(verify)
     verify.set_defaults(func=cmd_verify)
 

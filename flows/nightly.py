@@ -14,7 +14,6 @@ import uuid
 from collections import Counter, deque
 from contextlib import nullcontext
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +30,7 @@ from flows import fetch as fetching
 from flows import history, pipeline, raw_archive, report, storage
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
+from flows.location import Location, parse_location
 from flows.notify import notify_release
 from flows.pipeline import summary_line
 from flows.server import exit_with_parent
@@ -43,7 +43,7 @@ FETCH_BATCH_SIZE = 4  # pages per fetch task
 
 @task(name="fetch-live", cache_policy=NO_CACHE)
 def fetch_live_task(
-    raw_dir: Path,
+    raw_dir: Location,
     sources: list[Source],
     all_sources: list[Source],
     settings: FetchSettings,
@@ -54,7 +54,7 @@ def fetch_live_task(
 
 @task(name="fetch-wayback", cache_policy=NO_CACHE)
 def fetch_wayback_task(
-    raw_dir: Path,
+    raw_dir: Location,
     sources: list[Source],
     settings: FetchSettings,
     limiters: tuple[RateLimiter, RateLimiter],
@@ -69,7 +69,7 @@ def fetch_wayback_task(
 
 def run_fetch(
     mode: str,
-    raw: Path,
+    raw: Location,
     page_sources: list[Source],
     settings: FetchSettings,
     wayback_url: str,
@@ -90,7 +90,7 @@ def run_fetch(
 
 @task(name="plan-run", cache_policy=NO_CACHE)
 def plan_run_task(
-    raw_dir: Path, datasets_dir: Path, overrides_sha256: str | None, reparse: bool = False
+    raw_dir: Location, datasets_dir: Location, overrides_sha256: str | None, reparse: bool = False
 ) -> pipeline.Plan:
     return pipeline.plan_run(
         raw_dir, datasets_dir, overrides_sha256=overrides_sha256, reparse=reparse
@@ -104,13 +104,16 @@ PROCESS_POOL_MIN_PAGES = 3000
 
 
 def parse_task_runner(
-    n_pages: int, parse_workers: int | None
-) -> tuple[ProcessPoolTaskRunner | None, int]:
+    n_pages: int, parse_workers: int | None, dask_address: str | None = None
+) -> tuple[Any, int]:
     """A process pool for large parse jobs (a backfill, a re-parse), and its size; None
-    means the flow's own threads.
+    means the flow's own threads. With `dask_address`, the Dask cluster there
+    (`prefect-dask`'s DaskTaskRunner) and its number of worker threads.
 
     `parse_workers`: None decides from the number of pages; 0 or 1 never uses processes.
     """
+    if dask_address:
+        return dask_runner(dask_address)
     cores = os.cpu_count() or 1
     if parse_workers is None:
         parse_workers = min(cores, 4) if n_pages >= PROCESS_POOL_MIN_PAGES else 1
@@ -123,14 +126,32 @@ def parse_task_runner(
     return runner, parse_workers
 
 
+def dask_runner(address: str) -> tuple[Any, int]:
+    """The DaskTaskRunner of an existing cluster, and how many batches to keep in flight
+    (its worker threads). The flow's own server must be reachable from the workers: each
+    task runs with the flow's Prefect settings (`PREFECT_API_URL`), never a temporary
+    server of its own (~30 s each)."""
+    from distributed import Client
+    from prefect_dask import DaskTaskRunner
+
+    try:
+        with Client(address, timeout=30) as client:
+            threads = sum(client.nthreads().values())
+    except (OSError, TimeoutError) as error:
+        raise UsageError(f"no Dask scheduler answered at {address}: {error}") from None
+    if threads == 0:
+        raise UsageError(f"the Dask cluster at {address} has no workers")
+    return DaskTaskRunner(address=address), threads
+
+
 @task(name="notify", cache_policy=NO_CACHE)
-def notify_task(datasets: Path, release: int, urls: list[str]) -> dict[str, Any]:
+def notify_task(datasets: Location, release: int, urls: list[str]) -> dict[str, Any]:
     return notify_release(datasets, release, urls)
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE)
 def parse_batch_task(
-    raw_dir: Path, records: list[raw_archive.SnapshotRecord], sources: list[Source]
+    raw_dir: Location, records: list[raw_archive.SnapshotRecord], sources: list[Source]
 ) -> dict[str, pa.Table]:
     return pipeline.parse_snapshots(raw_dir, records, sources)
 
@@ -188,6 +209,7 @@ def nightly(
     reparse: bool = False,
     rebuild_history: bool = False,
     notify: list[str] | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Fetch (optionally), read the raw archive, parse what is new, and publish a release
     if anything changed.
@@ -202,6 +224,8 @@ def nightly(
     `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
     `rebuild_history`: rebuild the history tables from every finding, not only what the
     new snapshots touch (the result is the same; a check, or after a manual repair).
+    `dask_address`: parse on this Dask cluster (`tcp://host:port`) instead of local
+    threads or processes; its workers read the raw objects from the store themselves.
     `notify`: Apprise URLs told about a new release that changed something
     (`flows.notify`); a failed notification is reported, never fails the run.
 
@@ -213,7 +237,7 @@ def nightly(
         raise UsageError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
     logger = get_run_logger()
     started_at = datetime.now(UTC)
-    raw, datasets = Path(raw_dir), Path(datasets_dir)
+    raw, datasets = parse_location(raw_dir), parse_location(datasets_dir)
     page_sources = load_sources(sources) if sources else []
 
     outcomes: list[fetching.FetchOutcome] = []
@@ -241,10 +265,10 @@ def nightly(
     timings: dict[str, float] = {}
     try:
         indicator_overrides = history.load_overrides(overrides)
-        with storage.writer_lock(datasets, lock_timeout, on_wait=_say):
+        with storage.writer_lock(datasets, lock_timeout, on_wait=_say) as lock:
             _publish(
                 raw, datasets, page_sources, indicator_overrides, batch_size, parse_workers,
-                reparse, rebuild_history, started_at, summary, timings,
+                reparse, rebuild_history, started_at, summary, timings, lock, dask_address,
             )  # fmt: skip
     except OperatorError as error:
         logger.error("%s", error)
@@ -277,8 +301,8 @@ def _say(message: str) -> None:
 
 
 def _publish(
-    raw: Path,
-    datasets: Path,
+    raw: Location,
+    datasets: Location,
     page_sources: list[Source],
     indicator_overrides: history.Overrides,
     batch_size: int | None,
@@ -288,6 +312,8 @@ def _publish(
     started_at: datetime,
     summary: dict[str, Any],
     timings: dict[str, float],
+    lock: storage.HeldLock,
+    dask_address: str | None,
 ) -> None:
     """Plan, parse and publish under the writer lock; fills `summary` and `timings`."""
     clock = time.perf_counter()
@@ -306,9 +332,10 @@ def _publish(
     writer = storage.ReleaseWriter(
         datasets, mode=plan.mode, parser_version=PARSER_VERSION, run_id=uuid.uuid4().hex,
         started_at=started_at, flow_run_id=flow_run.get_id(), overrides=indicator_overrides,
+        lock=lock,
     )  # fmt: skip
     clock = time.perf_counter()
-    runner, workers = parse_task_runner(len(plan.records), parse_workers)
+    runner, workers = parse_task_runner(len(plan.records), parse_workers, dask_address)
     if batch_size is None:  # see pipeline.PROCESS_BATCH_SIZE for the measurement
         batch_size = pipeline.PROCESS_BATCH_SIZE if runner else pipeline.DEFAULT_BATCH_SIZE
     batches = list(pipeline.batched(plan.records, batch_size))

@@ -7,12 +7,12 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from flows import history, raw_archive, storage
+from flows.location import Location
 from flows.schemas import TABLES
 from flows.sources import Source, page_key
 from parsers import PARSER_VERSION, parse_page
@@ -24,6 +24,9 @@ from parsers import PARSER_VERSION, parse_page
 #: 1,000-page batches on threads 92 s.
 DEFAULT_BATCH_SIZE = 200
 PROCESS_BATCH_SIZE = 1000
+#: Objects read at once while parsing a batch: concurrent GETs on an object store (a
+#: Dask worker reads its pages itself), a bounded number of pages in memory.
+OBJECT_READ_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class Plan:
 
 
 def plan_run(
-    raw_dir: Path,
-    datasets_dir: Path,
+    raw_dir: Location,
+    datasets_dir: Location,
     parser_version: str = PARSER_VERSION,
     overrides_sha256: str | None = None,
     reparse: bool = False,
@@ -116,7 +119,7 @@ def quarantined_rows(
 
 
 def parse_snapshots(
-    raw_dir: Path,
+    raw_dir: Location,
     records: Iterable[raw_archive.SnapshotRecord],
     sources: Iterable[Source] = (),
     parser_version: str = PARSER_VERSION,
@@ -136,7 +139,7 @@ def parse_snapshots(
         for key, column in target.items():
             column.append(values.get(key))
 
-    for record in records:
+    for record, data in _with_objects(raw_dir, records):
         source = by_page.get(page_key(record.url))
         municipality = record.municipality or (source.municipality if source else None)
         captured_at = record.captured_datetime
@@ -148,7 +151,8 @@ def parse_snapshots(
             "parser_version": parser_version,
         }
         try:
-            data = raw_archive.read_object(raw_dir, record.sha256)
+            if isinstance(data, Exception):
+                raise data
             page = parse_page(
                 data,
                 url=record.url,
@@ -179,6 +183,19 @@ def parse_snapshots(
             add(rejects, **snapshot, reason=reject.reason, section=reject.section,
                 line=reject.line, text=reject.text)  # fmt: skip
     return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
+
+
+def _with_objects(
+    raw_dir: Location, records: Iterable[raw_archive.SnapshotRecord]
+) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception]]:
+    """Each record with its object's bytes (or the error reading them), read a chunk at a
+    time."""
+    records = list(records)
+    for start in range(0, len(records), OBJECT_READ_CHUNK):
+        chunk = records[start : start + OBJECT_READ_CHUNK]
+        yield from zip(
+            chunk, raw_archive.read_objects(raw_dir, [r.sha256 for r in chunk]), strict=True
+        )
 
 
 def full_derivation_reason(writer: storage.ReleaseWriter, rebuild: bool = False) -> str | None:

@@ -10,19 +10,23 @@ records. File names derive only from hashes, never from a URL, so no URL can mak
 archive write outside its folder. Every write goes to a temporary file in the same
 folder, is flushed to disk, then renamed into place: a crash leaves either the whole
 file or none (stray `*.tmp` files are ignored and may be deleted).
+
+The raw dir may also be an object-store prefix (`s3://bucket/raw`, see
+`flows.location`): the same layout as objects, each written by one PUT (all or nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from flows import location
+from flows.location import Location
 
 #: Where a snapshot came from.
 SOURCES = ("seed", "live", "wayback", "warc")
@@ -107,17 +111,22 @@ class BadRecord:
     """A record file that cannot be used, kept with why: it is published as a failed
     page and named on stderr, and never blocks the rest of the archive."""
 
-    path: Path
+    path: Location
     record_id: str  # the file's name without .json
     url: str | None  # the record's URL when it has a usable one
     reason: str
 
 
-def read_record(path: Path) -> SnapshotRecord:
+def read_record(path: Location) -> SnapshotRecord:
     """One record file, validated: JSON, required keys, an http(s) URL, a sha256, a known
     source, timezone-aware times. ValueError says what is wrong."""
+    return parse_record(location.read_bytes(path))
+
+
+def parse_record(raw: bytes) -> SnapshotRecord:
+    """A record file's bytes, validated (see `read_record`)."""
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ValueError(f"not UTF-8 text ({error.reason})") from None
     except json.JSONDecodeError as error:
@@ -150,20 +159,6 @@ def record_id_for(sha256: str, url: str, captured_at: str | None, source: str) -
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def is_sha256(value: object) -> bool:
     """A lower-case sha256 hex digest: the only file names objects may have."""
     return (
@@ -171,14 +166,18 @@ def is_sha256(value: object) -> bool:
     )
 
 
-def object_path(raw_dir: Path, sha256: str) -> Path:
+def object_path(raw_dir: Location, sha256: str) -> Location:
     if not is_sha256(sha256):
         raise ArchiveError(f"not a sha256 hex digest: {sha256!r}")
-    return Path(raw_dir) / "objects" / sha256[:2] / sha256
+    return location.join(raw_dir, "objects", sha256[:2], sha256)
+
+
+def record_path(raw_dir: Location, record_id: str) -> Location:
+    return location.join(raw_dir, "records", f"{record_id}.json")
 
 
 def add_snapshot(
-    raw_dir: Path,
+    raw_dir: Location,
     data: bytes,
     *,
     url: str,
@@ -192,7 +191,6 @@ def add_snapshot(
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     url = check_url(url)
-    raw_dir = Path(raw_dir)
     digest = sha256_hex(data)
     captured = iso(captured_at)
     record = SnapshotRecord(
@@ -206,15 +204,15 @@ def add_snapshot(
         size_bytes=len(data),
         **extra,  # type: ignore[arg-type]
     )
-    record_path = raw_dir / "records" / f"{record.record_id}.json"
-    if record_path.exists():
-        return SnapshotRecord.from_dict(json.loads(record_path.read_text("utf-8"))), False
+    path = record_path(raw_dir, record.record_id)
+    if location.exists(path):
+        return SnapshotRecord.from_dict(json.loads(location.read_bytes(path))), False
     target = object_path(raw_dir, digest)
-    if not target.exists():
-        _atomic_write(target, data)
+    if not location.exists(target):
+        location.write_bytes(target, data)
     # The object is in place before its record, so a record never points at nothing.
     payload = json.dumps(asdict(record), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-    _atomic_write(record_path, payload.encode("utf-8"))
+    location.write_bytes(path, payload.encode("utf-8"))
     return record, True
 
 
@@ -227,73 +225,95 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def record_names(raw_dir: Path) -> list[str]:
+def record_names(raw_dir: Location) -> list[str]:
     """The ids of every record file (file names without .json), without reading any."""
-    records_dir = Path(raw_dir) / "records"
-    if not records_dir.is_dir():
-        return []
-    with os.scandir(records_dir) as entries:
-        return sorted(
-            entry.name[:-5]
-            for entry in entries
-            if entry.name.endswith(".json") and not entry.name.startswith(".")
-        )
+    return [
+        name[:-5]
+        for name in location.list_names(location.join(raw_dir, "records"))
+        if name.endswith(".json") and not name.startswith(".")
+    ]
 
 
 def read_records(
-    raw_dir: Path, names: list[str], bad: list[BadRecord] | None = None
+    raw_dir: Location, names: list[str], bad: list[BadRecord] | None = None
 ) -> list[SnapshotRecord]:
     """The records of the given ids, in a stable order (capture time, URL, id).
 
     A record that cannot be read (see `read_record`), or whose id differs from its file
-    name, is not fatal: it is appended to `bad` with its path and reason.
+    name, is not fatal: it is appended to `bad` with its path and reason. On an object
+    store the record files are read concurrently.
     """
-    records_dir = Path(raw_dir) / "records"
+    paths = [record_path(raw_dir, name) for name in names]
     records = []
-    for name in names:
-        path = records_dir / f"{name}.json"
+    for name, path, data in zip(names, paths, location.read_many(paths), strict=True):
         try:
-            record = read_record(path)
+            if isinstance(data, Exception):
+                raise data
+            record = parse_record(data)
             if record.record_id != name:
                 raise ValueError(f"record_id {record.record_id!r} differs from its file name")
             records.append(record)
         except (OSError, ValueError) as error:
             if bad is not None:
-                bad.append(_bad_record(path, error))
+                bad.append(_bad_record(path, error, data))
     records.sort(key=lambda record: (record.captured_at or "", record.url, record.record_id))
     return records
 
 
-def iter_records(raw_dir: Path, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
+def iter_records(raw_dir: Location, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
     """Every readable record in the archive, in a stable order (capture time, then id);
     unreadable ones go to `bad` (see `read_records`)."""
     return iter(read_records(raw_dir, record_names(raw_dir), bad))
 
 
-def _bad_record(path: Path, error: Exception) -> BadRecord:
+def _bad_record(path: Location, error: Exception, data: bytes | Exception) -> BadRecord:
     url = None
     try:
-        candidate = json.loads(path.read_text("utf-8")).get("url")
+        candidate = json.loads(data).get("url")  # type: ignore[arg-type]
         url = check_url(candidate)
-    except (OSError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError):
         pass
     reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    return BadRecord(path, path.stem, url, f"unreadable record {path}: {reason}")
+    if isinstance(error, FileNotFoundError) and not reason:
+        reason = "no such file"
+    stem = location.name_of(path).removesuffix(".json")
+    return BadRecord(path, stem, url, f"unreadable record {path}: {reason}")
 
 
-def read_object(raw_dir: Path, sha256: str) -> bytes:
-    """The bytes of a snapshot, checked against their hash."""
-    path = object_path(raw_dir, sha256)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ArchiveError(f"{path}: object missing from the raw archive") from error
+def _checked_object(path: Location, sha256: str, data: bytes | Exception) -> bytes:
+    if isinstance(data, FileNotFoundError):
+        raise ArchiveError(f"{path}: object missing from the raw archive") from data
+    if isinstance(data, Exception):
+        raise ArchiveError(f"{path}: unreadable object: {data}") from data
     if sha256_hex(data) != sha256:
         raise ArchiveError(f"{path}: content does not match its sha256 (corrupted)")
     return data
 
 
-def latest_by_page(raw_dir: Path, source: str) -> dict[str, SnapshotRecord]:
+def read_object(raw_dir: Location, sha256: str) -> bytes:
+    """The bytes of a snapshot, checked against their hash."""
+    path = object_path(raw_dir, sha256)
+    try:
+        data: bytes | Exception = location.read_bytes(path)
+    except FileNotFoundError as error:
+        data = error
+    return _checked_object(path, sha256, data)
+
+
+def read_objects(raw_dir: Location, sha256s: list[str]) -> list[bytes | ArchiveError]:
+    """The bytes of several snapshots, each checked against its hash, in order; an
+    ArchiveError in place of one missing or corrupted. Concurrent on an object store."""
+    paths = [object_path(raw_dir, sha256) for sha256 in sha256s]
+    results: list[bytes | ArchiveError] = []
+    for path, sha256, data in zip(paths, sha256s, location.read_many(paths), strict=True):
+        try:
+            results.append(_checked_object(path, sha256, data))
+        except ArchiveError as error:
+            results.append(error)
+    return results
+
+
+def latest_by_page(raw_dir: Location, source: str) -> dict[str, SnapshotRecord]:
     """The latest snapshot of each page from one source, keyed by `page_key(url)`."""
     from flows.sources import page_key
 
@@ -304,7 +324,7 @@ def latest_by_page(raw_dir: Path, source: str) -> dict[str, SnapshotRecord]:
     return latest
 
 
-def captures_by_page(raw_dir: Path, source: str) -> dict[str, set[str]]:
+def captures_by_page(raw_dir: Location, source: str) -> dict[str, set[str]]:
     """Capture times already archived per page (`page_key(url)`), for one source."""
     from flows.sources import page_key
 
@@ -315,13 +335,13 @@ def captures_by_page(raw_dir: Path, source: str) -> dict[str, set[str]]:
     return captures
 
 
-def write_log(raw_dir: Path, label: str, data: bytes) -> Path:
+def write_log(raw_dir: Location, label: str, data: bytes) -> Location:
     """Write one log file under raw/fetch-log/ (atomically; never overwrites one)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
-    path = Path(raw_dir) / "fetch-log" / f"{safe}.jsonl"
-    if path.exists():
+    path = location.join(raw_dir, "fetch-log", f"{safe}.jsonl")
+    if location.exists(path):
         raise ArchiveError(f"{path}: a fetch log of that name exists already")
-    _atomic_write(path, data)
+    location.write_bytes(path, data)
     return path
 
 

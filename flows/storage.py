@@ -7,8 +7,14 @@ restores those tables to the last release before writing (`DeltaTable.restore`, 
 Delta commit, so nothing is lost from the history).
 
 One writer at a time: a run holds `writer_lock` (an exclusive lock file in the datasets
-dir) from planning to its `runs` row, so two runs never race for a release number and a
-run never rolls back another live run's commits. Readers never need the lock.
+dir; on an object store a leased lock object, `flows.locking`) from planning to its
+`runs` row, so two runs never race for a release number and a run never rolls back
+another live run's commits. Readers never need the lock.
+
+The datasets dir may be an object-store prefix (`s3://bucket/datasets`): delta-rs reads
+and writes it through its own object store, configured by the standard environment
+variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, keys; `AWS_ALLOW_HTTP=true` for plain http),
+and commits with conditional PUTs, so no commit overwrites another.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 from filelock import FileLock, Timeout
 
-from flows import history
+from flows import history, location
 from flows.errors import LockTimeout, OperatorError, StorageWriteError
+from flows.location import Location, parse_location
 from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, VERSIONED_TABLES
 
 DEFAULT_DATASETS_DIR = Path("datasets")
@@ -53,13 +60,14 @@ class NoReleaseError(OperatorError, LookupError):
     in one line and exits 1."""
 
 
-def table_path(datasets_dir: Path | str, name: str) -> Path:
+def table_path(datasets_dir: Path | str, name: str) -> Location:
+    """A table's Delta folder: a Path, or a URL on an object store."""
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
-    return Path(datasets_dir) / name
+    return location.join(parse_location(datasets_dir), name)
 
 
-def _is_table(path: Path) -> bool:
+def _is_table(path: Location) -> bool:
     return DeltaTable.is_deltatable(str(path))
 
 
@@ -69,18 +77,41 @@ def _is_table(path: Path) -> bool:
 LOCK_FILE = ".oj-write.lock"
 
 
+class HeldLock:
+    """What `writer_lock` yields: `check()` before a release commit raises if the lock
+    was lost meanwhile (only possible on an object store, see `flows.locking`)."""
+
+    def __init__(self, lease: Any = None) -> None:
+        self._lease = lease
+
+    def check(self) -> None:
+        if self._lease is not None:
+            self._lease.check()
+
+
 @contextmanager
 def writer_lock(
     datasets_dir: Path | str, timeout: float, on_wait: Callable[[str], None] | None = None
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the datasets dir's exclusive write lock; wait up to `timeout` seconds for it.
 
-    An OS file lock (flock through `filelock`): the kernel releases it when the holder
-    dies, SIGKILL included, so a crashed run never leaves the store locked. On object
-    storage (issue 11) the same role needs a lock the store itself arbitrates, e.g. a
-    conditional put of a lock object or delta-rs's DynamoDB locking provider.
+    Locally an OS file lock (flock through `filelock`): the kernel releases it when the
+    holder dies, SIGKILL included, so a crashed run never leaves the store locked. On an
+    object store a lock object created by conditional PUT and held as a lease
+    (`flows.locking.ObjectStoreLock`): a killed holder's lease expires.
     """
-    path = Path(datasets_dir)
+    where = parse_location(datasets_dir)
+    if location.is_remote(where):
+        from flows.locking import ObjectStoreLock
+
+        lease = ObjectStoreLock(str(where))
+        lease.acquire(timeout, on_wait)
+        try:
+            yield HeldLock(lease)
+        finally:
+            lease.release()
+        return
+    path = Path(where)
     if path.exists() and not path.is_dir():
         raise StorageWriteError(f"cannot write {path}: it is a file, not a directory")
     try:
@@ -106,7 +137,7 @@ def writer_lock(
             f"cannot write {path}: {_io_reason(error)}; the last release is intact"
         ) from None
     try:
-        yield
+        yield HeldLock()
     finally:
         lock.release()
 
@@ -124,7 +155,7 @@ def _io_reason(error: BaseException) -> str:
 
 
 @contextmanager
-def _writing(path: Path, base: dict[str, Any] | None) -> Iterator[None]:
+def _writing(path: Location, base: dict[str, Any] | None) -> Iterator[None]:
     """Turn an IO failure of a write into one line that says the last release is intact
     (nothing is visible to readers before the `runs` row is written)."""
     try:
@@ -269,9 +300,10 @@ def _release_metadata(name: str, found: Mapping[str, Any]) -> dict[str, str]:
     return metadata
 
 
-def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str, out: Path) -> int:
+def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str, out: Any) -> int:
     """One plain Parquet file of a table as of a release, streamed batch by batch (never
-    the whole table in memory); its row count. Field descriptions travel with the schema."""
+    the whole table in memory); its row count. Field descriptions travel with the schema.
+    `out`: a local path or an open binary file (an object being uploaded)."""
     schema = TABLES[name].with_metadata(_release_metadata(name, found))
     if name == "runs":
         batches = load_arrow("runs", found["release"], datasets_dir).cast(schema).to_batches()
@@ -313,8 +345,9 @@ _LATEST_MARKER = "release.txt"
 
 def latest_published(datasets_dir: Path | str) -> int | None:
     """The release whose plain Parquet files `datasets/latest/` holds; None if none."""
+    marker = location.join(parse_location(datasets_dir), LATEST_DIR, _LATEST_MARKER)
     try:
-        return int((Path(datasets_dir) / LATEST_DIR / _LATEST_MARKER).read_text().split()[0])
+        return int(location.read_bytes(marker).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -333,7 +366,10 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     found = get_release(datasets_dir, None)
     if found is None or latest_published(datasets_dir) == found["release"]:
         return None
-    folder = Path(datasets_dir) / LATEST_DIR
+    where = parse_location(datasets_dir)
+    if location.is_remote(where):
+        return _publish_latest_remote(str(where), found)
+    folder = Path(where) / LATEST_DIR
     folder.mkdir(parents=True, exist_ok=True)
     with _writing(folder, found):
         for name in TABLES:
@@ -344,6 +380,22 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
         marker = folder / f".{_LATEST_MARKER}.partial"
         marker.write_text(f"{found['release']}\n", "utf-8")
         os.replace(marker, folder / _LATEST_MARKER)
+    return found["release"]
+
+
+def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
+    """`publish_latest` on an object store: each object is uploaded whole (it appears
+    only when its upload completes, so no reader sees part of one), the marker last."""
+    folder = location.join(datasets_url, LATEST_DIR)
+    fs, _ = location.filesystem(datasets_url)
+    with _writing(folder, found):
+        for name in TABLES:
+            _, path = location.filesystem(str(location.join(folder, f"{name}.parquet")))
+            with fs.open(path, "wb") as sink:
+                _write_parquet(name, found, datasets_url, sink)
+        location.write_bytes(
+            location.join(folder, _LATEST_MARKER), f"{found['release']}\n".encode()
+        )
     return found["release"]
 
 
@@ -414,8 +466,10 @@ class ReleaseWriter:
         started_at: datetime,
         flow_run_id: str | None = None,
         overrides: history.Overrides | None = None,
+        lock: HeldLock | None = None,
     ) -> None:
-        self.datasets_dir = Path(datasets_dir)
+        self.datasets_dir = parse_location(datasets_dir)
+        self.lock = lock or HeldLock()
         self.overrides = overrides or history.Overrides()
         self.mode = mode
         self.parser_version = parser_version
@@ -471,7 +525,8 @@ class ReleaseWriter:
         validate(name, table)
         path = table_path(self.datasets_dir, name)
         with _writing(path, self.base):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not location.is_remote(path):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             overwrite = self._overwrite_next[name] or not _is_table(path)
             self._delta_write(path, table, overwrite=overwrite)
         self._overwrite_next[name] = False
@@ -481,7 +536,7 @@ class ReleaseWriter:
         return DeltaTable(str(table_path(self.datasets_dir, name))).version()
 
     def _delta_write(
-        self, path: Path, data: Any, *, overwrite: bool, file_bytes: int | None = None
+        self, path: Location, data: Any, *, overwrite: bool, file_bytes: int | None = None
     ) -> None:
         """Append to a table, or replace it (schema included)."""
         write_deltalake(
@@ -489,7 +544,7 @@ class ReleaseWriter:
             data,
             mode="overwrite" if overwrite else "append",
             schema_mode="overwrite" if overwrite else None,
-            description=f"oppna-jamforelser table `{path.name}`",
+            description=f"oppna-jamforelser table `{location.name_of(path)}`",
             target_file_size=file_bytes,
             commit_properties=self._commit_properties(),
         )
@@ -591,6 +646,7 @@ class ReleaseWriter:
         derivation: str,
         finished_at: datetime | None,
     ) -> int:
+        self.lock.check()  # a run that lost its lease (object store) must not publish
         totals = {name: self.new_rows[name] for name in DATA_TABLES}
         if self.base is not None and self.mode != "reparse":
             totals = {name: totals[name] + int(self.base[f"n_{name}"]) for name in DATA_TABLES}
@@ -641,9 +697,9 @@ class DerivationReader(history.DerivationInputs):
     """Reads what a derivation needs at the versions of the release being written."""
 
     def __init__(
-        self, datasets_dir: Path, base: dict[str, Any] | None, findings_version: int
+        self, datasets_dir: Location, base: dict[str, Any] | None, findings_version: int
     ) -> None:
-        self.datasets_dir = Path(datasets_dir)
+        self.datasets_dir = parse_location(datasets_dir)
         self.base = base
         self.findings_version = findings_version
         self._dataset: ds.Dataset | None = None
@@ -676,8 +732,9 @@ class DerivationReader(history.DerivationInputs):
             return dataset.to_table(columns=columns)
         path = table_path(self.datasets_dir, "findings")
         before = DeltaTable(str(path), version=int(self.base["findings_version"]))
-        old = {Path(file).name for file in before.file_uris()}  # Delta file names are unique
-        fragments = [f for f in dataset.get_fragments() if Path(f.path).name not in old]
+        # Delta file names are unique (local paths or object URLs alike)
+        old = {location.name_of(file) for file in before.file_uris()}
+        fragments = [f for f in dataset.get_fragments() if location.name_of(f.path) not in old]
         added = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
         return added.to_table(columns=columns)
 

@@ -9,64 +9,79 @@ Checks, and says in one line per problem which object, record or release is wron
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from deltalake import DeltaTable
 
-from flows import raw_archive, storage
+from flows import location, raw_archive, storage
+from flows.location import Location
 from flows.schemas import DATA_TABLES, VERSIONED_TABLES
 
-_CHUNK = 1 << 20
+#: Files read at once (concurrent GETs on an object store).
+_READ_CHUNK = 64
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _chunks(items: list, size: int = _READ_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def verify_raw(raw_dir: Path) -> tuple[list[str], dict[str, int]]:
+def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
+    """Check every object against its hash and every record (a folder or an object
+    store prefix alike)."""
     problems: list[str] = []
-    objects_dir, records_dir = raw_dir / "objects", raw_dir / "records"
+    objects_dir = location.join(raw_dir, "objects")
+    records_dir = location.join(raw_dir, "records")
     present: set[str] = set()
     n_objects = n_records = 0
-    for path in sorted(objects_dir.glob("*/*")) if objects_dir.is_dir() else ():
-        if path.name.startswith(".") and path.name.endswith(".tmp"):
-            continue  # a write a crash interrupted: ignored by design
-        n_objects += 1
-        present.add(path.name)
-        if path.parent.name != path.name[:2]:
-            problems.append(f"{path}: object filed under the wrong folder")
-        try:
-            actual = _sha256_of(path)
-        except OSError as error:
-            problems.append(f"{path}: unreadable object: {error.strerror or error}")
-            continue
-        if actual != path.name:
-            problems.append(f"{path}: content does not match its sha256 (now {actual[:12]}...)")
-    for path in sorted(records_dir.glob("*.json")) if records_dir.is_dir() else ():
-        n_records += 1
-        try:
-            record = raw_archive.read_record(path)
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            problems.append(f"{path}: unreadable record: {reason}")
-            continue
-        if record.record_id != path.stem:
-            problems.append(f"{path}: record_id {record.record_id!r} differs from its file name")
-        if record.sha256 not in present:
-            problems.append(f"{path}: its object {record.sha256[:12]}... is missing")
+    objects = [
+        path
+        for path in location.find_files(objects_dir)
+        # a write a crash interrupted (local temp files): ignored by design
+        if not (location.name_of(path).startswith(".") and str(path).endswith(".tmp"))
+    ]
+    for chunk in _chunks(objects):
+        for path, data in zip(chunk, location.read_many(chunk), strict=True):
+            n_objects += 1
+            folder, name = str(path).rstrip("/").split("/")[-2:]
+            present.add(name)
+            if folder != name[:2]:
+                problems.append(f"{path}: object filed under the wrong folder")
+            if isinstance(data, Exception):
+                reason = data.strerror if isinstance(data, OSError) and data.strerror else data
+                problems.append(f"{path}: unreadable object: {reason}")
+                continue
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != name:
+                problems.append(f"{path}: content does not match its sha256 (now {actual[:12]}...)")
+    names = [name for name in location.list_names(records_dir) if name.endswith(".json")]
+    paths = [location.join(records_dir, name) for name in names]
+    for chunk in _chunks(paths):
+        for path, data in zip(chunk, location.read_many(chunk), strict=True):
+            n_records += 1
+            try:
+                if isinstance(data, Exception):
+                    raise data
+                record = raw_archive.parse_record(data)
+            except (OSError, ValueError) as error:
+                reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+                problems.append(f"{path}: unreadable record: {reason}")
+                continue
+            stem = location.name_of(path).removesuffix(".json")
+            if record.record_id != stem:
+                problems.append(
+                    f"{path}: record_id {record.record_id!r} differs from its file name"
+                )
+            if record.sha256 not in present:
+                problems.append(f"{path}: its object {record.sha256[:12]}... is missing")
     return problems, {"objects": n_objects, "records": n_records}
 
 
-def verify_releases(datasets_dir: Path) -> tuple[list[str], dict[str, int]]:
+def verify_releases(datasets_dir: Location) -> tuple[list[str], dict[str, int]]:
     problems: list[str] = []
     try:
         runs = storage.releases(datasets_dir)
     except Exception as error:  # noqa: BLE001 - a broken runs table is a finding, not a crash
-        return [f"{datasets_dir / 'runs'}: unreadable: {error}"], {"releases": 0}
+        return [f"{storage.table_path(datasets_dir, 'runs')}: unreadable: {error}"], {"releases": 0}
     for row in runs.itertuples():
         for name in VERSIONED_TABLES:
             path = storage.table_path(datasets_dir, name)

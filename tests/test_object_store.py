@@ -1,0 +1,321 @@
+"""The raw archive and the datasets in a bucket, and parsing on a Dask cluster (issue 13).
+
+Everything runs against real servers started by fixtures (tests/conftest.py): moto's S3
+server on 127.0.0.1 and a `dask scheduler` with two `dask worker` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+from helpers import RAW_DIR, ROOT, edited_history, seed_records
+
+from flows import location, raw_archive, storage
+from flows.cli import main
+from flows.errors import LockTimeout
+from flows.schemas import TABLES
+
+OJ = [sys.executable, "-m", "flows.cli"]
+
+
+def _oj(*args: object, api_url: str | None = None, timeout: float = 600):
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env |= {"PREFECT_API_URL": api_url} if api_url else {}
+    return subprocess.run(
+        [*OJ, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def _upload(local: Path, url: str) -> None:
+    """Copy a local raw archive into a bucket, as a team moving to object storage would."""
+    fs, path = location.filesystem(url)
+    fs.put(f"{local}/", f"{path}/", recursive=True)
+
+
+def _frame(name: str, datasets: object) -> pl.DataFrame:
+    """A table of the latest release in a stable row order (comparable across stores)."""
+    frame = pl.from_arrow(storage.load_arrow(name, datasets_dir=datasets))
+    return frame.sort([c for c, kind in frame.schema.items() if not kind.is_nested()])
+
+
+def _assert_same_tables(a: object, b: object) -> None:
+    from polars.testing import assert_frame_equal
+
+    for name in TABLES:
+        if name == "runs":  # ids and times of the runs differ by design
+            continue
+        assert_frame_equal(_frame(name, a), _frame(name, b))
+
+
+def test_every_command_works_on_a_bucket(
+    prefect_server: str, bucket: str, tmp_path: Path, capsys
+) -> None:
+    raw, datasets = f"{bucket}/raw", f"{bucket}/datasets"
+    # oj add: the seed pages into the bucket's archive, the same records as shipped
+    for record in seed_records().values():
+        page = tmp_path / f"{record.record_id}.txt"
+        page.write_bytes(raw_archive.read_object(RAW_DIR, record.sha256))
+        assert main(["add", str(page), "--url", record.url, "--source", "seed",
+                     "--municipality", record.municipality, "--raw-dir", raw]) == 0  # fmt: skip
+    assert sorted(raw_archive.record_names(raw)) == sorted(raw_archive.record_names(RAW_DIR))
+    assert location.exists(f"{raw}/objects/{record.sha256[:2]}/{record.sha256}")
+
+    first = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    assert first.returncode == 0, first.stderr
+    assert "new release 1 written" in first.stdout
+    again = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    assert "no new release (latest is 1)" in again.stdout, again.stderr
+    assert not (ROOT / "s3:").exists()  # a URL never became a local folder
+
+    # The bucket's release equals a local run over the same pages.
+    local = tmp_path / "local"
+    assert _oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", local, "--overrides",
+               _empty_overrides(tmp_path), api_url=prefect_server).returncode == 0  # fmt: skip
+    _assert_same_tables(datasets, local)
+
+    # oj import-warc: a WARC capture of one page, edited since, into the bucket; a release
+    edited_raw, edited = edited_history(tmp_path)
+    warc = _warc(tmp_path / "crawl.warc.gz", edited[1].url,
+                 raw_archive.read_object(edited_raw, edited[1].sha256))  # fmt: skip
+    assert main(["import-warc", str(warc), "--all", "--raw-dir", raw]) == 0
+    assert "1 HTML responses added" in capsys.readouterr().out
+    assert any(name.endswith(".jsonl") for name in location.list_names(f"{raw}/fetch-log"))
+    second = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    assert "new release 2 written" in second.stdout, second.stderr
+
+    capsys.readouterr()
+    assert main(["versions", "--datasets-dir", datasets]) == 0
+    versions = capsys.readouterr().out
+    assert versions.count("\n") == 3 and " 2 " in versions.splitlines()[-1]
+    out = tmp_path / "findings.parquet"
+    assert main(["export", "findings", "--out", str(out), "--datasets-dir", datasets]) == 0
+    assert pl.read_parquet(out).height == storage.get_release(datasets)["n_findings"]
+    assert main(["changes", "--datasets-dir", datasets]) == 0
+    assert "I Kalmar finns en rutin för hur handläggare ska säkra skolgången" in (
+        capsys.readouterr().out
+    )
+    assert main(["diff", "1", "2", "--datasets-dir", datasets]) == 0
+    assert "A = release 1, B = release 2" in capsys.readouterr().out
+    assert main(["verify", "--raw-dir", raw, "--datasets-dir", datasets]) == 0
+    assert "6 objects, 6 records, 2 releases checked" in capsys.readouterr().out
+    assert main(["package", "--datasets-dir", datasets, "--out", str(tmp_path / "pkg")]) == 0
+    assert json.loads((tmp_path / "pkg" / "datapackage.json").read_text())["version"]
+    assert main(["report", "--datasets-dir", datasets, "--out", str(tmp_path / "site")]) == 0
+    assert (tmp_path / "site" / "index.html").is_file()
+
+    # What an analyst types (README): polars and pandas read the bucket with the same
+    # AWS_* variables, through Delta or the plain Parquet copies of the latest release.
+    findings = pl.read_delta(f"{datasets}/findings")
+    assert findings.height == storage.get_release(datasets)["n_findings"]
+    latest = pd.read_parquet(f"{datasets}/latest/findings.parquet")
+    assert len(latest) == findings.height
+    assert pl.read_parquet(f"{datasets}/latest/observations.parquet").height > 0
+    assert storage.latest_published(datasets) == 2
+
+
+def _empty_overrides(tmp_path: Path) -> Path:
+    """The project's overrides file sits beside the shipped raw/; the bucket run has
+    none named, so the local run to compare with names an empty one."""
+    path = tmp_path / "no_overrides.toml"
+    path.write_text("", "utf-8")
+    return path
+
+
+def _warc(path: Path, url: str, body: bytes) -> Path:
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")],
+                                   protocol="HTTP/1.1")  # fmt: skip
+        writer.write_record(writer.create_warc_record(
+            url, "response", payload=BytesIO(body), http_headers=headers,
+            warc_headers_dict={"WARC-Date": "2021-03-04T05:06:07Z"},
+        ))  # fmt: skip
+    return path
+
+
+def test_two_overlapping_runs_on_a_bucket_publish_once(
+    prefect_server: str, bucket: str, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
+    from bench.corpus import build_corpus
+
+    local = tmp_path / "raw"
+    build_corpus(local, 150)
+    raw, datasets = f"{bucket}/raw", f"{bucket}/datasets"
+    _upload(local, raw)
+    command = [*OJ, "run", "--raw-dir", raw, "--datasets-dir", datasets]
+    env = os.environ | {"PREFECT_API_URL": prefect_server}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    together = [start(), start()]
+    outputs = [process.communicate(timeout=600) for process in together]
+    assert [process.returncode for process in together] == [0, 0], outputs
+    assert sorted("new release 1 written" in out for out, _ in outputs) == [False, True]
+    # New pages arrive; two runs again, the second started while the first holds the lock.
+    build_corpus(tmp_path / "more", 60, seed=7)
+    _upload(tmp_path / "more", raw)
+    first = start()
+    time.sleep(1.5)
+    second = start()
+    outputs = [first.communicate(timeout=600), second.communicate(timeout=600)]
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    assert sum("new release 2 written" in out for out, _ in outputs) == 1
+
+    runs = storage.releases(datasets)
+    assert list(runs["release"]) == [1, 2]  # no release twice, none skipped
+    pages = storage.load_table("pages", datasets_dir=datasets)
+    assert pages["snapshot_id"].is_unique
+    assert set(pages["snapshot_id"]) == set(raw_archive.record_names(raw))
+    findings = storage.load_table("findings", datasets_dir=datasets)
+    assert findings["finding_id"].is_unique
+    assert int(runs["n_findings"].iloc[-1]) == len(findings)
+    assert not location.exists(f"{datasets}/.oj-write.lock")  # released after each run
+
+
+#: A process that takes the bucket's write lock with a 2-second lease, says so, and
+#: waits to be killed.
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from flows.locking import ObjectStoreLock
+    lock = ObjectStoreLock(sys.argv[1], lease=2)
+    lock.acquire(timeout=5)
+    print("held", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_the_bucket_lock_holds_and_a_killed_holders_lease_expires(bucket: str) -> None:
+    datasets = f"{bucket}/datasets"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, datasets], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # Renewed every lease/3 seconds: alive, it keeps others out past its lease.
+        waits: list[str] = []
+        with (
+            pytest.raises(LockTimeout, match="locked for 4 s"),
+            storage.writer_lock(datasets, timeout=4, on_wait=waits.append),
+        ):
+            pass
+        assert "another run" in waits[0] and ".oj-write.lock" in waits[0]
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock: no release, no delete
+        holder.wait()
+        started = time.monotonic()
+        with storage.writer_lock(datasets, timeout=30):
+            taken_after = time.monotonic() - started
+        assert taken_after < 10  # the dead holder's 2-second lease expired
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_writer_that_lost_its_lease_does_not_publish(bucket: str) -> None:
+    from flows.errors import StorageWriteError
+    from flows.locking import ObjectStoreLock
+
+    datasets = f"{bucket}/datasets"
+    stalled = ObjectStoreLock(datasets, lease=1)
+    stalled.acquire(timeout=5)
+    stalled._stop.set()  # its renewals stop, as in a process paused past its lease
+    stalled._renewer.join()
+    time.sleep(1.5)
+    with storage.writer_lock(datasets, timeout=10):  # another run takes the stale lease
+        assert not stalled.renew()  # its next renewal finds the lock rewritten by another
+        with pytest.raises(StorageWriteError, match="lost the write lock"):
+            stalled.check()
+
+
+#: Appends one row per commit to a Delta table in the bucket, ten times.
+APPENDER = textwrap.dedent(
+    """
+    import sys
+    import pyarrow as pa
+    from deltalake import write_deltalake
+    for n in range(10):
+        write_deltalake(sys.argv[1], pa.table({"writer": [sys.argv[2]], "n": [n]}),
+                        mode="append")
+    """
+)
+
+
+def test_delta_commits_on_a_bucket_never_overwrite_each_other(bucket: str) -> None:
+    # S3 has no atomic rename: delta-rs writes each commit file with a conditional PUT,
+    # so of two writers racing for a version one retries at the next. Nothing is lost.
+    table = f"{bucket}/race"
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    write_deltalake(table, pa.table({"writer": ["setup"], "n": [0]}))
+    writers = [subprocess.Popen([sys.executable, "-c", APPENDER, table, name])
+               for name in ("a", "b")]  # fmt: skip
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0]
+    delta = DeltaTable(table)
+    assert delta.version() == 20
+    rows = delta.to_pyarrow_table().to_pylist()
+    assert sorted((row["writer"], row["n"]) for row in rows if row["writer"] != "setup") == [
+        (name, n) for name in ("a", "b") for n in range(10)
+    ]
+
+
+def test_a_dask_run_equals_a_local_run(
+    prefect_server: str, bucket: str, dask_cluster: str, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    sys.path.insert(0, str(ROOT))
+    from bench.corpus import build_corpus
+
+    local = tmp_path / "raw"
+    build_corpus(local, 65)
+    raw = f"{bucket}/raw"
+    _upload(local, raw)
+    overrides = _empty_overrides(tmp_path)
+
+    def executed() -> int:
+        with Client(dask_cluster) as client:
+            return sum(client.run(lambda dask_worker: dask_worker.state.executed_count).values())
+
+    before = executed()
+    on_dask = _oj("run", "--raw-dir", raw, "--datasets-dir", f"{bucket}/datasets",
+                  "--dask-address", dask_cluster, "--batch-size", "10",
+                  api_url=prefect_server)  # fmt: skip
+    assert on_dask.returncode == 0, on_dask.stderr
+    assert "new release 1 written" in on_dask.stdout
+    assert executed() - before == 7  # 65 pages in batches of 10, each on a Dask worker
+    here = _oj("run", "--raw-dir", local, "--datasets-dir", tmp_path / "datasets",
+               "--overrides", overrides, api_url=prefect_server)  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    _assert_same_tables(f"{bucket}/datasets", tmp_path / "datasets")
+
+
+def test_a_dask_address_nobody_answers_is_one_line(prefect_server: str, tmp_path: Path) -> None:
+    from flows.server import free_port
+
+    result = _oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", tmp_path / "datasets",
+                 "--dask-address", f"tcp://127.0.0.1:{free_port()}",
+                 api_url=prefect_server, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no Dask scheduler answered at tcp://127.0.0.1:" in lines[0]
+    assert not storage.releases(tmp_path / "datasets").shape[0]
