@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flows import location, raw_archive
-from flows.errors import EXIT_CODES, OperatorError, UsageError
+from flows.errors import EXIT_CODES, OperatorError, UsageError, one_line
 from flows.location import Location, parse_location
 from flows.schemas import TABLES
 from parsers import PARSER_VERSION, PageError, ParsedPage, parse_page
@@ -798,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one line, not a traceback, unless --debug
         if args.debug:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        message = one_line(error)
         print(
             f"oj {args.command}: unexpected error: {type(error).__name__}: {message} "
             "(run with --debug for the traceback)",

@@ -6,6 +6,8 @@ bug and prints one line too, with the full traceback under `--debug` (or `OJ_DEB
 
 from __future__ import annotations
 
+import re
+
 #: Exit codes of `oj` (documented in the README).
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -34,3 +36,33 @@ class StorageWriteError(OperatorError):
 
 class LockTimeout(OperatorError):
     exit_code = 75
+
+
+#: What to set, for errors of an object store (delta-rs, obstore, s3fs) that name a
+#: configuration problem. delta-rs says "URL scheme is not allowed" for an http endpoint
+#: without AWS_ALLOW_HTTP, and asks a cloud metadata service (IMDS) for missing keys.
+_STORE_HINTS = (
+    ("URL scheme is not allowed", "a plain-http endpoint needs AWS_ALLOW_HTTP=true"),
+    ("IMDS", "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    ("Connection refused", "nothing answers at the endpoint (AWS_ENDPOINT_URL)"),
+)
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message in one line. delta-rs and obstore chain their causes over
+    several lines ("Generic S3 error / ↳ Error performing list request / ... / ↳ URL scheme
+    is not allowed"): the first and the last say what failed and why, with what to set
+    when the cause is a known configuration problem."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    lines = [line.strip().lstrip("↳").strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    xml = re.search(r"<Code>(.*?)</Code>\s*<Message>(.*?)</Message>", last)
+    if xml:  # an S3 error document: its code and message, not its request ids
+        last = f"{xml.group(1)}: {xml.group(2)}"
+    message = lines[0] if len(lines) == 1 else f"{lines[0]}: {last}"
+    for needle, hint in _STORE_HINTS:
+        if needle in text:
+            return f"{message} ({hint})"
+    return message

@@ -143,9 +143,11 @@ def exists(location: Location) -> bool:
 
 
 def is_folder(location: Location) -> bool:
-    """A local directory, or an object-store prefix (always true: a bucket prefix exists
-    as soon as something is written under it, and an empty one reads as empty)."""
-    return True if is_remote(location) else Path(location).is_dir()
+    """A local directory, or an object-store prefix holding at least one object."""
+    if not is_remote(location):
+        return Path(location).is_dir()
+    fs, path = filesystem(str(location))
+    return bool(fs.exists(path))
 
 
 def list_names(folder: Location) -> list[str]:

@@ -31,7 +31,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows.errors import LockTimeout, StorageWriteError
+from flows.errors import LockTimeout, StorageWriteError, one_line
 
 LOCK_OBJECT = ".oj-write.lock"
 #: Seconds a lock stays valid without renewal: how long a run killed with SIGKILL keeps
@@ -138,9 +138,9 @@ class ObjectStoreLock:
         except LockTimeout:
             raise
         except Exception as error:  # noqa: BLE001 - the store's own errors, in one line
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise StorageWriteError(
-                f"cannot lock {self.url}: {type(error).__name__}: {first}; nothing was written"
+                f"cannot lock {self.url}: {type(error).__name__}: {one_line(error)}; "
+                "nothing was written"
             ) from None
         self._renewer = threading.Thread(target=self._renew, name="oj-lock-renewal", daemon=True)
         self._renewer.start()
@@ -157,7 +157,7 @@ class ObjectStoreLock:
             self._etag = self._put({"e_tag": self._etag})
             return True
         except Exception as error:  # noqa: BLE001 - any failure means the lease is unsure
-            self._lost = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            self._lost = f"{type(error).__name__}: {one_line(error)[:300]}"
             return False
 
     def check(self) -> None:

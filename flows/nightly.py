@@ -131,14 +131,22 @@ def dask_runner(address: str) -> tuple[Any, int]:
     (its worker threads). The flow's own server must be reachable from the workers: each
     task runs with the flow's Prefect settings (`PREFECT_API_URL`), never a temporary
     server of its own (~30 s each)."""
+    import socket
+    from urllib.parse import urlsplit
+
     from distributed import Client
     from prefect_dask import DaskTaskRunner
 
     try:
+        # A quick look first: the Dask client retries a refused connection for its whole
+        # timeout (30 s) before saying so.
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        socket.create_connection((parts.hostname, parts.port or 8786), timeout=10).close()
         with Client(address, timeout=30) as client:
             threads = sum(client.nthreads().values())
-    except (OSError, TimeoutError) as error:
-        raise UsageError(f"no Dask scheduler answered at {address}: {error}") from None
+    except (OSError, TimeoutError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise UsageError(f"no Dask scheduler answered at {address}: {reason}") from None
     if threads == 0:
         raise UsageError(f"the Dask cluster at {address} has no workers")
     return DaskTaskRunner(address=address), threads

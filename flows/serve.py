@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from flows.server import die_with_parent, wait_until_healthy
+from flows.server import die_with_parent, stop_process, wait_until_healthy
 
 
 def start_local_server(port: int) -> tuple[subprocess.Popen, str]:
@@ -45,12 +45,8 @@ def start_local_server(port: int) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)  # SIGTERM did not stop Prefect within 13 s here
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    # SIGINT: SIGTERM did not stop Prefect within 13 s here
+    stop_process(process, timeout=30, stop_signal=signal.SIGINT)
 
 
 def serve(*, cron: str, timezone: str, parameters: dict[str, Any], port: int = 4200) -> int:

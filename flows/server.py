@@ -86,13 +86,21 @@ def prefect_api(while_starting: Callable[[], object] | None = None) -> Iterator[
         yield api_url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
+
+
+def stop_process(
+    process: subprocess.Popen, timeout: float = 10, stop_signal: int = signal.SIGTERM
+) -> None:
+    """Stop a child by its PID: `stop_signal`, then SIGKILL if it is still there after
+    `timeout` seconds."""
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until_healthy(

@@ -37,7 +37,7 @@ from deltalake.exceptions import DeltaError
 from filelock import FileLock, Timeout
 
 from flows import history, location
-from flows.errors import LockTimeout, OperatorError, StorageWriteError
+from flows.errors import LockTimeout, OperatorError, StorageWriteError, one_line
 from flows.location import Location, parse_location
 from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, VERSIONED_TABLES
 
@@ -151,7 +151,7 @@ def _io_reason(error: BaseException) -> str:
     found = re.search(r"\(os error (\d+)\)", text)
     if found:
         return os.strerror(int(found.group(1)))
-    return text.splitlines()[0] if text else type(error).__name__
+    return one_line(error) or type(error).__name__
 
 
 @contextmanager
@@ -710,16 +710,16 @@ class DerivationReader(history.DerivationInputs):
             path = table_path(self.datasets_dir, "findings")
             table = DeltaTable(str(path), version=self.findings_version)
             files = table.file_uris()
+            # Texts that repeat (the same bullets on every capture of a page) are read as
+            # Arrow dictionaries: each distinct text is held once. At 150,000 snapshots
+            # the findings read this way take a third of the memory.
+            options = ds.ParquetReadOptions(dictionary_columns=list(history.REPEATED))
             if files and all("://" not in file for file in files):
-                # Texts that repeat (the same bullets on every capture of a page) are read
-                # as Arrow dictionaries: each distinct text is held once. At 150,000
-                # snapshots the findings read this way take a third of the memory.
-                parquet = ds.ParquetFileFormat(
-                    read_options=ds.ParquetReadOptions(dictionary_columns=list(history.REPEATED))
-                )
+                # local files: Arrow reads them itself (faster than through delta-rs)
+                parquet = ds.ParquetFileFormat(read_options=options)
                 self._dataset = ds.dataset(files, format=parquet)
-            else:
-                self._dataset = table.to_pyarrow_dataset()
+            else:  # an object store: through delta-rs's store, same settings as its writes
+                self._dataset = table.to_pyarrow_dataset(parquet_read_options=options)
         return self._dataset
 
     def all_findings(self, columns: list[str]) -> pa.Table:

@@ -77,14 +77,9 @@ def _start(command: list[str], log: Path, env: dict[str, str] | None = None):
 
 def _stop(process) -> None:
     """Stop a server by its PID: SIGTERM, then SIGKILL if it lingers."""
-    import subprocess
+    from flows.server import stop_process
 
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, timeout=15)
 
 
 @pytest.fixture(scope="session")

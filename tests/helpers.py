@@ -101,3 +101,73 @@ def edited_history(tmp_path: Path) -> tuple[Path, list[raw_archive.SnapshotRecor
             captured_at=datetime(2020, 7, day, tzinfo=UTC))  # fmt: skip
         records.append(record)
     return raw, records
+
+
+def overlapping_runs(
+    command: list[str], env: dict[str, str], release: int, stagger: float = 0.0
+) -> list[tuple[str, str]]:
+    """Start the same `oj run` twice, the second `stagger` seconds after the first; both
+    must succeed and exactly one must write `release`. Their (stdout, stderr)."""
+    import subprocess
+    import time
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    first = start()
+    time.sleep(stagger)
+    second = start()
+    outputs = [first.communicate(timeout=600), second.communicate(timeout=600)]
+    assert (first.returncode, second.returncode) == (0, 0), outputs
+    assert sum(f"new release {release} written" in out for out, _ in outputs) == 1, outputs
+    return outputs
+
+
+def check_store(datasets, raw) -> None:
+    """One release per number, none skipped; the latest release holds each snapshot of
+    the archive exactly once, and the counts its `runs` row states. Folders or buckets."""
+    from flows import storage
+
+    runs = storage.releases(datasets)
+    assert list(runs["release"]) == list(range(1, len(runs) + 1))
+    pages = storage.load_table("pages", datasets_dir=datasets)
+    assert pages["snapshot_id"].is_unique
+    assert set(pages["snapshot_id"]) == set(raw_archive.record_names(raw))
+    findings = storage.load_table("findings", datasets_dir=datasets)
+    assert findings["finding_id"].is_unique
+    assert int(runs["n_pages"].iloc[-1]) == len(pages)
+    assert int(runs["n_findings"].iloc[-1]) == len(findings)
+
+
+def wait_for_deployment(process, name: str, timeout: float = 120):
+    """The deployment `name` once the `oj serve` process has registered it."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                return client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, "deployment never registered"
+                time.sleep(1)
+
+
+def stop_serving(process) -> None:
+    """Stop `oj serve` as an operator does (SIGINT), by its PID; it must exit 0."""
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    assert process.returncode == 0, process.stdout.read()

@@ -18,7 +18,16 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 import pytest
-from helpers import RAW_DIR, ROOT, edited_history, seed_records
+from helpers import (
+    RAW_DIR,
+    ROOT,
+    check_store,
+    edited_history,
+    overlapping_runs,
+    seed_records,
+    stop_serving,
+    wait_for_deployment,
+)
 
 from flows import location, raw_archive, storage
 from flows.cli import main
@@ -107,6 +116,9 @@ def test_every_command_works_on_a_bucket(
     )
     assert main(["diff", "1", "2", "--datasets-dir", datasets]) == 0
     assert "A = release 1, B = release 2" in capsys.readouterr().out
+    assert main(["check", "--datasets-dir", datasets]) == 0
+    assert main(["vacuum", "--datasets-dir", datasets]) == 0
+    assert "every release stays readable" in capsys.readouterr().out
     assert main(["verify", "--raw-dir", raw, "--datasets-dir", datasets]) == 0
     assert "6 objects, 6 records, 2 releases checked" in capsys.readouterr().out
     assert main(["package", "--datasets-dir", datasets, "--out", str(tmp_path / "pkg")]) == 0
@@ -161,33 +173,14 @@ def test_two_overlapping_runs_on_a_bucket_publish_once(
     _upload(local, raw)
     command = [*OJ, "run", "--raw-dir", raw, "--datasets-dir", datasets]
     env = os.environ | {"PREFECT_API_URL": prefect_server}
-
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    together = [start(), start()]
-    outputs = [process.communicate(timeout=600) for process in together]
-    assert [process.returncode for process in together] == [0, 0], outputs
-    assert sorted("new release 1 written" in out for out, _ in outputs) == [False, True]
+    overlapping_runs(command, env, release=1)  # started together
+    check_store(datasets, raw)
     # New pages arrive; two runs again, the second started while the first holds the lock.
     build_corpus(tmp_path / "more", 60, seed=7)
     _upload(tmp_path / "more", raw)
-    first = start()
-    time.sleep(1.5)
-    second = start()
-    outputs = [first.communicate(timeout=600), second.communicate(timeout=600)]
-    assert (first.returncode, second.returncode) == (0, 0), outputs
-    assert sum("new release 2 written" in out for out, _ in outputs) == 1
-
-    runs = storage.releases(datasets)
-    assert list(runs["release"]) == [1, 2]  # no release twice, none skipped
-    pages = storage.load_table("pages", datasets_dir=datasets)
-    assert pages["snapshot_id"].is_unique
-    assert set(pages["snapshot_id"]) == set(raw_archive.record_names(raw))
-    findings = storage.load_table("findings", datasets_dir=datasets)
-    assert findings["finding_id"].is_unique
-    assert int(runs["n_findings"].iloc[-1]) == len(findings)
+    overlapping_runs(command, env, release=2, stagger=1.5)
+    check_store(datasets, raw)
+    assert len(storage.releases(datasets)) == 2
     assert not location.exists(f"{datasets}/.oj-write.lock")  # released after each run
 
 
@@ -319,3 +312,65 @@ def test_a_dask_address_nobody_answers_is_one_line(prefect_server: str, tmp_path
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no Dask scheduler answered at tcp://127.0.0.1:" in lines[0]
     assert not storage.releases(tmp_path / "datasets").shape[0]
+
+
+def test_serve_deploys_a_nightly_on_the_bucket_and_the_cluster(
+    prefect_server: str, bucket: str, dask_cluster: str
+) -> None:
+    from distributed import Client
+    from prefect.deployments import run_deployment
+
+    raw, datasets = f"{bucket}/raw", f"{bucket}/datasets"
+    _upload(RAW_DIR, raw)
+    process = subprocess.Popen(
+        [*OJ, "serve", "--raw-dir", raw, "--datasets-dir", datasets, "--dask-address",
+         dask_cluster, "--overrides", ROOT / "indicator_overrides.toml"],
+        cwd=ROOT, env=os.environ | {"PREFECT_API_URL": prefect_server},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deployment = wait_for_deployment(process, "nightly/nightly")
+        assert deployment.parameters["raw_dir"] == raw  # a URL stays a URL
+        assert deployment.parameters["datasets_dir"] == datasets
+        assert deployment.parameters["dask_address"] == dask_cluster
+        with Client(dask_cluster) as dask:
+            before = sum(dask.run(lambda dask_worker: dask_worker.state.executed_count).values())
+            flow_run = run_deployment("nightly/nightly", timeout=180)
+            after = sum(dask.run(lambda dask_worker: dask_worker.state.executed_count).values())
+        assert flow_run.state.is_completed(), flow_run.state
+        assert storage.get_release(datasets)["n_findings"] == 40
+        assert after - before == 1  # the five pages: one batch, parsed on the cluster
+    finally:
+        stop_serving(process)
+
+
+def test_locations_are_folders_or_object_store_urls(tmp_path: Path, capsys) -> None:
+    assert location.parse_location("s3://bucket/raw/") == "s3://bucket/raw"
+    assert location.parse_location("gs://bucket") == "gs://bucket"
+    assert location.parse_location(f"file://{tmp_path}/raw") == tmp_path / "raw"
+    assert location.parse_location("datasets") == Path("datasets")
+    assert location.join("s3://bucket/datasets", "findings") == "s3://bucket/datasets/findings"
+    assert location.join(tmp_path, "findings") == tmp_path / "findings"
+    # a URL without a bucket is refused by every command, in one line
+    with pytest.raises(SystemExit) as exit_info:
+        main(["versions", "--datasets-dir", "s3:///datasets"])
+    assert exit_info.value.code == 2
+    assert "an object-store URL needs a bucket" in capsys.readouterr().err
+    # a file:// URL is the local folder
+    assert main(["versions", "--datasets-dir", f"file://{tmp_path}/datasets"]) == 0
+    assert "no release yet" in capsys.readouterr().out
+
+
+def test_a_misconfigured_store_is_named_in_one_line(
+    bucket: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    datasets = f"{bucket}/datasets"
+    # The local server speaks plain http, which delta-rs refuses unless told otherwise.
+    monkeypatch.delenv("AWS_ALLOW_HTTP")
+    assert main(["versions", "--datasets-dir", datasets]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "URL scheme is not allowed (a plain-http endpoint needs AWS_ALLOW_HTTP=true)" in line
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    assert main(["versions", "--datasets-dir", "s3://no-such-bucket-here/datasets"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "NoSuchBucket: The specified bucket does not exist" in line

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import RAW_DIR, ROOT, publish, seed_records
+from helpers import RAW_DIR, ROOT, check_store, overlapping_runs, publish, seed_records
 
 from flows import raw_archive, storage
 from flows.cli import main
@@ -43,24 +43,6 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-def _archive_ids(raw: Path) -> set[str]:
-    return {path.stem for path in (raw / "records").glob("*.json")}
-
-
-def _check_store(datasets: Path, raw: Path) -> None:
-    """One release per number; the latest release holds each snapshot exactly once."""
-    runs = storage.releases(datasets)
-    assert runs["release"].is_unique
-    assert list(runs["release"]) == list(range(1, len(runs) + 1))
-    pages = storage.load_table("pages", datasets_dir=datasets)
-    assert pages["snapshot_id"].is_unique
-    assert set(pages["snapshot_id"]) == _archive_ids(raw)
-    findings = storage.load_table("findings", datasets_dir=datasets)
-    assert findings["finding_id"].is_unique
-    assert int(runs["n_pages"].iloc[-1]) == len(pages)
-    assert int(runs["n_findings"].iloc[-1]) == len(findings)
-
-
 def test_two_runs_at_once_publish_each_piece_of_work_once(
     prefect_server: str, tmp_path: Path
 ) -> None:
@@ -70,30 +52,17 @@ def test_two_runs_at_once_publish_each_piece_of_work_once(
     raw, datasets = tmp_path / "raw", tmp_path / "datasets"
     build_corpus(raw, 240)
     command = [*OJ, "run", "--raw-dir", str(raw), "--datasets-dir", str(datasets)]
-
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(command, cwd=ROOT, env=_env(prefect_server),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
     # Started together: one writes release 1, the other waits for the lock, then finds
     # nothing left to do.
-    together = [start(), start()]
-    outputs = [process.communicate(timeout=600) for process in together]
-    assert [process.returncode for process in together] == [0, 0], outputs
-    assert sorted("new release 1 written" in out for out, _ in outputs) == [False, True]
-    _check_store(datasets, raw)
+    overlapping_runs(command, _env(prefect_server), release=1)
+    check_store(datasets, raw)
     # Staggered, after more snapshots arrived: again one release for the new work.
-    build_corpus(raw, 120, seed=7)
-    first = start()
-    time.sleep(1.5)
-    second = start()
-    outputs = [first.communicate(timeout=600), second.communicate(timeout=600)]
-    assert (first.returncode, second.returncode) == (0, 0), outputs
-    assert sum("new release 2 written" in out for out, _ in outputs) == 1
     # (whether the later one had to wait depends on timing; waiting itself is tested with
     # a held lock in test_operator_errors_are_one_line_with_their_exit_code)
+    build_corpus(raw, 120, seed=7)
+    overlapping_runs(command, _env(prefect_server), release=2, stagger=1.5)
     assert len(storage.releases(datasets)) == 2
-    _check_store(datasets, raw)
+    check_store(datasets, raw)
 
 
 BAD_RECORDS = {
@@ -236,7 +205,7 @@ def test_no_process_outlives_a_killed_run(prefect_server: str, tmp_path: Path) -
     # The next run publishes the whole archive, whatever the kills interrupted.
     final = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert final.returncode == 0, final.stderr
-    _check_store(datasets, raw)
+    check_store(datasets, raw)
 
 
 def test_verify_names_what_is_wrong(tmp_path: Path, capsys) -> None:
