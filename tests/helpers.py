@@ -158,10 +158,15 @@ def wait_for_deployment(process, name: str, timeout: float = 120):
                 time.sleep(1)
 
 
-def stop_serving(process) -> None:
-    """Stop `oj serve` as an operator does (SIGINT), by its PID; it must exit 0."""
+def stop_serving(process, deployment: str = "nightly/nightly") -> None:
+    """Stop `oj serve` as an operator does (SIGINT), by its PID; it must exit 0. Its
+    deployment is deleted from the session's server, so the next test registers anew."""
+    import contextlib
     import signal
     import subprocess
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     process.send_signal(signal.SIGINT)
     try:
@@ -170,4 +175,7 @@ def stop_serving(process) -> None:
         process.kill()
         process.wait()
         raise
+    finally:
+        with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_deployment(client.read_deployment_by_name(deployment).id)
     assert process.returncode == 0, process.stdout.read()
