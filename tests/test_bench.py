@@ -34,3 +34,20 @@ def test_benchmark_runs_at_tiny_n(prefect_server: str, tmp_path: Path) -> None:
     # The whole tree includes at least the flow process itself.
     assert figures["peak_rss_tree_mb"] >= figures["e2e_peak_rss_mb"] * 0.9
     assert "parse_vs_lxml" in run.stdout and "wrote" in run.stdout
+
+
+def test_store_benchmark_runs_at_tiny_n(tmp_path: Path) -> None:
+    # bench/stores.py starts its own Prefect, S3 and Dask servers and stops them by PID.
+    results = tmp_path / "results-stores.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "stores.py"), "--n", "30", "--workdir",
+         str(tmp_path / "work"), "--results", str(results)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = json.loads(results.read_text("utf-8"))
+    assert figures["same_findings"] is True
+    assert figures["bucket"]["s3_server_cpu_seconds"] > 0  # the bucket run used the server
+    assert "new release 1 written" in figures["bucket_dask"]["summary"]
+    assert "no new release" in figures["bucket_noop"]["summary"]
+    assert "same findings in every run: True" in run.stdout

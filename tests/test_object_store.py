@@ -135,6 +135,15 @@ def test_every_command_works_on_a_bucket(
     assert pl.read_parquet(f"{datasets}/latest/observations.parquet").height > 0
     assert storage.latest_published(datasets) == 2
 
+    # A broken record in the bucket is published as a failed page, named, and blocks
+    # nothing (as in a folder).
+    location.write_bytes(f"{raw}/records/broken.json", b'{"url": "https://kalmar.se/x",')
+    third = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    assert third.returncode == 1 and "new release 3 written" in third.stdout, third.stderr
+    assert f"unreadable record {raw}/records/broken.json: not valid JSON" in third.stderr
+    pages = storage.load_table("pages", datasets_dir=datasets)
+    assert pages.set_index("snapshot_id").loc["broken", "parse_status"] == "failed"
+
 
 def _empty_overrides(tmp_path: Path) -> Path:
     """The project's overrides file sits beside the shipped raw/; the bucket run has
