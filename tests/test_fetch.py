@@ -17,7 +17,7 @@ from helpers import HTML_DIR, ROOT
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from flows import fetch, raw_archive, storage
+from flows import fetch, location, raw_archive, storage
 from flows.http import FetchError, FetchSettings, check_url
 from flows.nightly import nightly
 
@@ -217,17 +217,21 @@ def serve_wayback(server: HTTPServer, page: str) -> None:
             )
 
 
+@pytest.mark.parametrize("store", ["folder", "bucket"])
 def test_wayback_backfill_through_the_command_line(
-    prefect_server: str, server: HTTPServer, tmp_path: Path
+    prefect_server: str, server: HTTPServer, tmp_path: Path, store: str, request
 ) -> None:
     serve_wayback(server, "barn--och-ungdomsvard.html")
     sources = write_sources(tmp_path / "sources.toml",
                             ["https://kalmar.se/barn--och-ungdomsvard.html"])  # fmt: skip
-    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    # the same backfill into a local raw archive, and into one in a bucket (a local S3
+    # server, tests/conftest.py)
+    where = tmp_path if store == "folder" else request.getfixturevalue("bucket")
+    raw, datasets = f"{where}/raw", f"{where}/datasets"
     command = [
         sys.executable, "-m", "flows.cli", "run", "--fetch", "wayback", "--wayback-url",
-        server.url_for("").rstrip("/"), "--sources", str(sources), "--raw-dir", str(raw),
-        "--datasets-dir", str(datasets), "--cdx-rate", "100", "--replay-rate", "100",
+        server.url_for("").rstrip("/"), "--sources", str(sources), "--raw-dir", raw,
+        "--datasets-dir", datasets, "--cdx-rate", "100", "--replay-rate", "100",
         "--rate-limit-wait", "0.3", "--backoff-factor", "0.05",
     ]  # fmt: skip
     env = os.environ | {"PREFECT_API_URL": prefect_server}
@@ -251,6 +255,7 @@ def test_wayback_backfill_through_the_command_line(
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "3 already_archived" in second.stdout and "no new release" in second.stdout
+    assert len(location.list_names(f"{raw}/fetch-log")) == 2  # one log per run
 
 
 def test_warc_import(tmp_path: Path) -> None:
