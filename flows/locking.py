@@ -55,9 +55,20 @@ class ObjectStoreLock:
         self.where = f"{url.rstrip('/')}/{LOCK_OBJECT}"
         self.lease = lease if lease is not None else lease_seconds()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._store = from_url(url)
+        # Each request of the lock must end well inside the lease: obstore's default
+        # retries a failed request for up to 3 minutes, longer than the whole lease.
+        # Client options given here replace those of the environment, so AWS_ALLOW_HTTP
+        # is carried over by hand (delta-rs and polars read it themselves).
+        step = timedelta(seconds=max(self.lease / 6, 1))
+        client: dict[str, Any] = {"connect_timeout": step, "timeout": step}
+        if os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true":
+            client["allow_http"] = True
+        self._store = from_url(
+            url, client_options=client, retry_config={"max_retries": 2, "retry_timeout": step}
+        )
         self._etag: str | None = None
         self._lost: str | None = None
+        self._renewed_at = time.monotonic()  # when the lease was last written
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -142,6 +153,7 @@ class ObjectStoreLock:
                 f"cannot lock {self.url}: {type(error).__name__}: {one_line(error)}; "
                 "nothing was written"
             ) from None
+        self._renewed_at = time.monotonic()
         self._renewer = threading.Thread(target=self._renew, name="oj-lock-renewal", daemon=True)
         self._renewer.start()
 
@@ -151,17 +163,32 @@ class ObjectStoreLock:
                 return
 
     def renew(self) -> bool:
-        """Extend the lease, if the lock object is still the one this holder wrote last;
-        False (and the lease counts as lost) otherwise."""
+        """Extend the lease, if the lock object is still the one this holder wrote last.
+
+        False once the lease is lost: another run rewrote the lock (the conditional PUT
+        fails), or no renewal got through for a whole lease (the store unreachable: a
+        waiting run may have taken over meanwhile). A failed renewal inside the lease is
+        retried at the next tick.
+        """
+        from obstore.exceptions import PreconditionError
+
         try:
             self._etag = self._put({"e_tag": self._etag})
+            self._renewed_at = time.monotonic()
             return True
-        except Exception as error:  # noqa: BLE001 - any failure means the lease is unsure
-            self._lost = f"{type(error).__name__}: {one_line(error)[:300]}"
+        except PreconditionError as error:
+            self._lost = f"another run rewrote it: {one_line(error)[:200]}"
             return False
+        except Exception as error:  # noqa: BLE001 - the store's errors, retried in the lease
+            if time.monotonic() - self._renewed_at >= self.lease:
+                self._lost = f"not renewed for {self.lease:g} s: {one_line(error)[:200]}"
+                return False
+            return True
 
     def check(self) -> None:
-        """Raise StorageWriteError if the lease was lost (another run took it over)."""
+        """Raise StorageWriteError if the lease was lost (another run may have taken it)."""
+        if self._lost is None and time.monotonic() - self._renewed_at >= self.lease:
+            self._lost = f"not renewed for {self.lease:g} s"
         if self._lost is not None:
             raise StorageWriteError(
                 f"lost the write lock of {self.url} ({self._lost}): another run may be "

@@ -248,6 +248,31 @@ def test_a_writer_that_lost_its_lease_does_not_publish(bucket: str) -> None:
             stalled.check()
 
 
+def test_a_renewal_that_fails_is_retried_until_the_lease_runs_out(bucket: str) -> None:
+    from obstore.store import from_url
+
+    from flows.errors import StorageWriteError
+    from flows.locking import ObjectStoreLock
+    from flows.server import free_port
+
+    lock = ObjectStoreLock(f"{bucket}/datasets", lease=2)
+    lock.acquire(timeout=5)
+    lock._stop.set()  # renew by hand below
+    lock._renewer.join()
+    # The store stops answering (nothing listens on this port): inside the lease a failed
+    # renewal is retried, not a lost lock; after it, the lock counts as lost.
+    lock._store = from_url(
+        lock.url, config={"endpoint": f"http://127.0.0.1:{free_port()}"},
+        client_options={"allow_http": True}, retry_config={"max_retries": 0},
+    )  # fmt: skip
+    assert lock.renew()
+    lock.check()
+    time.sleep(2.2)
+    assert not lock.renew()
+    with pytest.raises(StorageWriteError, match="not renewed for 2 s"):
+        lock.check()
+
+
 #: Appends one row per commit to a Delta table in the bucket, ten times.
 APPENDER = textwrap.dedent(
     """
