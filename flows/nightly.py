@@ -14,6 +14,7 @@ import uuid
 from collections import Counter, deque
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -27,7 +28,7 @@ from prefect.states import Failed
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import fetch as fetching
-from flows import history, pipeline, raw_archive, report, storage
+from flows import history, location, pipeline, raw_archive, report, storage
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
 from flows.location import Location, parse_location
@@ -366,8 +367,12 @@ def _publish(
     with _progress(len(plan.records)) as progress, runner or nullcontext():
         bar = progress.add_task("parsing", total=len(plan.records))
 
+        # Workers elsewhere (a process pool, a Dask cluster) resolve a relative folder
+        # from their own working directory: give them the absolute one.
+        task_raw = raw if location.is_remote(raw) else Path(raw).resolve()
+
         def submit(records: list[raw_archive.SnapshotRecord]) -> PrefectFuture:
-            parameters = {"raw_dir": raw, "records": records, "sources": page_sources}
+            parameters = {"raw_dir": task_raw, "records": records, "sources": page_sources}
             if runner is None:
                 return parse_batch_task.submit(**parameters)
             return runner.submit(parse_batch_task, parameters)

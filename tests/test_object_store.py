@@ -37,11 +37,11 @@ from flows.schemas import TABLES
 OJ = [sys.executable, "-m", "flows.cli"]
 
 
-def _oj(*args: object, api_url: str | None = None, timeout: float = 600):
+def _oj(*args: object, api_url: str | None = None, timeout: float = 600, cwd: Path = ROOT):
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env |= {"PREFECT_API_URL": api_url} if api_url else {}
     return subprocess.run(
-        [*OJ, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
+        [*OJ, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
 
@@ -334,6 +334,24 @@ def test_a_dask_run_equals_a_local_run(
                "--overrides", overrides, api_url=prefect_server)  # fmt: skip
     assert here.returncode == 0, here.stderr
     _assert_same_tables(f"{bucket}/datasets", tmp_path / "datasets")
+
+
+def test_dask_workers_find_a_relative_raw_folder(
+    prefect_server: str, dask_cluster: str, tmp_path: Path
+) -> None:
+    # The workers run in another working directory (here: the repository, whose raw/
+    # lacks the page added below): `--raw-dir raw` must reach them as an absolute path.
+    import shutil
+
+    shutil.copytree(RAW_DIR, tmp_path / "raw")
+    edited_raw, edited = edited_history(tmp_path / "edits")
+    raw_archive.add_snapshot(tmp_path / "raw", raw_archive.read_object(edited_raw, edited[1].sha256),
+                             url=edited[1].url, source="wayback",
+                             captured_at=edited[1].captured_datetime)  # fmt: skip
+    result = _oj("run", "--raw-dir", "raw", "--datasets-dir", "datasets", "--dask-address",
+                 dask_cluster, api_url=prefect_server, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pages read: 6 (6 in archive)" in result.stdout and "failed pages: 0" in result.stdout
 
 
 def test_a_dask_address_nobody_answers_is_one_line(prefect_server: str, tmp_path: Path) -> None:
