@@ -193,6 +193,43 @@ def test_two_overlapping_runs_on_a_bucket_publish_once(
     assert not location.exists(f"{datasets}/.oj-write.lock")  # released after each run
 
 
+def test_a_run_killed_mid_write_on_a_bucket_is_healed_by_the_next(
+    prefect_server: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deltalake import DeltaTable
+
+    sys.path.insert(0, str(ROOT))
+    from bench.corpus import build_corpus
+
+    build_corpus(tmp_path / "raw", 120)
+    raw, datasets = f"{bucket}/raw", f"{bucket}/datasets"
+    _upload(tmp_path / "raw", raw)
+    monkeypatch.setenv("OJ_LOCK_LEASE_SECONDS", "3")  # the killed run's lock expires soon
+    env = os.environ | {"PREFECT_API_URL": prefect_server}
+    run = subprocess.Popen([*OJ, "run", "--raw-dir", raw, "--datasets-dir", datasets,
+                            "--batch-size", "10"], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # killed once some batches are committed and before the release row
+        while not (DeltaTable.is_deltatable(f"{datasets}/findings")
+                   and DeltaTable(f"{datasets}/findings").version() >= 2):  # fmt: skip
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    finally:
+        run.kill()
+        run.wait()
+    assert storage.get_release(datasets) is None  # nothing visible: no release row
+    assert location.exists(f"{datasets}/.oj-write.lock")  # it died holding the lock
+    again = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    assert again.returncode == 0, again.stderr
+    assert "new release 1 written" in again.stdout
+    check_store(datasets, raw)
+    assert main(["verify", "--raw-dir", raw, "--datasets-dir", datasets]) == 0
+
+
 #: A process that takes the bucket's write lock with a 2-second lease, says so, and
 #: waits to be killed.
 HOLDER = textwrap.dedent(
