@@ -190,9 +190,7 @@ def _with_objects(
 ) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception]]:
     """Each record with its object's bytes (or the error reading them), read a chunk at a
     time."""
-    records = list(records)
-    for start in range(0, len(records), OBJECT_READ_CHUNK):
-        chunk = records[start : start + OBJECT_READ_CHUNK]
+    for chunk in batched(list(records), OBJECT_READ_CHUNK):
         yield from zip(
             chunk, raw_archive.read_objects(raw_dir, [r.sha256 for r in chunk]), strict=True
         )

@@ -387,11 +387,10 @@ def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
     """`publish_latest` on an object store: each object is uploaded whole (it appears
     only when its upload completes, so no reader sees part of one), the marker last."""
     folder = location.join(datasets_url, LATEST_DIR)
-    fs, _ = location.filesystem(datasets_url)
+    fs, folder_path = location.filesystem(str(folder))
     with _writing(folder, found):
         for name in TABLES:
-            _, path = location.filesystem(str(location.join(folder, f"{name}.parquet")))
-            with fs.open(path, "wb") as sink:
+            with fs.open(f"{folder_path}/{name}.parquet", "wb") as sink:
                 _write_parquet(name, found, datasets_url, sink)
         location.write_bytes(
             location.join(folder, _LATEST_MARKER), f"{found['release']}\n".encode()

@@ -14,15 +14,11 @@ from deltalake import DeltaTable
 
 from flows import location, raw_archive, storage
 from flows.location import Location
+from flows.pipeline import batched
 from flows.schemas import DATA_TABLES, VERSIONED_TABLES
 
 #: Files read at once (concurrent GETs on an object store).
 _READ_CHUNK = 64
-
-
-def _chunks(items: list, size: int = _READ_CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
@@ -39,7 +35,7 @@ def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
         # a write a crash interrupted (local temp files): ignored by design
         if not (location.name_of(path).startswith(".") and str(path).endswith(".tmp"))
     ]
-    for chunk in _chunks(objects):
+    for chunk in batched(objects, _READ_CHUNK):
         for path, data in zip(chunk, location.read_many(chunk), strict=True):
             n_objects += 1
             folder, name = str(path).rstrip("/").split("/")[-2:]
@@ -55,7 +51,7 @@ def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
                 problems.append(f"{path}: content does not match its sha256 (now {actual[:12]}...)")
     names = [name for name in location.list_names(records_dir) if name.endswith(".json")]
     paths = [location.join(records_dir, name) for name in names]
-    for chunk in _chunks(paths):
+    for chunk in batched(paths, _READ_CHUNK):
         for path, data in zip(chunk, location.read_many(chunk), strict=True):
             n_records += 1
             try:
