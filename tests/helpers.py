@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,3 +181,24 @@ def stop_serving(process, deployment: str = "nightly/nightly") -> None:
         with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
             client.delete_deployment(client.read_deployment_by_name(deployment).id)
     assert process.returncode == 0, process.stdout.read()
+
+
+#: `oj` as a command, run by the interpreter of the tests.
+OJ = [sys.executable, "-m", "flows.cli"]
+
+
+def oj_env(api_url: str | None) -> dict[str, str]:
+    """The tests' environment for an `oj` command: the given Prefect API, or none (the
+    command starts its own)."""
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    return env | ({"PREFECT_API_URL": api_url} if api_url else {})
+
+
+def run_oj(*args: object, api_url: str | None = None, cwd: Path = ROOT, timeout: float = 600):
+    """Run `oj ARGS...` in a fresh process; its CompletedProcess (text output)."""
+    import subprocess
+
+    return subprocess.run(
+        [*OJ, *map(str, args)], cwd=cwd, env=oj_env(api_url), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip

@@ -19,11 +19,13 @@ import pandas as pd
 import polars as pl
 import pytest
 from helpers import (
+    OJ,
     RAW_DIR,
     ROOT,
     check_store,
     edited_history,
     overlapping_runs,
+    run_oj,
     seed_records,
     stop_serving,
     wait_for_deployment,
@@ -33,17 +35,6 @@ from flows import location, raw_archive, storage
 from flows.cli import main
 from flows.errors import LockTimeout
 from flows.schemas import TABLES
-
-OJ = [sys.executable, "-m", "flows.cli"]
-
-
-def _oj(*args: object, api_url: str | None = None, timeout: float = 600, cwd: Path = ROOT):
-    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    env |= {"PREFECT_API_URL": api_url} if api_url else {}
-    return subprocess.run(
-        [*OJ, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
 
 
 def _upload(local: Path, url: str) -> None:
@@ -80,16 +71,16 @@ def test_every_command_works_on_a_bucket(
     assert sorted(raw_archive.record_names(raw)) == sorted(raw_archive.record_names(RAW_DIR))
     assert location.exists(f"{raw}/objects/{record.sha256[:2]}/{record.sha256}")
 
-    first = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    first = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert first.returncode == 0, first.stderr
     assert "new release 1 written" in first.stdout
-    again = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    again = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert "no new release (latest is 1)" in again.stdout, again.stderr
     assert not (ROOT / "s3:").exists()  # a URL never became a local folder
 
     # The bucket's release equals a local run over the same pages.
     local = tmp_path / "local"
-    assert _oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", local, "--overrides",
+    assert run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", local, "--overrides",
                _empty_overrides(tmp_path), api_url=prefect_server).returncode == 0  # fmt: skip
     _assert_same_tables(datasets, local)
 
@@ -100,7 +91,7 @@ def test_every_command_works_on_a_bucket(
     assert main(["import-warc", str(warc), "--all", "--raw-dir", raw]) == 0
     assert "1 HTML responses added" in capsys.readouterr().out
     assert any(name.endswith(".jsonl") for name in location.list_names(f"{raw}/fetch-log"))
-    second = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    second = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert "new release 2 written" in second.stdout, second.stderr
 
     capsys.readouterr()
@@ -138,7 +129,7 @@ def test_every_command_works_on_a_bucket(
     # A broken record in the bucket is published as a failed page, named, and blocks
     # nothing (as in a folder).
     location.write_bytes(f"{raw}/records/broken.json", b'{"url": "https://kalmar.se/x",')
-    third = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    third = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert third.returncode == 1 and "new release 3 written" in third.stdout, third.stderr
     assert f"unreadable record {raw}/records/broken.json: not valid JSON" in third.stderr
     pages = storage.load_table("pages", datasets_dir=datasets)
@@ -223,7 +214,7 @@ def test_a_run_killed_mid_write_on_a_bucket_is_healed_by_the_next(
         run.wait()
     assert storage.get_release(datasets) is None  # nothing visible: no release row
     assert location.exists(f"{datasets}/.oj-write.lock")  # it died holding the lock
-    again = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    again = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert again.returncode == 0, again.stderr
     assert "new release 1 written" in again.stdout
     check_store(datasets, raw)
@@ -361,13 +352,13 @@ def test_a_dask_run_equals_a_local_run(
             return sum(client.run(lambda dask_worker: dask_worker.state.executed_count).values())
 
     before = executed()
-    on_dask = _oj("run", "--raw-dir", raw, "--datasets-dir", f"{bucket}/datasets",
+    on_dask = run_oj("run", "--raw-dir", raw, "--datasets-dir", f"{bucket}/datasets",
                   "--dask-address", dask_cluster, "--batch-size", "10",
                   api_url=prefect_server)  # fmt: skip
     assert on_dask.returncode == 0, on_dask.stderr
     assert "new release 1 written" in on_dask.stdout
     assert executed() - before == 7  # 65 pages in batches of 10, each on a Dask worker
-    here = _oj("run", "--raw-dir", local, "--datasets-dir", tmp_path / "datasets",
+    here = run_oj("run", "--raw-dir", local, "--datasets-dir", tmp_path / "datasets",
                "--overrides", overrides, api_url=prefect_server)  # fmt: skip
     assert here.returncode == 0, here.stderr
     _assert_same_tables(f"{bucket}/datasets", tmp_path / "datasets")
@@ -385,7 +376,7 @@ def test_dask_workers_find_a_relative_raw_folder(
     raw_archive.add_snapshot(tmp_path / "raw", raw_archive.read_object(edited_raw, edited[1].sha256),
                              url=edited[1].url, source="wayback",
                              captured_at=edited[1].captured_datetime)  # fmt: skip
-    result = _oj("run", "--raw-dir", "raw", "--datasets-dir", "datasets", "--dask-address",
+    result = run_oj("run", "--raw-dir", "raw", "--datasets-dir", "datasets", "--dask-address",
                  dask_cluster, api_url=prefect_server, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "pages read: 6 (6 in archive)" in result.stdout and "failed pages: 0" in result.stdout
@@ -394,7 +385,7 @@ def test_dask_workers_find_a_relative_raw_folder(
 def test_a_dask_address_nobody_answers_is_one_line(prefect_server: str, tmp_path: Path) -> None:
     from flows.server import free_port
 
-    result = _oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", tmp_path / "datasets",
+    result = run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", tmp_path / "datasets",
                  "--dask-address", f"tcp://127.0.0.1:{free_port()}",
                  api_url=prefect_server, timeout=120)  # fmt: skip
     assert result.returncode == 2, result.stderr

@@ -16,24 +16,20 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import RAW_DIR, ROOT, check_store, overlapping_runs, publish, seed_records
+from helpers import (
+    OJ,
+    RAW_DIR,
+    ROOT,
+    check_store,
+    oj_env,
+    overlapping_runs,
+    publish,
+    run_oj,
+    seed_records,
+)
 
 from flows import raw_archive, storage
 from flows.cli import main
-
-OJ = [sys.executable, "-m", "flows.cli"]
-
-
-def _env(api_url: str | None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    return env | ({"PREFECT_API_URL": api_url} if api_url else {})
-
-
-def _oj(*args: str, api_url: str | None = None, cwd: Path = ROOT, timeout: float = 600):
-    return subprocess.run(
-        [*OJ, *map(str, args)], cwd=cwd, env=_env(api_url), capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
 
 
 def _one_line(stderr: str) -> str:
@@ -54,13 +50,13 @@ def test_two_runs_at_once_publish_each_piece_of_work_once(
     command = [*OJ, "run", "--raw-dir", str(raw), "--datasets-dir", str(datasets)]
     # Started together: one writes release 1, the other waits for the lock, then finds
     # nothing left to do.
-    overlapping_runs(command, _env(prefect_server), release=1)
+    overlapping_runs(command, oj_env(prefect_server), release=1)
     check_store(datasets, raw)
     # Staggered, after more snapshots arrived: again one release for the new work.
     # (whether the later one had to wait depends on timing; waiting itself is tested with
     # a held lock in test_operator_errors_are_one_line_with_their_exit_code)
     build_corpus(raw, 120, seed=7)
-    overlapping_runs(command, _env(prefect_server), release=2, stagger=1.5)
+    overlapping_runs(command, oj_env(prefect_server), release=2, stagger=1.5)
     assert len(storage.releases(datasets)) == 2
     check_store(datasets, raw)
 
@@ -80,7 +76,7 @@ def test_bad_records_are_quarantined_and_named(prefect_server: str, tmp_path: Pa
     good = json.loads(next((raw / "records").glob("*.json")).read_text("utf-8"))
     for name, make in BAD_RECORDS.items():
         (raw / "records" / f"{name}.json").write_text(make(good), "utf-8")
-    first = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    first = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert first.returncode == 1, first.stderr
     assert "Traceback" not in first.stderr
     assert "new release 1 written" in first.stdout
@@ -92,7 +88,7 @@ def test_bad_records_are_quarantined_and_named(prefect_server: str, tmp_path: Pa
     rejects = storage.load_table("rejects", datasets_dir=datasets)
     assert list(rejects["reason"]) == ["unreadable_record"] * 5
     # The next run is not blocked, and publishes nothing new.
-    second = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    second = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert second.returncode == 0, second.stderr
     assert "no new release" in second.stdout
 
@@ -111,7 +107,7 @@ def test_bad_records_are_quarantined_and_named(prefect_server: str, tmp_path: Pa
 def test_add_refuses_a_url_that_is_not_absolute_http(tmp_path: Path, url: str) -> None:
     page = tmp_path / "page.txt"
     page.write_text("Årets resultat visar att:\n", "utf-8")
-    result = _oj("add", page, "--url", url, "--source", "seed", "--raw-dir", tmp_path / "raw")
+    result = run_oj("add", page, "--url", url, "--source", "seed", "--raw-dir", tmp_path / "raw")
     assert result.returncode == 2
     assert _one_line(result.stderr).startswith("oj add: --url:")
     assert not (tmp_path / "raw").exists()
@@ -121,38 +117,38 @@ def test_operator_errors_are_one_line_with_their_exit_code(
     prefect_server: str, tmp_path: Path
 ) -> None:
     datasets = tmp_path / "datasets"
-    missing = _oj("run", "--raw-dir", tmp_path / "nonexistent", "--datasets-dir", datasets)
+    missing = run_oj("run", "--raw-dir", tmp_path / "nonexistent", "--datasets-dir", datasets)
     assert (missing.returncode, _one_line(missing.stderr)) == (
         2, f"oj run: raw dir {tmp_path / 'nonexistent'} does not exist (pass --raw-dir)")  # fmt: skip
     bad_toml = tmp_path / "sources.toml"
     bad_toml.write_text('[[page]]\nmunicipality = "Kalmar"\nurl = \n', "utf-8")
-    malformed = _oj("run", "--sources", bad_toml, "--datasets-dir", datasets)
+    malformed = run_oj("run", "--sources", bad_toml, "--datasets-dir", datasets)
     assert malformed.returncode == 2
     assert str(bad_toml) in _one_line(malformed.stderr) and "line 3" in malformed.stderr
     incomplete = tmp_path / "incomplete.toml"
     incomplete.write_text('[[page]]\nmunicipality = "Kalmar"\n', "utf-8")
-    result = _oj("run", "--sources", incomplete, "--datasets-dir", datasets)
+    result = run_oj("run", "--sources", incomplete, "--datasets-dir", datasets)
     assert result.returncode == 2 and "#1 lacks" in _one_line(result.stderr)
-    typo = _oj("run", "--overrides", tmp_path / "indicator_overides.toml", "--datasets-dir",
+    typo = run_oj("run", "--overrides", tmp_path / "indicator_overides.toml", "--datasets-dir",
                datasets)  # fmt: skip
     assert typo.returncode == 2 and "no such file" in _one_line(typo.stderr)
     # an unwritable datasets location: here a file where the folder should be
     as_file = tmp_path / "datasets-file"
     as_file.write_text("not a folder", "utf-8")
-    unwritable = _oj("run", "--datasets-dir", as_file, api_url=prefect_server)
+    unwritable = run_oj("run", "--datasets-dir", as_file, api_url=prefect_server)
     assert unwritable.returncode == 74
     assert _one_line(unwritable.stderr) == (
         f"oj run: cannot write {as_file}: it is a file, not a directory")  # fmt: skip
     # another run holds the lock past --lock-timeout: exit 75, nothing written
     datasets.mkdir()
     with FileLock(str(datasets / storage.LOCK_FILE)):
-        locked = _oj("run", "--datasets-dir", datasets, "--lock-timeout", "1",
+        locked = run_oj("run", "--datasets-dir", datasets, "--lock-timeout", "1",
                      api_url=prefect_server)  # fmt: skip
     assert locked.returncode == 75
     assert "waiting up to 1 s" in locked.stderr and "nothing was written" in locked.stderr
     assert "Traceback" not in locked.stderr
     assert storage.releases(datasets).empty
-    unknown = _oj("export", "findings", "--release", "9", "--out", tmp_path / "x.parquet",
+    unknown = run_oj("export", "findings", "--release", "9", "--out", tmp_path / "x.parquet",
                   "--datasets-dir", datasets)  # fmt: skip
     assert unknown.returncode == 1 and "no release" in _one_line(unknown.stderr)
 
@@ -164,10 +160,10 @@ def test_overrides_are_found_beside_the_raw_dir_from_any_directory(
     shutil.copytree(RAW_DIR, project / "raw")
     shutil.copy(ROOT / "indicator_overrides.toml", project)
     datasets = project / "datasets"
-    first = _oj("run", "--raw-dir", "raw", "--datasets-dir", "datasets", cwd=project,
+    first = run_oj("run", "--raw-dir", "raw", "--datasets-dir", "datasets", cwd=project,
                 api_url=prefect_server)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    elsewhere = _oj("run", "--raw-dir", project / "raw", "--datasets-dir", datasets,
+    elsewhere = run_oj("run", "--raw-dir", project / "raw", "--datasets-dir", datasets,
                     cwd=tmp_path, api_url=prefect_server)  # fmt: skip
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert "no new release" in elsewhere.stdout
@@ -189,7 +185,7 @@ def test_no_process_outlives_a_killed_run(prefect_server: str, tmp_path: Path) -
     # processes.
     for delay, workers in ((2.0, "1"), (7.0, "1"), (11.0, "1"), (14.0, "2"), (17.0, "2")):
         process = subprocess.Popen([*command, "--parse-workers", workers], cwd=ROOT,
-                                   env=_env(None), start_new_session=True,
+                                   env=oj_env(None), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             time.sleep(delay)
@@ -203,7 +199,7 @@ def test_no_process_outlives_a_killed_run(prefect_server: str, tmp_path: Path) -
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
     # The next run publishes the whole archive, whatever the kills interrupted.
-    final = _oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
+    final = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert final.returncode == 0, final.stderr
     check_store(datasets, raw)
 
