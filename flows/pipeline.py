@@ -65,7 +65,7 @@ def plan_run(
     """
     names = raw_archive.record_names(raw_dir)
     bad: list[raw_archive.BadRecord] = []
-    base = storage.get_release(datasets_dir)
+    base = storage.find_release(datasets_dir)
     if base is not None and (reparse or base["parser_version"] != parser_version):
         records = raw_archive.read_records(raw_dir, names, bad)
         return Plan(

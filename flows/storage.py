@@ -37,7 +37,7 @@ from deltalake.exceptions import DeltaError
 from filelock import FileLock, Timeout
 
 from flows import history, location
-from flows.errors import LockTimeout, OperatorError, StorageWriteError, one_line
+from flows.errors import LockTimeout, StorageWriteError, UsageError, one_line
 from flows.location import Location, parse_location
 from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, VERSIONED_TABLES
 
@@ -55,9 +55,9 @@ class SchemaError(ValueError):
     """Rows that do not match the declared schema of a table."""
 
 
-class NoReleaseError(OperatorError, LookupError):
+class NoReleaseError(UsageError, LookupError):
     """The datasets folder has no release (yet), or not the one asked for: `oj` says so
-    in one line and exits 1."""
+    in one line and exits 2 (a usage error: the folder or release named is wrong)."""
 
 
 def table_path(datasets_dir: Path | str, name: str) -> Location:
@@ -222,10 +222,12 @@ def releases(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> pd.DataFrame:
     )
 
 
-def get_release(
+def find_release(
     datasets_dir: Path | str = DEFAULT_DATASETS_DIR, release: int | None = None
 ) -> dict[str, Any] | None:
-    """One release as a dict (the latest when `release` is None); None if there is none."""
+    """One release as a dict (the latest when `release` is None); None if there is none.
+    For the pipeline, where "no release yet" is the normal first run; readers use
+    `get_release`, which says why in one line."""
     runs = releases(datasets_dir)
     if runs.empty:
         return None
@@ -241,14 +243,49 @@ def get_release(
     }
 
 
-def require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
-    """Like `get_release`, but NoReleaseError (one line, naming the folder) when absent."""
-    found = get_release(datasets_dir, release)
-    if found is None:
+def get_release(
+    datasets_dir: Path | str = DEFAULT_DATASETS_DIR, release: int | None = None
+) -> dict[str, Any]:
+    """One release as a dict (the latest when `release` is None).
+
+    Raises NoReleaseError (one line naming the folder, the release asked for and the
+    releases there are) when there is no such release: returning None made the README's
+    `get_release(...)["findings_version"]` fail with "'NoneType' object is not
+    subscriptable", which names neither the folder nor the release.
+    """
+    found = find_release(datasets_dir, release)
+    if found is not None:
+        return found
+    where = parse_location(datasets_dir)
+    if not location.is_remote(where) and not Path(where).is_dir():
+        wanted = "no release yet" if release is None else f"no release {release}"
+        raise NoReleaseError(f"{datasets_dir}: no such folder, so {wanted}")
+    numbers = [int(n) for n in releases(datasets_dir)["release"]]
+    if not numbers:
         if release is None:
             raise NoReleaseError(f"{datasets_dir}: no release yet (run `oj run` first)")
-        raise NoReleaseError(f"{datasets_dir}: there is no release {release}")
-    return found
+        raise NoReleaseError(
+            f"{datasets_dir}: there is no release {release} (no release yet: run `oj run` first)"
+        )
+    raise NoReleaseError(
+        f"{datasets_dir}: there is no release {release} (releases: {_ranges(numbers)})"
+    )
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1, 2, 3, 5 -> "1-3, 5": a store's releases in a short line."""
+    spans: list[list[int]] = []
+    for number in sorted(numbers):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
+    """The same as `get_release` (kept for the callers that read better with it)."""
+    return get_release(datasets_dir, release)
 
 
 def load_arrow(
@@ -363,7 +400,7 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     its metadata. Returns the release written; None when the files are current already
     (a run that crashed after its release row is healed by the next run).
     """
-    found = get_release(datasets_dir, None)
+    found = find_release(datasets_dir, None)
     if found is None or latest_published(datasets_dir) == found["release"]:
         return None
     where = parse_location(datasets_dir)
@@ -434,7 +471,7 @@ def vacuum(datasets_dir: Path | str, *, dry_run: bool = False) -> dict[str, list
         if not _is_table(path):
             continue
         table = DeltaTable(str(path))
-        with _writing(path, get_release(datasets_dir)):
+        with _writing(path, find_release(datasets_dir)):
             deleted[name] = table.vacuum(
                 retention_hours=0,
                 dry_run=dry_run,
@@ -475,7 +512,7 @@ class ReleaseWriter:
         self.run_id = run_id
         self.started_at = started_at
         self.flow_run_id = flow_run_id
-        self.base = get_release(self.datasets_dir)
+        self.base = find_release(self.datasets_dir)
         self.new_rows = dict.fromkeys(DATA_TABLES, 0)
         self._written: set[tuple[str, str]] = set()  # (first snapshot of a batch, table)
         self._overwrite_next = dict.fromkeys(DATA_TABLES, mode == "reparse")

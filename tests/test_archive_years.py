@@ -105,7 +105,7 @@ def test_national_figure_conflicts_are_flagged_and_listed(tmp_path: Path, capsys
 
 
 def test_check_without_a_release_says_so(tmp_path: Path, capsys) -> None:
-    assert main(["check", "--datasets-dir", str(tmp_path / "none")]) == 1
+    assert main(["check", "--datasets-dir", str(tmp_path / "none")]) == 2  # a usage error
     assert "no release yet" in capsys.readouterr().err
 
 

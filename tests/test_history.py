@@ -210,7 +210,7 @@ def test_changes_and_diff_commands(tmp_path: Path, capsys) -> None:
     assert main(["diff", "1", "2", "--datasets-dir", str(datasets)]) == 0
     out = capsys.readouterr().out
     assert "A = release 1, B = release 2" in out
-    assert main(["diff", "1", "7", "--datasets-dir", str(datasets)]) == 1
+    assert main(["diff", "1", "7", "--datasets-dir", str(datasets)]) == 2  # a usage error
     assert "there is no release 7" in capsys.readouterr().err
 
 

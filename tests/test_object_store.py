@@ -212,7 +212,7 @@ def test_a_run_killed_mid_write_on_a_bucket_is_healed_by_the_next(
     finally:
         run.kill()
         run.wait()
-    assert storage.get_release(datasets) is None  # nothing visible: no release row
+    assert storage.find_release(datasets) is None  # nothing visible: no release row
     assert location.exists(f"{datasets}/.oj-write.lock")  # it died holding the lock
     again = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert again.returncode == 0, again.stderr

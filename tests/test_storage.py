@@ -133,3 +133,34 @@ def test_a_retried_batch_is_not_written_twice(tmp_path: Path, monkeypatch) -> No
     pipeline.publish_release(writer, len(seeds))
     assert len(storage.load_table("pages", datasets_dir=tmp_path)) == len(seeds)
     assert len(storage.load_table("findings", datasets_dir=tmp_path)) == 40
+
+
+def test_get_release_raises_one_clear_error_when_absent(tmp_path: Path) -> None:
+    # The README's polars/DuckDB snippets and the notebook index the result
+    # (`get_release(...)["findings_version"]`): None there read "TypeError: 'NoneType'
+    # object is not subscriptable". The error names the folder, the release asked for, and
+    # the releases there are.
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(storage.NoReleaseError) as error:
+        storage.get_release(missing)
+    assert str(error.value) == f"{missing}: no such folder, so no release yet"
+    with pytest.raises(storage.NoReleaseError, match=r"no such folder, so no release 99$"):
+        storage.get_release(missing, 99)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(storage.NoReleaseError, match=r": no release yet \(run `oj run` first\)$"):
+        storage.get_release(empty)
+    with pytest.raises(storage.NoReleaseError, match=r"there is no release 2 \(no release yet"):
+        storage.get_release(empty, 2)
+    _release(tmp_path / "datasets", list(seed_records().values())[:1])
+    _release(tmp_path / "datasets", list(seed_records().values())[1:2])
+    with pytest.raises(storage.NoReleaseError) as error:
+        storage.get_release(tmp_path / "datasets", 99)
+    assert str(error.value) == f"{tmp_path / 'datasets'}: there is no release 99 (releases: 1-2)"
+    assert "\n" not in str(error.value)
+    # the same error as load_table's, and a usage error for `oj` (exit 2)
+    with pytest.raises(storage.NoReleaseError, match="there is no release 99"):
+        storage.load_table("findings", 99, tmp_path / "datasets")
+    assert error.value.exit_code == 2
+    assert storage.get_release(tmp_path / "datasets", 1)["release"] == 1
+    assert storage.get_release(tmp_path / "datasets")["release"] == 2
