@@ -85,12 +85,16 @@ def _print_table(path: Path, page: ParsedPage) -> None:
         f"  {page.area or '?'} · {page.municipality or '?'} · "
         f"updated {page.page_updated or '?'} · published {page.page_published or '?'}\n"
     )
-    section = None
+    heading = None
     for finding in page.findings:
-        if finding.section != section:
-            section = finding.section
+        # A new header whenever the section OR its survey year changes: a page may hold two
+        # "Årets resultat visar att:" sections of different years (this year's bullets above
+        # last year's), and one header over both gave the second the first's year.
+        if (finding.section, finding.survey_year, finding.survey_year_basis) != heading:
+            heading = (finding.section, finding.survey_year, finding.survey_year_basis)
             out.write(
-                f"\n  {section}  (survey year {finding.survey_year}, {finding.survey_year_basis})\n"
+                f"\n  {finding.section}  "
+                f"(survey year {finding.survey_year}, {finding.survey_year_basis})\n"
             )
         percent = (
             finding.national_comparison

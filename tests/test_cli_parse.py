@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,36 @@ def test_captured_at_is_evidence_of_the_survey_year(tmp_path: Path, capsys) -> N
             main(["parse", str(page), "--captured-at", bad])
         assert exit_.value.code == 2
         assert "--captured-at" in capsys.readouterr().err
+
+
+def _table_years(stdout: str) -> list[tuple[str, str]]:
+    """(survey year, basis) of each finding in `oj parse --format table`, by its header."""
+    header = re.compile(r"^  .*  \(survey year (\S+), (\S+)\)$")
+    finding = re.compile(r"^ +\d+\. ")
+    years, current = [], None
+    for line in stdout.splitlines():
+        if found := header.match(line):
+            current = found.groups()
+        elif finding.match(line):
+            years.append(current)
+    return years
+
+
+def test_table_format_shows_each_findings_own_survey_year() -> None:
+    # A page with two "Årets resultat visar att:" sections of different survey years (a
+    # new year's bullets above last year's, under the same heading): the table printed
+    # the first section's year over both, while the JSON gave the second its own.
+    from helpers import run_oj
+
+    files = [RAW_DIR / "objects" / r.sha256[:2] / r.sha256 for r in seed_records().values()]
+    as_json = run_oj("parse", *files)
+    as_table = run_oj("parse", "--format", "table", *files)
+    assert (as_json.returncode, as_table.returncode) == (0, 0), as_json.stderr + as_table.stderr
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    expected = [(str(row["survey_year"]), row["survey_year_basis"]) for row in rows]
+    assert _table_years(as_table.stdout) == expected
+    # the shipped pages hold such a page: one heading, several years
+    years_by_section: dict[tuple[str, str], set] = {}
+    for row in rows:
+        years_by_section.setdefault((row["url"], row["section"]), set()).add(row["survey_year"])
+    assert any(len(years) > 1 for years in years_by_section.values())
