@@ -395,9 +395,12 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from flows.site import build_site
+    from flows.site import OutFolderError, OutFolderUnwritable, build_site
 
-    built = build_site(args.datasets_dir, args.out, release=args.release)
+    try:
+        built = build_site(args.datasets_dir, args.out, release=args.release)
+    except (OutFolderError, OutFolderUnwritable) as error:  # they name the path as given
+        raise type(error)(f"--out {error}") from None
     print(
         f"wrote {built['files']} pages of release {built['release']} "
         f"({built['questions']} questions) to {args.out}; open {built['index']}"
@@ -763,7 +766,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="a static site of a release (charts, questions, changes), for a browser"
     )
     site.add_argument("--release", type=int, help="release number (default: the latest)")
-    site.add_argument("--out", required=True, help="folder to write the site to (replaced)")
+    site.add_argument(
+        "--out",
+        required=True,
+        help="folder to write the site to: a new or empty folder, or one an earlier `oj "
+        "report` wrote (replaced whole); any other folder is refused, nothing is deleted",
+    )
     _add_datasets_dir(site)
     site.set_defaults(func=cmd_report)
 
