@@ -32,6 +32,7 @@ from flows.schemas import (
     RESOLVED_YEAR_BASES,
 )
 from flows.sources import page_key
+from parsers import NATIONAL_FLAGS
 from parsers.linking import Occurrence, link_statements, normalize_statement
 
 #: Columns compared between snapshots and between observations.
@@ -55,6 +56,7 @@ COLUMNS_USED = (
     "local_answer",
     "local_status",
     "local_value",
+    "flags",
 )
 _NO_YEAR = 9999
 #: String columns whose values repeat (a page captured 50 times prints the same bullets 50
@@ -134,16 +136,29 @@ def load_overrides(path: Path | str | None) -> Overrides:
 def findings_frame(findings: pa.Table) -> pl.DataFrame:
     """Findings as the derivations read them, plus `seen` (the capture date, else the date
     the page printed), `page` (`flows.sources.page_key`: the page a snapshot is of) and
-    `area_key` (the area, "" when unknown)."""
+    `area_key` (the area, "" when unknown).
+
+    `national_percent` is turned into the question's own (positive) sense here, once, so
+    every derivation compares one series: a page that prints "Däremot har 4 av 5 kommuner
+    inte en aktuell rutin ..." (80, flag national_share_negated) states that 20 percent
+    have one, and the next year's "25 procent av kommunerna har en aktuell rutin ..." must
+    read as a rise from 20, not a fall from 80. The printed figure is kept in
+    `national_percent_printed`, the national flags in `national_flags`."""
     frame = pl.from_arrow(findings.select(list(COLUMNS_USED)))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(pl.col(REPEATED).cast(_CAT))
     pages = {url: page_key(url) for url in frame["url"].unique().drop_nulls().to_list()}
+    printed = pl.col("national_percent")
+    negated = pl.col("flags").list.contains("national_share_negated").fill_null(False)
     return frame.with_columns(
         seen=pl.coalesce(pl.col("captured_at").dt.date(), pl.col("page_updated")),
         page=pl.col("url").replace_strict(pages, return_dtype=pl.String).cast(_CAT),
         area_key=pl.col("area").fill_null("").cast(_CAT),
-    )
+        national_percent_printed=printed,
+        # rounded: 100 - 33.3 is 66.69999999999999 in binary floating point
+        national_percent=pl.when(negated).then((100.0 - printed).round(6)).otherwise(printed),
+        national_flags=pl.col("flags").list.set_intersection(pl.lit(list(NATIONAL_FLAGS))),
+    ).drop("flags")
 
 
 def _normalizer() -> Callable[[str], str]:
@@ -394,6 +409,11 @@ def build_observations(frame: pl.DataFrame) -> pl.DataFrame:
             .sort_by(basis_rank, maintain_order=True)
             .first(),
             **{column: pl.col(column).last() for column in OBSERVED},
+            national_percent_printed=pl.col("national_percent_printed").last(),
+            national_flags=pl.col("national_flags")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .unique()
+            .sort(),
             first_seen=pl.col("seen").min(),
             last_seen=pl.col("seen").max(),
             n_snapshots=pl.col("snapshot_id").n_unique(),

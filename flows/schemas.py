@@ -12,6 +12,7 @@ from parsers import (
     FLAGS,
     LOCAL_STATUSES,
     NATIONAL_COMPARISONS,
+    NATIONAL_FLAGS,
     REJECT_REASONS,
     SURVEY_YEAR_BASES,
 )
@@ -133,8 +134,10 @@ FINDINGS = pa.schema(
         _field(
             "national_percent",
             pa.float64(),
-            "the current national share, in percent; null when the text does not determine "
-            "one (flags national_vague, national_range) or states no share",
+            "the current national share as printed, in percent (the first figure when several "
+            "are given, flag national_several_figures; the share *without* the thing when "
+            "flagged national_share_negated); null when the text does not determine one (flags "
+            "national_vague, national_range) or states no share",
         ),
         _field(
             "national_values",
@@ -276,7 +279,26 @@ OBSERVATIONS = pa.schema(
             "the findings behind the row",
             nullable=False,
         ),
-        _field("national_percent", pa.float64(), "national share, from the latest snapshot"),
+        _field(
+            "national_percent",
+            pa.float64(),
+            "national share of municipalities that have/do what the question asks, in the "
+            "question's own (positive) sense: 100 − the printed share when the page states the "
+            "share without it (flag national_share_negated); from the latest snapshot",
+        ),
+        _field(
+            "national_percent_printed",
+            pa.float64(),
+            "the national figure as printed on the latest snapshot (findings.national_percent); "
+            "differs from national_percent when the share was printed negated",
+        ),
+        _field(
+            "national_flags",
+            _list_of(pa.string()),
+            "the national-figure flags of the findings behind the row (see findings.flags): "
+            + ", ".join(NATIONAL_FLAGS),
+            nullable=False,
+        ),
         _field("local_status", pa.string(), "local status, from the latest snapshot"),
         _field("local_answer", pa.string(), "local answer, from the latest snapshot"),
         _field("local_value", pa.float64(), "local figure, from the latest snapshot"),
@@ -304,13 +326,14 @@ OBSERVATIONS = pa.schema(
         _field(
             "national_percent_all_values",
             _list_of(pa.float64()),
-            "every distinct national percent of this indicator and survey year in the release",
+            "every distinct national percent of this indicator and survey year in the release, "
+            "in the question's own sense (like national_percent)",
             nullable=False,
         ),
         _field(
             "national_percent_values",
             _list_of(pa.float64()),
-            "every distinct national_percent seen, oldest first",
+            "every distinct national_percent seen, oldest first (in the question's own sense)",
             nullable=False,
         ),
         _field(
@@ -361,8 +384,13 @@ CHANGES = pa.schema(
         _field("local_status_before", pa.string(), "local status before"),
         _field("local_status_after", pa.string(), "local status after"),
         _field("local_status_flip", pa.bool_(), "an edit changed local_status", nullable=False),
-        _field("national_percent_before", pa.float64(), "national share before"),
-        _field("national_percent_after", pa.float64(), "national share after"),
+        _field(
+            "national_percent_before",
+            pa.float64(),
+            "national share before, in the question's own sense (see observations."
+            "national_percent): a wording that flips from 'har inte' to 'har' is no change",
+        ),
+        _field("national_percent_after", pa.float64(), "national share after, in the same sense"),
         _field(
             "national_changed",
             pa.bool_(),

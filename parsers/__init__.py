@@ -17,6 +17,7 @@ from parsers.records import (
     FLAGS,
     LOCAL_STATUSES,
     NATIONAL_COMPARISONS,
+    NATIONAL_FLAGS,
     REJECT_REASONS,
     SURVEY_YEAR_BASES,
     Finding,
@@ -28,12 +29,13 @@ from parsers.years import section_years, statement_years
 
 #: Bump when a change can alter any parsed record: the flow re-parses the raw archive
 #: into a new release when this differs from the version that parsed it.
-PARSER_VERSION = "2.0.0"
+PARSER_VERSION = "2.1.0"
 
 __all__ = [
     "FLAGS",
     "LOCAL_STATUSES",
     "NATIONAL_COMPARISONS",
+    "NATIONAL_FLAGS",
     "PARSER_VERSION",
     "REJECT_REASONS",
     "SURVEY_YEAR_BASES",

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
+from parsers.numbers import national_reading
+
 #: Fuzzy score (rapidfuzz `fuzz.ratio` on normalised statements, 0-100) from which two
 #: statements of one area are the same question. Chosen on the shipped pages, every
 #: within-area pair checked by hand (tests/test_linking.py): rewordings of one question
@@ -61,6 +63,20 @@ _MUNICIPALITIES = re.compile(
     r"(?:\s+i\s+sverige)?\b\s*(?:uppger\s+att\s+de\s+)?",
     re.IGNORECASE,
 )
+# Connectives that tie a statement to the one before it: "Däremot har 4 av 5 kommuner
+# inte ...", "Samtidigt saknar ...". They say nothing about the question.
+_CONNECTIVE = re.compile(r"^(?:däremot|samtidigt|dock|men|även|också)\s+", re.IGNORECASE)
+# The negation of a share stated for municipalities *without* the thing, and what the
+# positive wording says in its place: "4 av 5 kommuner har inte en aktuell rutin" and "4 av
+# 5 kommuner saknar en aktuell rutin" ask what "20 procent av kommunerna har en aktuell
+# rutin" asks. Only the first one among the opening words is turned: later negations name
+# the thing ("rutin för att inte röja skyddade personuppgifter").
+_NEGATION = re.compile(
+    r"\b(?P<word>inte|ej|icke|aldrig|saknar|saknade|saknas|ingen|inget|inga)\b\s*", re.IGNORECASE
+)
+_POSITIVE = {"saknar": "har ", "saknade": "hade ", "saknas": "finns ", "ingen": "en ",
+             "inget": "ett "}  # fmt: skip
+_NEGATION_WORDS = 6  # how far into the normalised question the share's negation can sit
 _YEARS = re.compile(r"\b(?:19|20)\d\d\b")
 _NUMBERS = re.compile(
     r"\b(?:cirka|ca\.?|drygt|knappt|nästan|över|under|omkring)?\s*\d+(?:[,.]\d+)?\b"
@@ -84,7 +100,21 @@ def normalize_statement(statement: str) -> str:
     text = _LEFTOVER.sub(" ", text)
     text = re.sub(r"\brespektive\b|\boch\s+(?=[.!?]|$)", " ", text)
     text = _SPACE.sub(" ", text).strip(" .,")
+    text = _CONNECTIVE.sub("", text)
+    if "national_share_negated" in national_reading(statement).flags:
+        text = _positive(text)
     return text
+
+
+def _positive(text: str) -> str:
+    """The question of a negated share in its own (positive) sense: the first negation
+    among the opening words dropped or turned ("har inte en rutin" -> "har en rutin",
+    "saknar en rutin" -> "har en rutin", "finns ingen rutin" -> "finns en rutin")."""
+    match = _NEGATION.search(text)
+    if match is None or len(text[: match.start()].split()) >= _NEGATION_WORDS:
+        return text
+    replacement = _POSITIVE.get(match.group("word").lower(), "")
+    return _SPACE.sub(" ", text[: match.start()] + replacement + text[match.end() :]).strip()
 
 
 def score(a: str, b: str) -> float:

@@ -166,7 +166,8 @@ class NationalReading:
 
     percent: float | None  # the current level; None when the text does not determine one
     values: tuple[float, ...]  # every stated level, earlier figures and range ends included
-    flags: tuple[str, ...]  # national_range, national_share_negated, national_vague
+    flags: tuple[str, ...]  # national_range, national_share_negated, national_several_figures,
+    # national_vague
 
 
 def _to_float(token: str) -> float:
@@ -320,6 +321,12 @@ def national_reading(statement: str) -> NationalReading:
       ends in values, flag `national_range`.
     - A share of municipalities *without* the thing keeps its value, flagged
       `national_share_negated`.
+    - Several current figures for different groups ("myndighetsutövningen (12 procent)
+      respektive utförarverksamheten (11 procent)", "13 procent ... vid utredningar och 9
+      procent vid uppföljningar"): the first stays the percent, every one is in values,
+      flag `national_several_figures`. An earlier survey's figure beside the current one
+      ("från 22 till 15 procent", "jämfört med 58 procent 2019") is history, not a
+      second figure.
     - Null with `national_vague`: the statement quantifies only in words that bound or
       approximate ("Majoriteten", "De flesta", "Få", "knappt hälften").
     """
@@ -335,6 +342,8 @@ def national_reading(statement: str) -> NationalReading:
         percent = current.value
         if _share_negated(statement, current):
             flags.append("national_share_negated")
+    if percent is not None and _several_current(statement, stated):
+        flags.append("national_several_figures")
     if (
         percent is None
         and "national_range" not in flags
@@ -342,6 +351,27 @@ def national_reading(statement: str) -> NationalReading:
     ):
         flags.append("national_vague")
     return NationalReading(percent, values, tuple(flags))
+
+
+# A year printed right after a figure: "66 procent 2021", "30 procent år 2018".
+_YEAR_AFTER = re.compile(r"\s*(?:år\s+)?(?P<year>(?:19|20)\d\d)\b")
+
+
+def _several_current(statement: str, stated: tuple[Level, ...]) -> bool:
+    """Does the statement give more than one current figure (one per group or
+    sub-question)? Earlier surveys' figures, range ends and bounds are not current.
+    Figures each dated with a different year ("30 procent 2018 och 45 procent 2020") are
+    one figure and its history, not several."""
+    current = [level for level in stated if not level.is_from and not level.in_range]
+    if len(current) < 2:
+        return False
+    years = set()
+    for level in current:
+        dated = _YEAR_AFTER.match(statement, level.end)
+        if dated is None:
+            return True
+        years.add(dated.group("year"))
+    return len(years) < 2
 
 
 def national_figures(statement: str) -> tuple[float | None, tuple[float, ...]]:

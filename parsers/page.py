@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
 from parsers.lines import Line, html_lines, html_title, normalize_space, text_lines
-from parsers.municipalities import canonical_name, municipality_from_host
+from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
 from parsers.numbers import local_value, national_reading
 from parsers.records import Finding, ParsedPage, Reject
 from parsers.status import local_status
@@ -126,12 +126,15 @@ _NOT_A_MUNICIPALITY = frozenset(
 )
 _NAME = r"[A-ZÅÄÖ][a-zåäöéü]+(?:[- ][A-ZÅÄÖ][a-zåäöéü]+)?"
 _LOCAL_NAME_PATTERNS = (
-    re.compile(rf"(?:^|[.!?]\s+)I ({_NAME})\b"),  # "I Kalmar finns ..."
+    # "I Kalmar finns ...", also glued to the statement: "... 36 procent 2019I Kalmar har"
+    re.compile(rf"(?:^|[.!?]\s+|(?<=[\da-zåäö]))I ({_NAME})\b"),
     re.compile(rf"\bi ({_NAME})\b"),  # "... var i Kalmar 0,9 (riket 2,2)"
     re.compile(
         rf"(?:^|[.!?]\s+)({_NAME}) (?:har|saknar|använder|bedriver|arbetar|erbjuder|tillämpar"
         r"|genomför|följer)\b"
     ),  # "Kalmar saknar rutin ..."
+    re.compile(rf"(?:^|[.!?]\s+)Under {_YEAR} (?:har|hade|var|är) ({_NAME})\b"),  # "Under 2020
+    # har Kalmar tagit fram en plan."
 )
 _TITLE_MUNICIPALITY = re.compile(rf"\b({_NAME}?)s? kommun\b")
 _VERBS = r"(?:har|hade|finns|fanns|saknar|saknas|är|var|används|använder|erbjuds|erbjuder|görs)"
@@ -142,7 +145,11 @@ _NATIONAL_MARKER = re.compile(
 
 
 def _infer_municipality(lines: list[Line]) -> str | None:
-    """The name local answers use ("I Kalmar ...", "Kalmar saknar ..."), most common first."""
+    """The name local answers use ("I Kalmar ...", "Kalmar saknar ..."), most common first.
+
+    A name must recur, unless it is one of the 290 municipalities: a page whose one
+    answer names it ("Under 2020 har Kalmar tagit fram en plan.") is that municipality's
+    (a page that resolves to none gets no local answers at all, see `parse_page`)."""
     counts: Counter[str] = Counter()
     for line in lines:
         for pattern in _LOCAL_NAME_PATTERNS:
@@ -152,7 +159,7 @@ def _infer_municipality(lines: list[Line]) -> str | None:
     if not counts:
         return None
     (name, count), *_ = counts.most_common(1)
-    return name if count >= 2 else None
+    return name if count >= 2 or canonical_name(name) in MUNICIPALITIES else None
 
 
 @lru_cache(maxsize=1024)  # one pattern per municipality: compiling it is costly
@@ -385,7 +392,13 @@ _NATIONAL_SOURCE = re.compile(
 def _collect_sections(
     lines: list[Line], opener: re.Pattern[str], municipality: str | None
 ) -> tuple[list[_Section], list[Reject]]:
-    """Walk the lines: results sections with their bullet pairs, and what fits nowhere."""
+    """Walk the lines: results sections with their bullet pairs, and what fits nowhere.
+
+    A page that belongs to no municipality (`municipality` None: none given, none in its
+    title, site name, answers or host) has no local answers: a national summary page
+    ("2019 års resultat visar att:", national bullets, then "Öppna jämförelser ... är
+    framtagen av Socialstyrelsen") would otherwise hand its closing line to the last
+    bullet as that bullet's answer. Its paragraphs are rejects."""
     sections: list[_Section] = []
     rejects: list[Reject] = []
     current: _Section | None = None
@@ -422,6 +435,7 @@ def _collect_sections(
             last = current.pairs[-1] if current.pairs else None
             if (
                 current.comparison is None
+                and municipality is not None
                 and last is not None
                 and last.answer is None
                 and opener.match(text_)
@@ -440,7 +454,11 @@ def _collect_sections(
             current = None
             continue
         last = current.pairs[-1]
-        if last.answer is None and not _reads_national(text_, municipality):
+        if (
+            municipality is not None
+            and last.answer is None
+            and not _reads_national(text_, municipality)
+        ):
             last.answer = text_
         else:
             rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
@@ -565,7 +583,7 @@ def parse_page(
     for section in sections:
         if not section.pairs:
             rejects.append(Reject("empty_section", section.heading, section.heading, None))
-        elif section.comparison is None:
+        elif section.comparison is None and municipality is not None:
             for pair in section.pairs:
                 if pair.answer is None:
                     _split_glued_answer(pair, opener)

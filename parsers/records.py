@@ -45,11 +45,20 @@ FLAGS: dict[str, str] = {
         "national_percent is null: the statement gives a range across groups or sub-questions "
         "('mellan 12 och 30 procent'); both ends are in national_values"
     ),
+    "national_several_figures": (
+        "the statement gives several current figures, one per group or sub-question ('12 "
+        "procent ... respektive 11 procent', '93 och 86 procent'); national_percent is the "
+        "first, national_values holds every one in order"
+    ),
     "national_share_negated": (
-        "national_percent is the share of municipalities *without* the thing ('4 av 5 kommuner "
-        "saknar ...'); 100 minus it is the share with it"
+        "national_percent is the share of municipalities *without* the thing, as printed ('4 "
+        "av 5 kommuner saknar ...'); 100 minus it is the share with it (observations."
+        "national_percent holds that)"
     ),
 }
+
+#: The flags about the national figure (observations.national_flags carries these).
+NATIONAL_FLAGS: tuple[str, ...] = tuple(name for name in FLAGS if name.startswith("national_"))
 
 #: Reasons a reject can carry.
 REJECT_REASONS: dict[str, str] = {
