@@ -131,6 +131,12 @@ class ObjectStoreLock:
         try:
             if not self.try_acquire():
                 held = self.holder() or {}
+                if timeout <= 0:  # never "waiting up to 0 s": refuse, in one line
+                    raise LockTimeout(
+                        f"another run ({held.get('owner', 'unknown')}) holds the lock of "
+                        f"{self.url} ({self.where}); --lock-timeout 0: not waiting, nothing "
+                        "was written"
+                    )
                 if on_wait is not None:
                     on_wait(
                         f"another run ({held.get('owner', 'unknown')}) is writing {self.url}: "

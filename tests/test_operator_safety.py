@@ -229,3 +229,57 @@ def test_verify_names_what_is_wrong(tmp_path: Path, capsys) -> None:
     assert any(records[1].record_id in line and "is missing" in line for line in problems)
     assert any(str(truncated) in line and "not valid JSON" in line for line in problems)
     assert len(problems) == 3 and "3 problems" in captured.out
+
+
+def test_lock_timeout_zero_decides_before_starting_anything(tmp_path: Path) -> None:
+    # `--lock-timeout 0` once started a Prefect server (~11 s), then exited 75 after 14 s
+    # saying "waiting up to 0 s". Another live process holds the lock here.
+    datasets, prefect_home = tmp_path / "datasets", tmp_path / "prefect-home"
+    datasets.mkdir()
+    prefect_home.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+         f"with FileLock({str(datasets / storage.LOCK_FILE)!r}):\n"
+         "    print('locked', flush=True)\n    time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        refused = subprocess.run(
+            [*OJ, "run", "--raw-dir", RAW_DIR, "--datasets-dir", datasets, "--lock-timeout", "0"],
+            cwd=ROOT, env=oj_env(None) | {"PREFECT_HOME": str(prefect_home)},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 75, refused.stderr
+    assert _one_line(refused.stderr) == (
+        f"oj run: another run holds the lock of {datasets} (pid {holder.pid}); "
+        "--lock-timeout 0: not waiting"
+    )
+    assert "waiting up to" not in refused.stderr
+    assert elapsed < 5, elapsed
+    assert list(prefect_home.iterdir()) == []  # no Prefect server (its database) started
+    assert storage.releases(datasets).empty
+
+
+def test_the_lock_never_says_waiting_up_to_0_s(tmp_path: Path) -> None:
+    # The same decision where the lock is taken (a run that found the lock free at the
+    # start, `oj vacuum`): one line, no "waiting up to 0 s".
+    datasets = tmp_path / "datasets"
+    publish(datasets, list(seed_records().values())[:1])
+    said: list[str] = []
+    with (
+        FileLock(str(datasets / storage.LOCK_FILE)),
+        pytest.raises(storage.LockTimeout) as error,
+        storage.writer_lock(datasets, 0, on_wait=said.append),
+    ):
+        pass
+    assert said == []
+    assert str(error.value) == (
+        f"another run holds the lock of {datasets} ({datasets / storage.LOCK_FILE}); "
+        "--lock-timeout 0: not waiting, nothing was written"
+    )
