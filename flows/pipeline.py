@@ -248,8 +248,11 @@ def summary_line(summary: dict[str, Any]) -> str:
         fetched = f"fetched: {counts}; "
     quality = ""
     if "national_conflicts" in summary:
+        # The first conflict named briefly, so the line says which question to look at.
+        first = summary.get("first_national_conflict")
+        named = f" (first: {first})" if first and summary["national_conflicts"] else ""
         quality = (
-            f"; national-figure conflicts: {summary['national_conflicts']}, "
+            f"; national-figure conflicts: {summary['national_conflicts']}{named}, "
             f"findings without a survey year: {summary['findings_without_year']} "
             "(details: oj check)"
         )

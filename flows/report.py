@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 
 from flows import storage
 from flows.schemas import TABLES, VERSIONED_TABLES
+from parsers import NATIONAL_FLAGS
+from parsers.linking import question_label
 
 #: The key that identifies a row of each table across releases.
 ROW_KEYS: dict[str, list[str]] = {
@@ -225,8 +227,10 @@ def _load_or_empty(name: str, release: int, datasets_dir: Path | str) -> pd.Data
 
 def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict[str, Any]:
     """Counts of what makes figures uncertain in a release: national-figure conflicts
-    (one indicator and survey year, several national percents) and findings whose survey
-    year is null, by the basis that says why."""
+    (one indicator and survey year, several national percents; the first one named by
+    its question, for a one-line summary), observations whose national figure is flagged
+    (negated, several figures, a range, vague: by flag), and findings whose survey year
+    is null, by the basis that says why."""
     # Arrow, not pandas: the nightly summary calls this after every release, and the
     # tables grow with the archive.
     links = storage.load_arrow(
@@ -235,14 +239,27 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
         datasets_dir,
         columns=["resolved_survey_year", "resolved_survey_year_basis"],
     )
-    observations = storage.load_arrow(
-        "observations",
-        release,
-        datasets_dir,
-        columns=["indicator_id", "survey_year", "national_conflict"],
-    )
+    observations = storage.load_arrow("observations", release, datasets_dir)
     conflicting = observations.filter(pc.field("national_conflict"))
-    conflicts = conflicting.group_by(["indicator_id", "survey_year"]).aggregate([]).num_rows
+    # (indicator, year) -> its figures; conflicts are few, so plain Python is enough
+    conflict_keys = {
+        (row["indicator_id"], row["survey_year"]): row["national_percent_all_values"]
+        for row in conflicting.select(
+            ["indicator_id", "survey_year", "national_percent_all_values"]
+        ).to_pylist()
+    }
+    first_conflict = None
+    if conflict_keys:
+        (indicator_id, year), figures = min(conflict_keys.items())
+        indicators = storage.load_arrow(
+            "indicators", release, datasets_dir, columns=["indicator_id", "canonical_statement"]
+        ).filter(pc.field("indicator_id") == indicator_id)
+        statement = indicators["canonical_statement"][0].as_py() if indicators.num_rows else ""
+        first_conflict = (
+            f"{question_label(statement, 60)} ({year}: "
+            + " vs ".join(f"{format_value(value)} %" for value in figures)
+            + ")"
+        )
     no_year = links.filter(pc.field("resolved_survey_year").is_null())
 
     def by_basis(table: pa.Table) -> dict[str, int]:
@@ -250,8 +267,17 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
         ordered = sorted(counts, key=lambda item: (-item["counts"], str(item["values"])))
         return {str(item["values"]): int(item["counts"]) for item in ordered}
 
+    # A release from before observations carried the flags has none to count.
+    flagged: dict[str, int] = {}
+    if "national_flags" in observations.column_names:
+        flags = pc.list_flatten(observations["national_flags"])
+        flagged = {
+            str(item["values"]): int(item["counts"]) for item in pc.value_counts(flags).to_pylist()
+        }
     return {
-        "national_conflicts": int(conflicts),
+        "national_conflicts": len(conflict_keys),
+        "first_national_conflict": first_conflict,
+        "national_flags": {name: flagged[name] for name in NATIONAL_FLAGS if name in flagged},
         "findings_without_year": no_year.num_rows,
         "findings_without_year_by_basis": by_basis(no_year),
         "survey_year_basis": by_basis(links),
@@ -259,29 +285,47 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
     }
 
 
+#: How `oj check` names each national flag, and what a researcher must know of it.
+_FLAG_NOTES = {
+    "national_share_negated": "printed as the share WITHOUT the thing; the series holds 100 − it",
+    "national_several_figures": "several figures for different groups; the series holds the first",
+    "national_range": "a range across groups; no single figure in the series",
+    "national_vague": "a share in words only ('Få kommuner', 'knappt hälften'); no figure",
+}
+
+
+def _figure_text(printed: float | None, negated: bool) -> str:
+    """A national figure as `oj check` shows it: in the series' sense, and as printed."""
+    if printed is None or pd.isna(printed):
+        return "–"
+    if negated:
+        with_it = format_value(round(100 - printed, 6))
+        return f"{with_it} % (printed {format_value(printed)} % without)"
+    return f"{format_value(printed)} %"
+
+
 def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[str, dict]:
-    """`oj check`: every national-figure conflict with where each figure was printed, and
-    the findings without a survey year, with counts."""
+    """`oj check`: every national-figure conflict by its question, survey year and the
+    differing figures, with where each was printed; every flagged national value
+    (negated, several figures, a range, vague) by question and year; and the findings
+    without a survey year, with counts."""
     release = storage.require_release(datasets_dir, release)["release"]
     counts = quality_counts(datasets_dir, release)
+    n_flagged = sum(counts["national_flags"].values())
     lines = [
         f"release {release}: {counts['findings']} findings, "
         f"{counts['national_conflicts']} national-figure conflicts, "
+        f"{n_flagged} flagged national values, "
         f"{counts['findings_without_year']} findings without a survey year",
         "",
         "survey year basis (resolved over the release):",
     ]
     for basis, n in sorted(counts["survey_year_basis"].items(), key=lambda item: -item[1]):
         lines.append(f"  {basis:<24} {n:>7}")
-    if counts["national_conflicts"]:
-        observations = storage.load_table(
-            "observations",
-            release,
-            datasets_dir,
-            columns=["indicator_id", "survey_year", "national_conflict"],
+    if counts["national_conflicts"] or n_flagged:
+        indicators = storage.load_table(
+            "indicators", release, datasets_dir, columns=["indicator_id", "canonical_statement"]
         )
-        conflicting = observations[observations["national_conflict"]]
-        indicators = storage.load_table("indicators", release, datasets_dir)
         statement = dict(
             zip(indicators["indicator_id"], indicators["canonical_statement"], strict=True)
         )
@@ -295,24 +339,76 @@ def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[
             "findings",
             release,
             datasets_dir,
-            columns=["finding_id", "url", "captured_at", "municipality", "national_percent"],
+            columns=[
+                "finding_id",
+                "url",
+                "captured_at",
+                "municipality",
+                "national_statement",
+                "national_percent",
+                "national_values",
+                "flags",
+            ],
         ).merge(links, on="finding_id")
-        lines += ["", "national-figure conflicts (one question and year, several figures):"]
+        findings["negated"] = findings["flags"].map(lambda f: "national_share_negated" in f)
+    if counts["national_conflicts"]:
+        observations = storage.load_table(
+            "observations",
+            release,
+            datasets_dir,
+            columns=["indicator_id", "survey_year", "national_conflict"],
+        )
+        conflicting = observations[observations["national_conflict"]]
+        lines += [
+            "",
+            "national-figure conflicts (one question and survey year, several figures; "
+            "figures in the question's own sense):",
+        ]
         keys = conflicting[["indicator_id", "survey_year"]].drop_duplicates()
-        for indicator_id, year in keys.itertuples(index=False):
-            lines.append(
-                f"  {indicator_id} {year}: "
-                + textwrap.shorten(statement.get(indicator_id, ""), 80, placeholder=" ...")
-            )
+        for indicator_id, year in keys.sort_values(["indicator_id", "survey_year"]).itertuples(
+            index=False
+        ):
             rows = findings[
                 (findings["indicator_id"] == indicator_id) & (findings["survey_year"] == year)
             ].dropna(subset=["national_percent"])
+            printed = rows["national_percent"]
+            series = printed.where(~rows["negated"], 100 - printed)
+            figures = " vs ".join(f"{format_value(round(v, 6))} %" for v in series.unique())
+            lines.append(
+                f"  {question_label(statement.get(indicator_id, ''))} — {year}: {figures}"
+                f"  [{indicator_id}]"
+            )
             for row in rows.drop_duplicates(
                 ["url", "captured_at", "national_percent"]
             ).itertuples():
                 lines.append(
-                    f"      {format_value(row.national_percent):>6} %  {row.municipality or '?'}  "
-                    f"{row.url}  captured {format_value(row.captured_at)}"
+                    f"      {_figure_text(row.national_percent, row.negated):>6}  "
+                    f"{row.municipality or '?'}  {row.url}  "
+                    f"captured {format_value(row.captured_at)}"
+                )
+    if n_flagged:
+        lines += [
+            "",
+            "flagged national values (check the page before citing; one line per question, "
+            "year and wording):",
+        ]
+        for flag in NATIONAL_FLAGS:
+            if flag not in counts["national_flags"]:
+                continue
+            rows = findings[findings["flags"].map(lambda f, flag=flag: flag in f)]
+            rows = rows.drop_duplicates(["indicator_id", "survey_year", "national_statement"])
+            lines.append(f"  {flag}: {_FLAG_NOTES[flag]}")
+            rows = rows.sort_values(["indicator_id", "survey_year"], na_position="first")
+            for row in rows.itertuples():
+                if flag == "national_share_negated":
+                    figures = _figure_text(row.national_percent, True)
+                elif flag == "national_vague":
+                    figures = textwrap.shorten(row.national_statement, 50, placeholder=" ...")
+                else:
+                    figures = ", ".join(f"{format_value(v)} %" for v in row.national_values)
+                year = "?" if pd.isna(row.survey_year) else int(row.survey_year)
+                lines.append(
+                    f"      {question_label(row.national_statement, 70)} ({year}): {figures}"
                 )
     if counts["findings_without_year"]:
         lines += ["", "findings without a survey year, by why:"]

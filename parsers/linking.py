@@ -215,3 +215,32 @@ def link_statements(
             groups.append([occurrence])
             links[text] = Link(text, group_of[text], "exact", 100.0, text)
     return links
+
+
+def question_label(statement: str, width: int = 90) -> str:
+    """The question a statement asks, short enough for one line of a report.
+
+    The normalised question (no figures, years or opening: "Det är fortfarande relativt
+    få kommuner, 21 procent, som har en ..." is about what comes after "som"), cut in
+    the middle when too long: the words that tell questions apart sit at the end more
+    often than not ("har en aktuell skriftlig och på ledningsnivå beslutad rutin för hur
+    handläggare ska säkra skolgången för barn i skyddat boende": the skolgång routine),
+    so the label keeps a short head and a long tail: "har en aktuell skriftlig … säkra
+    skolgången för barn i skyddat boende".
+    """
+    question = normalize_statement(statement) or _SPACE.sub(" ", statement).strip()
+    if len(question) <= width:
+        return question
+    words = question.split()
+    head: list[str] = []
+    for word in words[:4]:
+        if len(" ".join([*head, word])) > width // 3:
+            break
+        head.append(word)
+    tail: list[str] = []
+    room = width - len(" ".join(head)) - 3
+    for word in reversed(words[len(head) :]):
+        if len(" ".join([word, *tail])) > room:
+            break
+        tail.insert(0, word)
+    return " ".join(head) + " … " + " ".join(tail)

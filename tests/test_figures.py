@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import pipeline, raw_archive, storage
+from flows import pipeline, raw_archive, report, storage
 from flows.schemas import OBSERVATIONS
 from parsers import national_reading, parse_page
 from parsers.linking import normalize_statement
@@ -264,3 +264,60 @@ def test_unnamed_answer_on_a_municipality_page_is_an_answer() -> None:
     assert finding.municipality == "Kalmar"
     assert finding.local_answer == "Här gör man en plan för varje familj."
     assert "no_local_answer" not in finding.flags
+
+
+# --- `oj check` names the conflicts and the flagged values -------------------------------------
+
+SKOLGANG = (
+    "22 procent av kommunerna har en aktuell skriftlig och på ledningsnivå beslutad rutin för "
+    "hur handläggare ska säkra skolgången för barn i skyddat boende."
+)
+SEVERAL = (
+    "Få kommuner uppger att de använt enskildas uppfattning för att utveckla "
+    "myndighetsutövningen (12 procent) respektive utförarverksamheten (11 procent)."
+)
+
+
+def test_check_names_each_conflict_and_the_flagged_values(tmp_path: Path) -> None:
+    # "2 national-figure conflicts (details: oj check)" said which nowhere: oj check must
+    # name the question by its telling words (not "22 procent av kommunerna har en aktuell
+    # skriftlig och på ledningsnivå beslutad rutin ...", cut before the subject), the
+    # year and the figures, and list the flagged national values before anyone cites them.
+    answer = "I Kalmar finns en rutin."
+    datasets = _publish(
+        tmp_path,
+        [
+            _page(
+                "2019 års resultat visar att:",
+                [(SKOLGANG, answer), (NEGATED, answer), (SEVERAL, answer)],
+            ),
+            # a later capture prints another figure for the same question and year
+            _page(
+                "2019 års resultat visar att:",
+                [(SKOLGANG.replace("22", "23"), answer), (NEGATED, answer), (SEVERAL, answer)],
+            ),
+        ],
+    )
+    text, counts = report.check_report(datasets)
+    assert counts["national_conflicts"] == 1
+    conflict = next(line for line in text.splitlines() if "— 2019:" in line)
+    assert "skolgången för barn i skyddat boende" in conflict
+    assert "22 % vs 23 %" in conflict
+    assert counts["national_flags"] == {"national_share_negated": 1, "national_several_figures": 1}
+    assert "national_share_negated" in text and "national_several_figures" in text
+    # the negated share: in the series' sense, and as printed
+    negated = next(line for line in text.splitlines() if "hyresskuld" in line)
+    assert "(2019): 20 % (printed 80 % without)" in negated
+    several = next(line for line in text.splitlines() if "utförarverksamheten" in line)
+    assert several.endswith("(2019): 12 %, 11 %")
+    # the run's summary stays one line and names the first conflict
+    line = pipeline.summary_line(
+        {"release": 1, "new_release": True, "pages_read": 2, "pages_in_archive": 2,
+         "findings": 6, "rejects": 0, "failed_pages": 0,
+         "national_conflicts": counts["national_conflicts"],
+         "first_national_conflict": counts["first_national_conflict"],
+         "findings_without_year": 0}
+    )  # fmt: skip
+    assert "\n" not in line
+    assert "national-figure conflicts: 1 (first: " in line
+    assert "skyddat boende (2019: 22 % vs 23 %)" in line
