@@ -69,7 +69,7 @@ def changes_report(
     if municipality:
         changes = changes[changes["municipality"].fillna("").str.lower() == municipality.lower()]
     if changes.empty:
-        return "no changes match"
+        return "no changes match\n"
     # Each change names its own finding's wording (`change_statement`).
     wanted = set(changes["finding_id_after"].dropna()) | set(changes["finding_id_before"].dropna())
     findings = storage.load_arrow(
@@ -239,7 +239,13 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
         datasets_dir,
         columns=["resolved_survey_year", "resolved_survey_year_basis"],
     )
-    observations = storage.load_arrow("observations", release, datasets_dir)
+    columns = ["indicator_id", "survey_year", "national_conflict", "national_percent_all_values"]
+    try:
+        observations = storage.load_arrow(
+            "observations", release, datasets_dir, columns=[*columns, "national_flags"]
+        )
+    except pa.ArrowInvalid:  # a release from before observations carried the flags
+        observations = storage.load_arrow("observations", release, datasets_dir, columns=columns)
     conflicting = observations.filter(pc.field("national_conflict"))
     # (indicator, year) -> its figures; conflicts are few, so plain Python is enough
     conflict_keys = {
@@ -267,7 +273,6 @@ def quality_counts(datasets_dir: Path | str, release: int | None = None) -> dict
         ordered = sorted(counts, key=lambda item: (-item["counts"], str(item["values"])))
         return {str(item["values"]): int(item["counts"]) for item in ordered}
 
-    # A release from before observations carried the flags has none to count.
     flagged: dict[str, int] = {}
     if "national_flags" in observations.column_names:
         flags = pc.list_flatten(observations["national_flags"])
