@@ -85,9 +85,52 @@ def load_release(datasets_dir: Path | str, release: int | None) -> Release:
         indicators=table("indicators"),
         links=table("indicator_links", ["finding_id", "indicator_id", "resolved_survey_year"]),
         observations=table("observations"),
-        changes=table("changes"),
+        changes=_with_release(table("changes"), datasets_dir, number),
         quality=report.quality_counts(datasets_dir, number),
     )  # fmt: skip
+
+
+def first_releases(
+    datasets_dir: Path | str, last: int, snapshot_ids: Iterable[str]
+) -> dict[str, int]:
+    """Snapshot id -> the first release (up to `last`) whose `pages` held it.
+
+    A backfill publishes old captures in a new release, so a page's dates do not tell
+    which release a change came with. Releases only add snapshots, so each id's first
+    release is found by halving the range of release numbers: a few reads of the
+    `snapshot_id` column however many releases there are."""
+    numbers = [int(n) for n in storage.releases(datasets_dir)["release"] if int(n) <= last]
+    held: dict[int, set[str]] = {}
+
+    def holds(index: int) -> set[str]:
+        if index not in held:
+            pages = storage.load_arrow("pages", numbers[index], datasets_dir, ["snapshot_id"])
+            held[index] = set(pages.column(0).to_pylist())
+        return held[index]
+
+    found: dict[str, int] = {}
+
+    def settle(ids: set[str], low: int, high: int) -> None:
+        if low == high:
+            found.update(dict.fromkeys(ids, numbers[low]))
+            return
+        middle = (low + high) // 2
+        earlier = ids & holds(middle)
+        if earlier:
+            settle(earlier, low, middle)
+        if ids - earlier:
+            settle(ids - earlier, middle + 1, high)
+
+    wanted = set(snapshot_ids)
+    if numbers and wanted:
+        settle(wanted, 0, len(numbers) - 1)
+    return found
+
+
+def _with_release(changes: pd.DataFrame, datasets_dir: Path | str, last: int) -> pd.DataFrame:
+    """`changes` with the release each came with (that of its later snapshot)."""
+    of = first_releases(datasets_dir, last, changes["to_snapshot_id"].unique())
+    return changes.assign(release=changes["to_snapshot_id"].map(of).astype("Int64"))
 
 
 def slug(text: str) -> str:
@@ -333,8 +376,12 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
 
 
 def _change_list(release: Release, limit: int | None, depth: int) -> str:
+    # Newest release first, then newest date: a backfill's old captures come with a new
+    # release, and sorting by date alone put that release's changes below older ones.
     changes = release.changes.sort_values(
-        ["to_seen", "url", "to_snapshot_id"], ascending=[False, True, True], na_position="last"
+        ["release", "to_seen", "url", "to_snapshot_id"],
+        ascending=[False, False, True, True],
+        na_position="last",
     )
     if limit is not None:
         changes = changes.head(limit)
@@ -351,7 +398,10 @@ def _change_list(release: Release, limit: int | None, depth: int) -> str:
         zip(release.findings["finding_id"], release.findings["national_statement"], strict=True)
     )
     parts = []
-    for (seen, url, _), group in changes.groupby(["to_seen", "url", "to_snapshot_id"], sort=False):
+    groups = changes.groupby(
+        ["release", "to_seen", "url", "to_snapshot_id"], sort=False, dropna=False
+    )
+    for (number, seen, url, _), group in groups:
         first = group.iloc[0]
         items = []
         for row in group.itertuples():
@@ -372,7 +422,8 @@ def _change_list(release: Release, limit: int | None, depth: int) -> str:
                 f"{_question_link(row.indicator_id, text, depth)}{detail}</li>"
             )  # fmt: skip
         parts.append(
-            f"<h3>{_e(seen)} · {_e(first['area'])} · {_e(first['municipality'])}</h3>"
+            f"<h3>Release {_e(number)} · {_e(seen)} · {_e(first['area'])} · "
+            f"{_e(first['municipality'])}</h3>"
             f'<p class="muted">since {_e(first["from_seen"])} · <a href="{html.escape(url)}">'
             f"{html.escape(url)}</a></p><ul>{''.join(items)}</ul>"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,37 @@ def test_a_question_page_lists_at_most_max_sources_snapshots(tmp_path: Path, mon
     assert max(counts) > 2
     for page, n in zip(pages, counts, strict=True):
         assert (f"… and {n - 2} earlier snapshots" in page) == (n > 2)
+
+
+def test_latest_changes_list_the_newest_release_first(tmp_path: Path, monkeypatch) -> None:
+    # Release 2 is a backfill: captures of another page from 2019, older than release 1's
+    # captures (July 2020). Sorted by page date, release 2's changes sat below release 1's.
+    import helpers
+
+    from flows import raw_archive
+
+    page = next(r for r in seed_records().values() if r.url.endswith("ekonomiskt-bistand.html"))
+    text = raw_archive.read_object(helpers.RAW_DIR, page.sha256).decode("utf-8")
+    raw, records = edited_history(tmp_path)  # release 1: Kalmar, captured 2020-07-01..03
+    monkeypatch.setattr(helpers, "RAW_DIR", raw)
+    datasets = tmp_path / "datasets"
+    publish(datasets, records)
+    share = re.search(r"(\d+) procent", text)
+    edited = text.replace(share.group(0), f"{int(share.group(1)) + 1} procent", 1)
+    backfill = [
+        raw_archive.add_snapshot(
+            raw, body.encode("utf-8"), url=page.url, source="wayback", municipality="Kalmar",
+            captured_at=datetime(2019, 3, day, tzinfo=UTC))[0]  # fmt: skip
+        for day, body in ((1, text), (2, edited))
+    ]
+    publish(datasets, backfill)
+    out = tmp_path / "site"
+    assert main(["report", "--datasets-dir", str(datasets), "--out", str(out)]) == 0
+    for name in ("index.html", "changes.html"):
+        headings = re.findall(r"<h3>(.*?)</h3>", (out / name).read_text("utf-8"))
+        areas = ["Ekonomiskt bistånd" in h for h in headings]
+        assert areas[0] and not all(areas), (name, headings)  # release 2 first, then 1
+        assert areas == sorted(areas, reverse=True), (name, headings)
+        # and each says which release it came with
+        assert headings[0].startswith("Release 2 · 2019-03-02 · "), headings[0]
+        assert headings[-1].startswith("Release 1 · 2020-07-0"), headings[-1]
