@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flows import location, raw_archive
-from flows.errors import EXIT_CODES, LockTimeout, OperatorError, UsageError, one_line
+from flows.errors import EXIT_CODES, LockTimeout, OperatorError, UsageError, one_line, plural
 from flows.location import Location, parse_location
 from flows.schemas import TABLES
 from parsers import PARSER_VERSION, PageError, ParsedPage, parse_page
@@ -131,7 +131,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         except (OSError, PageError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             print(f"oj parse: {path}: {reason}", file=sys.stderr)
-            status = 1
+            status = max(status, _read_failure_code(error))
             continue
         if not page.findings:
             reasons = "; ".join(sorted({reject.reason for reject in page.rejects})) or "none"
@@ -152,6 +152,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return status
 
 
+def _read_failure_code(error: BaseException) -> int:
+    """2 for a file named on the command line that is not there (or is a folder): a usage
+    error, as flows/errors.py says; 1 for a file that is there but failed."""
+    return 2 if isinstance(error, (FileNotFoundError, IsADirectoryError)) else 1
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     captured = _parse_time(args.captured_at, "add")
     try:
@@ -166,7 +172,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             data = path.read_bytes()
         except OSError as error:
             print(f"oj add: {path}: {error.strerror}", file=sys.stderr)
-            status = 1
+            status = max(status, _read_failure_code(error))
             continue
         record, added = raw_archive.add_snapshot(
             args.raw_dir,
@@ -185,6 +191,21 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
+OVERRIDES_FILE = "indicator_overrides.toml"
+
+
+def _beside_raw_dir(raw: Location, option: str, named: str | None, default: str) -> str | None:
+    """A file of the project as an absolute path: the one named (it must exist), else
+    `default` beside the raw archive if it is there (never the current directory), else
+    None. A raw archive in a bucket has no project folder beside it: files must be named."""
+    if named is not None and not Path(named).is_file():
+        raise UsageError(f"--{option} {named}: no such file")
+    if named is None and not location.is_remote(raw):
+        beside = Path(raw).resolve().parent / default
+        named = str(beside) if beside.is_file() else None
+    return str(Path(named).resolve()) if named else None
+
+
 def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
     """The sources and overrides files of a run, found the same way from any directory,
     and the overrides' sha256 (what a release records, to notice a change).
@@ -200,16 +221,10 @@ def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str |
     raw = args.raw_dir
     if args.fetch == "none" and not location.is_folder(raw):
         raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
-    # A raw archive in a bucket has no project folder beside it: files must be named.
-    project = None if location.is_remote(raw) else Path(raw).resolve().parent
-    found: dict[str, str | None] = {}
-    for option, default in (("sources", "sources.toml"), ("overrides", "indicator_overrides.toml")):
-        named = getattr(args, option)
-        if named is not None and not Path(named).is_file():
-            raise UsageError(f"--{option} {named}: no such file")
-        if named is None and project is not None and (project / default).is_file():
-            named = str(project / default)
-        found[option] = str(Path(named).resolve()) if named else None
+    found = {
+        option: _beside_raw_dir(raw, option, getattr(args, option), default)
+        for option, default in (("sources", "sources.toml"), ("overrides", OVERRIDES_FILE))
+    }
     if found["sources"]:
         load_sources(found["sources"])  # SourcesError: the file, entry and line
     overrides_sha256 = load_overrides(found["overrides"]).sha256  # OverridesError likewise
@@ -336,14 +351,23 @@ def cmd_import_warc(args: argparse.Namespace) -> int:
     from flows import fetch
     from flows.sources import SourcesError, load_sources
 
+    # The same sources file as `oj run` reads: named, or the one beside the raw dir (it
+    # was ./sources.toml: started elsewhere, import-warc added every page of a crawl).
+    named = None if args.all else _beside_raw_dir(args.raw_dir, "sources", args.sources,
+                                                  "sources.toml")  # fmt: skip
     try:
-        sources = None if args.all or not args.sources else load_sources(args.sources)
+        sources = load_sources(named) if named else None
     except SourcesError as error:
         print(f"oj import-warc: {error}", file=sys.stderr)
         return 2
     status = 0
     for name in args.files:
         path = Path(name)
+        if not path.is_file():
+            reason = "Is a directory" if path.is_dir() else "No such file or directory"
+            print(f"oj import-warc: {path}: {reason}", file=sys.stderr)
+            status = 2
+            continue
         try:
             outcomes = fetch.import_warc(args.raw_dir, path, sources)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the others
@@ -359,17 +383,21 @@ def cmd_import_warc(args: argparse.Namespace) -> int:
         failed = [o for o in outcomes if o.outcome == "failed"]
         for outcome in failed:
             print(f"oj import-warc: {outcome.reason}", file=sys.stderr)
-        print(f"{path}: {len(added)} HTML responses added, {len(failed)} failed")
-        status = status or (1 if failed else 0)
+        print(f"{path}: {plural(len(added), 'HTML response')} added, {len(failed)} failed")
+        status = max(status, 1 if failed else 0)
     return status
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     from flows import storage
 
-    runs = storage.releases(args.datasets_dir)
+    where = args.datasets_dir
+    if not location.is_remote(where) and not Path(where).is_dir():
+        # A typo is not "no release yet" (exit 0); a bucket prefix exists once written.
+        raise UsageError(f"datasets dir {where} does not exist (pass --datasets-dir)")
+    runs = storage.releases(where)
     if runs.empty:
-        print(f"{args.datasets_dir}: no release yet (run `oj run`)")
+        print(f"{where}: no release yet (run `oj run`)")
         return 0
     print(
         f"{'release':>7}  {'finished (UTC)':<19}  {'parser':<8} {'mode':<8}"
@@ -393,8 +421,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     except KeyError as error:  # an unknown table (NoReleaseError is one line via main)
         print(f"oj export: {error.args[0]}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out}: {rows} rows of `{args.table}` as of release {release}")
+        return 2
+    print(f"wrote {args.out}: {plural(rows, 'row')} of `{args.table}` as of release {release}")
     return 0
 
 
@@ -405,7 +433,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     meta = descriptor["oppna-jamforelser"]
     print(
         f"wrote {Path(args.out) / 'datapackage.json'} and CITATION.cff: release "
-        f"{meta['release']}, {len(descriptor['resources'])} tables as CSV\n"
+        f"{meta['release']}, {plural(len(descriptor['resources']), 'table')} as CSV\n"
         f"cite as: {descriptor['citation']}"
     )
     return 0
@@ -485,9 +513,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"oj verify: {problem}", file=sys.stderr)
     print(
-        f"{counts['objects']} objects, {counts['records']} records, "
-        f"{release_counts['releases']} releases checked in {time.perf_counter() - started:.1f} s: "
-        + (f"{len(problems)} problems" if problems else "all hold")
+        f"{plural(counts['objects'], 'object')}, {plural(counts['records'], 'record')}, "
+        f"{plural(release_counts['releases'], 'release')} checked in "
+        f"{time.perf_counter() - started:.1f} s: "
+        + (plural(len(problems), "problem") if problems else "all hold")
     )
     return 1 if problems else 0
 
@@ -503,7 +532,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     total = sum(len(files) for files in deleted.values())
     detail = ", ".join(f"{name} {len(files)}" for name, files in deleted.items() if files)
     print(
-        f"{verb} {total} files no release needs" + (f" ({detail})" if detail else "")
+        f"{verb} {plural(total, 'file')} no release needs" + (f" ({detail})" if detail else "")
         + "; every release stays readable"
     )  # fmt: skip
     return 0
@@ -709,8 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_raw_dir(warc)
     warc.add_argument(
         "--sources",
-        default="sources.toml" if Path("sources.toml").exists() else None,
-        help="only pages listed here (default: ./sources.toml)",
+        help="only pages listed here (default: sources.toml beside the raw dir, if there is "
+        "one, as for `oj run`; without one, every HTML response)",
     )
     warc.add_argument("--all", action="store_true", help="every HTML response, not only sources")
     warc.set_defaults(func=cmd_import_warc)

@@ -38,6 +38,11 @@ class LockTimeout(OperatorError):
     exit_code = 75
 
 
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """ "1 row", "2 rows": a count and its noun, for the one-line messages of `oj`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural_form or noun + 's'}"
+
+
 #: What to set, for errors of an object store (delta-rs, obstore, s3fs) that name a
 #: configuration problem. delta-rs says "URL scheme is not allowed" for an http endpoint
 #: without AWS_ALLOW_HTTP, and asks a cloud metadata service (IMDS) for missing keys.

@@ -38,7 +38,7 @@ def test_bad_files_are_named_and_the_others_still_parsed(tmp_path: Path, capsys)
         ["parse", str(empty), str(binary), str(good), str(not_a_page), str(missing), str(tmp_path)]
     )
     captured = capsys.readouterr()
-    assert status == 1
+    assert status == 2  # a file named that is not there (or a folder): a usage error
     errors = captured.err.splitlines()
     assert len(errors) == 5
     for path, words in [

@@ -291,7 +291,7 @@ def test_warc_import(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert str(broken) in result.stderr and "not a readable WARC" in result.stderr
-    assert "1 HTML responses added" in result.stdout
+    assert "1 HTML response added" in result.stdout
     (record,) = raw_archive.iter_records(raw)
     assert (record.url, record.source, record.captured_at, record.charset) == (
         "https://kalmar.se/hemloshet.html",
@@ -410,6 +410,6 @@ def test_warc_import_all_refuses_a_bad_uri_and_keeps_the_rest(tmp_path: Path) ->
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "1 HTML responses added, 1 failed" in result.stdout
+    assert "1 HTML response added, 1 failed" in result.stdout
     assert "refused URL" in result.stderr and "http://[oops/" in result.stderr
     assert [r.url for r in raw_archive.iter_records(raw)] == ["https://kalmar.se/other.html"]

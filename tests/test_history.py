@@ -125,7 +125,7 @@ def test_barn_och_ungdomsvard_2020_and_2023_give_changes(tmp_path: Path) -> None
     assert page["to_seen"].astype(str).unique().tolist() == ["2023-01-09"]
     text = report.changes_report(datasets, area="barn- och")
     assert text.startswith("2023-01-09  Barn- och ungdomsvård · Kalmar  (since 2020-07-02)")
-    assert report.changes_report(datasets, municipality="Växjö") == "no changes match"
+    assert report.changes_report(datasets, municipality="Växjö") == "no changes match\n"
 
 
 def test_every_change_kind_on_anedited_history(tmp_path: Path, monkeypatch) -> None:

@@ -89,7 +89,7 @@ def test_every_command_works_on_a_bucket(
     warc = _warc(tmp_path / "crawl.warc.gz", edited[1].url,
                  raw_archive.read_object(edited_raw, edited[1].sha256))  # fmt: skip
     assert main(["import-warc", str(warc), "--all", "--raw-dir", raw]) == 0
-    assert "1 HTML responses added" in capsys.readouterr().out
+    assert "1 HTML response added" in capsys.readouterr().out
     assert any(name.endswith(".jsonl") for name in location.list_names(f"{raw}/fetch-log"))
     second = run_oj("run", "--raw-dir", raw, "--datasets-dir", datasets, api_url=prefect_server)
     assert "new release 2 written" in second.stdout, second.stderr

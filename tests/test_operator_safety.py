@@ -150,7 +150,7 @@ def test_operator_errors_are_one_line_with_their_exit_code(
     assert storage.releases(datasets).empty
     unknown = run_oj("export", "findings", "--release", "9", "--out", tmp_path / "x.parquet",
                   "--datasets-dir", datasets)  # fmt: skip
-    assert unknown.returncode == 1 and "no release" in _one_line(unknown.stderr)
+    assert unknown.returncode == 2 and "no release" in _one_line(unknown.stderr)
 
 
 def test_overrides_are_found_beside_the_raw_dir_from_any_directory(
