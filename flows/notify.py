@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pyarrow.compute as pc
 
 from flows import storage
+from flows.errors import plural
 
 logger = logging.getLogger(__name__)
 #: At most this many lines of each kind; the rest is counted ("... and 4 more").
@@ -96,8 +97,7 @@ def release_message(datasets_dir: Path | str, release: int) -> Message | None:
     return Message(title, "\n".join(lines))
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+_count = plural  # "1 page", "2 pages": the one helper of every `oj` message
 
 
 def _percent(value: float | None) -> str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from flows import storage
 from flows.dictionary import allowed_values
+from flows.errors import plural
 from flows.schemas import TABLE_DESCRIPTIONS, TABLES, describe
 
 PROJECT = "oppna-jamforelser"
@@ -144,7 +145,7 @@ def write_package(
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "description": f"One row is {about['row']}. Key: {about['key']}. "
-                f"Source: {about['source']}. {rows} rows.",
+                f"Source: {about['source']}. {plural(rows, 'row')}.",
                 "schema": table_schema(name),
             }
         )

@@ -13,6 +13,7 @@ import hashlib
 from deltalake import DeltaTable
 
 from flows import location, raw_archive, storage
+from flows.errors import plural
 from flows.location import Location
 from flows.pipeline import batched
 from flows.schemas import DATA_TABLES, VERSIONED_TABLES
@@ -93,7 +94,7 @@ def verify_releases(datasets_dir: Location) -> tuple[list[str], dict[str, int]]:
                 continue
             if name in DATA_TABLES and n_rows != int(getattr(row, f"n_{name}")):
                 problems.append(
-                    f"release {row.release}: {name} has {n_rows} rows, its runs row says "
+                    f"release {row.release}: {name} has {plural(n_rows, 'row')}, its runs row says "
                     f"{getattr(row, f'n_{name}')}"
                 )
     return problems, {"releases": len(runs)}

@@ -3,6 +3,7 @@ checked through the real `oj` in fresh processes; and the small wording of its m
 
 from __future__ import annotations
 
+import json
 import shutil
 from io import BytesIO
 from pathlib import Path
@@ -97,7 +98,12 @@ def test_counts_of_one_are_singular(one_release: Path, tmp_path: Path) -> None:
     exported = run_oj("export", "runs", "--out", tmp_path / "runs.parquet",
                       "--datasets-dir", one_release)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
-    assert f": 1 row of `runs` as of release 1" in exported.stdout
+    assert ": 1 row of `runs` as of release 1" in exported.stdout
+    packaged = run_oj("package", "--out", tmp_path / "package", "--datasets-dir", one_release)
+    assert packaged.returncode == 0, packaged.stderr
+    descriptor = json.loads((tmp_path / "package" / "datapackage.json").read_text("utf-8"))
+    (runs,) = [r for r in descriptor["resources"] if r["name"] == "runs"]
+    assert runs["description"].endswith(" 1 row.")
     # one object, one record, one release: and then one problem
     raw = tmp_path / "raw"
     record = next(iter(seed_records().values()))
