@@ -655,12 +655,23 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     polite.add_argument("--max-bytes", type=int, help="largest response accepted (5000000)")
 
 
+def _exit_code_table() -> str:
+    """flows/errors.py's EXIT_CODES as `oj --help` prints them: one code a line (in one
+    wrapped paragraph "--lock-timeout" was cut at its hyphen)."""
+    lines = ["exit codes:"]
+    for code, meaning in EXIT_CODES.items():
+        lines += textwrap.wrap(meaning, 79, initial_indent=f"  {code:<4}",
+                               subsequent_indent=" " * 6, break_on_hyphens=False)  # fmt: skip
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oj",
         description="Öppna jämförelser pages to a versioned dataset.",
-        epilog="exit codes: "
-        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
+        epilog=_exit_code_table(),
+        # the table's lines as written; the options' help is still wrapped by argparse
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--version",

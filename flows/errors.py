@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 
-#: Exit codes of `oj` (documented in the README).
+#: Exit codes of `oj` (`oj --help` prints them; the README's table is this one).
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "done, but some pages, records or fetches failed (each is named on stderr), or an "
+    1: "done, but some pages, records or fetches failed (each named on stderr); or an "
     "unexpected error",
-    2: "usage or configuration error: a missing raw dir, a malformed sources or overrides "
-    "file, a missing file named on the command line, a bad URL or time",
+    2: "usage or configuration error: a missing raw or datasets dir, a malformed sources or "
+    "overrides file, a named file or release that does not exist, a bad URL or time",
     74: "the datasets location cannot be written (unwritable, full); the last release is intact",
-    75: "another run holds the datasets lock and did not release it within --lock-timeout",
+    75: "another run holds the datasets lock and did not release it within --lock-timeout; "
+    "nothing was written",
 }
 
 
