@@ -210,7 +210,7 @@ def test_verify_names_what_is_wrong(tmp_path: Path, capsys) -> None:
     publish(datasets)
     args = ["verify", "--raw-dir", str(raw), "--datasets-dir", str(datasets)]
     assert main(args) == 0
-    assert "5 objects, 5 records, 1 releases checked" in capsys.readouterr().out
+    assert "5 objects, 5 records, 1 release checked" in capsys.readouterr().out
     records = list(seed_records().values())
     # a flipped byte
     flipped = raw_archive.object_path(raw, records[0].sha256)
