@@ -24,11 +24,13 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
+import polars as pl
 import vl_convert
 
-from flows import report, storage
+from flows import history, report, storage
 from flows.errors import StorageWriteError, UsageError
 from flows.package import citation_line
+from parsers.numbers import current_level
 
 #: Colours of a local answer (`findings.local_status`), fixed so every chart reads alike.
 STATUS_COLOURS = {"yes": "#1a7f37", "partial": "#d4a72c", "no": "#cf222e", "unknown": "#8c959f"}
@@ -81,13 +83,28 @@ def load_release(datasets_dir: Path | str, release: int | None) -> Release:
         info=info,
         pages=table("pages", ["snapshot_id", "url", "captured_at", "municipality", "area",
                               "raw_sha256", "parse_status", "page_updated"]),
-        findings=table("findings", ["finding_id", "snapshot_id", "national_statement"]),
+        findings=_findings(datasets_dir, number),
         indicators=table("indicators"),
         links=table("indicator_links", ["finding_id", "indicator_id", "resolved_survey_year"]),
         observations=table("observations"),
         changes=_with_release(table("changes"), datasets_dir, number),
         quality=report.quality_counts(datasets_dir, number),
     )  # fmt: skip
+
+
+def _findings(datasets_dir: Path | str, number: int) -> pd.DataFrame:
+    """The findings a question page shows, with their national figure both as printed
+    (`national_percent_printed`, every figure in `national_values`) and in the question's
+    own sense (`national_percent`), turned by `history.findings_frame`: the one place
+    that reads a negated share ("4 av 5 kommuner har inte ...": 80 printed, 20 shown)."""
+    columns = list(dict.fromkeys([*history.COLUMNS_USED, "national_values"]))
+    arrow = storage.load_arrow("findings", number, datasets_dir, columns)
+    frame = history.findings_frame(arrow).select(
+        "finding_id", "snapshot_id", pl.col("national_statement").cast(pl.String),
+        "national_percent", "national_percent_printed", "national_flags",
+    ).to_pandas()  # fmt: skip
+    frame["national_values"] = arrow.column("national_values").to_pylist()
+    return frame
 
 
 def first_releases(
@@ -192,38 +209,88 @@ def _question_link(indicator_id: str, statement: str, depth: int) -> str:
 # --- charts -----------------------------------------------------------------------------------
 
 
-def question_chart(observations: pd.DataFrame) -> str:
-    """SVG: the national share over survey years (every figure printed for a year, so a
-    disagreement shows), beside each municipality's answer per year."""
+#: How a plotted national figure is drawn, by what the page printed: (legend, shape, fill).
+#: A figure the chart derived, or chose among several, never looks like one printed as is.
+POINT_KINDS = {
+    "printed": ("as printed", "circle", "#0969da"),
+    "negated": ("100 − the share printed without it", "circle", "white"),
+    "several": ("first of several figures printed", "diamond", "white"),
+}
+#: Flags of a national statement that give no level: such a figure is never plotted.
+NO_LEVEL = ("national_range", "national_vague")
+#: What the chart's values are: the share in the question's own sense.
+Y_TITLE = "% of municipalities that have/do it"
+
+
+def _kind(flags: Iterable[str]) -> str:
+    flags = set(flags)
+    if "national_share_negated" in flags:
+        return "negated"
+    return "several" if "national_several_figures" in flags else "printed"
+
+
+def national_rows(findings: pd.DataFrame) -> pd.DataFrame:
+    """One row per survey year and national statement of a question's findings (columns of
+    `_findings` plus `resolved_survey_year`): the figure printed, every figure, the flags,
+    the figure in the question's sense, whether it is plotted, and the findings behind it.
+    The statement alone decides the figures and flags (the parser reads nothing else)."""
+    dated = findings[findings["resolved_survey_year"].notna()]
+    rows = []
+    for (year, statement), group in dated.groupby(
+        ["resolved_survey_year", "national_statement"], sort=True
+    ):
+        first = group.iloc[0]
+        flags = tuple(sorted(first.national_flags))
+        sense = first.national_percent
+        rows.append({
+            "survey_year": int(year), "statement": statement, "flags": flags,
+            "printed": first.national_percent_printed, "values": tuple(first.national_values),
+            "sense": sense, "kind": _kind(flags), "n": len(group),
+            "plotted": pd.notna(sense) and not set(flags) & set(NO_LEVEL),
+        })  # fmt: skip
+    columns = ["survey_year", "statement", "flags", "printed", "values", "sense", "kind", "n",
+               "plotted"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def question_chart(observations: pd.DataFrame, national: pd.DataFrame) -> str:
+    """SVG: the national share over survey years, in the question's own sense (every
+    figure of a year, so a disagreement shows; a figure derived from a negated share or
+    chosen among several drawn hollow, with a legend), beside each municipality's answer
+    per year. `national` is `national_rows` of the question."""
+    points = national[national["plotted"]].sort_values("kind", key=lambda k: k.map(
+        list(POINT_KINDS).index)).drop_duplicates(["survey_year", "sense"])  # fmt: skip
+    points = pd.DataFrame({
+        "survey_year": points["survey_year"].astype(int),
+        "national_percent": points["sense"].astype(float),
+        "figure": points["kind"].map(lambda k: POINT_KINDS[k][0]),
+    }).sort_values(["survey_year", "national_percent"])  # fmt: skip
     dated = observations[observations["survey_year"].notna()]
-    national = (
-        dated[["survey_year", "national_percent_all_values"]]
-        .explode("national_percent_all_values")
-        .dropna()
-        .drop_duplicates()
-        .rename(columns={"national_percent_all_values": "national_percent"})
-        .astype({"survey_year": int, "national_percent": float})
-        .sort_values(["survey_year", "national_percent"])
-    )
     answers = dated[["municipality", "survey_year", "local_status"]].copy()
     answers["municipality"] = answers["municipality"].fillna("(unknown)")
     answers["local_status"] = answers["local_status"].fillna("unknown")
     answers = answers.astype({"survey_year": int})
-    years = sorted({*national["survey_year"], *answers["survey_year"]})
+    years = sorted({*points["survey_year"], *answers["survey_year"], *national["survey_year"]})
     if not years:
         return '<p class="muted">No survey year is known for this question: nothing to chart.</p>'
     year_axis = alt.X(
         "survey_year:O", title="survey year", sort=years, scale=alt.Scale(domain=years)
     )
-    left = (
-        alt.Chart(national, title="National share (% of municipalities)")
-        .mark_line(point=True)
-        .encode(
-            x=year_axis,
-            y=alt.Y("national_percent:Q", title="percent", scale=alt.Scale(domain=[0, 100])),
-        )
-        .properties(width=max(160, 60 * len(years)), height=220)
-    )
+    y_axis = alt.Y("national_percent:Q", title=Y_TITLE, scale=alt.Scale(domain=[0, 100]))
+    kinds = [POINT_KINDS[k] for k in POINT_KINDS if POINT_KINDS[k][0] in set(points["figure"])]
+    legend = [label for label, _, _ in kinds]
+    base = alt.Chart(points, title="National share, in the question's own sense")
+    line = base.mark_line(color="#0969da").encode(x=year_axis, y=y_axis)
+    dots = base.mark_point(filled=True, size=90, stroke="#0969da", strokeWidth=2).encode(
+        x=year_axis,
+        y=y_axis,
+        shape=alt.Shape("figure:N", title="figure", scale=alt.Scale(
+            domain=legend, range=[shape for _, shape, _ in kinds])),
+        fill=alt.Fill("figure:N", title="figure", scale=alt.Scale(
+            domain=legend, range=[fill for _, _, fill in kinds])),
+        tooltip=["survey_year:O", "national_percent:Q", "figure:N"],
+    )  # fmt: skip
+    left = alt.layer(line, dots).properties(width=max(160, 60 * len(years)), height=220)
     n_places = answers["municipality"].nunique()
     right = (
         alt.Chart(answers, title="Local answer by municipality")
@@ -239,8 +306,94 @@ def question_chart(observations: pd.DataFrame) -> str:
         )
         .properties(width=max(120, 50 * len(years)), height=max(40, 18 * n_places))
     )
-    chart = alt.hconcat(left, right).configure_view(stroke=None)
+    chart = (
+        alt.hconcat(left, right)
+        .resolve_scale(color="independent", shape="independent", fill="independent")
+        .resolve_legend(color="independent", shape="independent", fill="independent")
+        .configure_view(stroke=None)
+        .configure_legend(orient="bottom", direction="vertical", labelLimit=320)
+    )
     return vl_convert.vegalite_to_svg(chart.to_dict())
+
+
+def _percent(value: float) -> str:
+    return f"{value:g} %"
+
+
+def _printed_sentence(statement: str) -> str:
+    """The sentence of a statement that holds its national figure (the whole statement
+    when it has none): a bullet may say two things, as "Fler kommuner har skriftliga ...
+    överenskommelser ... Däremot har 4 av 5 kommuner inte en aktuell rutin ..." does."""
+    level = current_level(statement)
+    if level is None:
+        return statement
+    start = 0
+    for end in re.finditer(r"[.!?](?:\s+|$)", statement):
+        if end.end() > level.start:
+            return statement[start : end.end()].strip()
+        start = end.end()
+    return statement[start:].strip()
+
+
+def _national_note(row: Any, year_values: list[float], conflict: bool) -> str:
+    """What a reader must know of one national figure, in words."""
+    notes = []
+    flags = set(row.flags)
+    if "national_share_negated" in flags and pd.notna(row.printed):
+        notes.append(
+            f"the page printed the share <em>without</em> it ({_percent(row.printed)}); "
+            f"shown as the share with it, 100 − {row.printed:g} = {_percent(row.sense)} "
+            "(hollow circle)"
+        )
+    if "national_several_figures" in flags:
+        notes.append(
+            "several figures printed, for different groups ("
+            + ", ".join(_percent(v) for v in row.values)
+            + ")"
+            + (f"; the chart shows the first, {_percent(row.sense)} (hollow diamond)"
+               if row.plotted else "")
+        )  # fmt: skip
+    if "national_range" in flags:
+        span = f" ({'–'.join(f'{v:g}' for v in row.values)} %)" if row.values else ""
+        notes.append(f"a range across groups{span}: no single level, not plotted")
+    if "national_vague" in flags:
+        notes.append("a share in words only, no figure: not plotted")
+    if conflict:
+        notes.append(
+            "this year's national figures disagree between snapshots or pages ("
+            + ", ".join(_percent(v) for v in year_values)
+            + "): each is plotted"
+        )
+    return "; ".join(notes)
+
+
+def _national_table(national: pd.DataFrame, observations: pd.DataFrame) -> str:
+    """Each survey year's national figure: shown (the question's sense), as the page
+    printed it, and what to know of it (flags and conflicts, in words)."""
+    if national.empty:
+        return '<p class="muted">No national figure with a survey year.</p>'
+    conflict_years = {
+        int(y) for y in observations.loc[observations["national_conflict"], "survey_year"].dropna()
+    }
+    rows = []
+    for row in national.itertuples():
+        year_values = sorted(set(national.loc[
+            (national["survey_year"] == row.survey_year) & national["plotted"], "sense"]))
+        shown = _percent(row.sense) if row.plotted else "not plotted"
+        figures = (
+            " and ".join(_percent(v) for v in row.values)
+            if "national_several_figures" in row.flags
+            else (_percent(row.printed) if pd.notna(row.printed) else "no figure")
+        )
+        printed = f"“{html.escape(_printed_sentence(row.statement))}” = {figures}"
+        note = _national_note(row, year_values, row.survey_year in conflict_years)
+        rows.append([str(row.survey_year), shown, printed, note, str(row.n)])
+    return _table(
+        ["survey year", "shown (" + Y_TITLE + ")", "as the page printed it", "what to know",
+         "findings"],
+        rows,
+        numeric={0, 1, 4},
+    )  # fmt: skip
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -338,9 +491,10 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
         [html.escape(w.national_statement), ", ".join(map(str, w.years)) or "–", str(w.n)]
         for w in wordings.itertuples()
     ]
+    national = national_rows(findings)
     answer_rows = [
         [_e(o.municipality), _e(o.survey_year), _status(o.local_status), _e(o.local_answer),
-         _e(o.national_percent), "yes: " + ", ".join(o.conflict_columns) if o.conflict else "",
+         _shown_national(o), "yes: " + ", ".join(o.conflict_columns) if o.conflict else "",
          str(o.n_snapshots)]
         for o in observations.sort_values(
             ["municipality", "survey_year"], na_position="first"
@@ -363,16 +517,36 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
 <h1>{html.escape(question.canonical_statement)}</h1>
 <p class="muted">Indicator <code>{question.indicator_id}</code> · survey years
 {_e(question.first_survey_year)}–{_e(question.last_survey_year)} ·
-{question.n_findings} findings in {len(sources)} snapshots</p>
-<div class="charts">{question_chart(observations)}</div>
+{_count(question.n_findings, "finding")} in {_count(len(sources), "snapshot")}</p>
+<div class="charts">{question_chart(observations, national)}</div>
+<p class="muted">National share: the percent of municipalities that have or do what the
+question asks. Where a page printed the share of those <em>without</em> it, the chart shows
+100 − that figure (hollow circle); where it printed several figures for different groups, the
+first (hollow diamond). A range or a share in words only is not plotted.</p>
+<h2>National figure per survey year</h2>
+{_national_table(national, observations)}
 <h2>Answers per municipality and survey year</h2>
-{_table(["municipality", "survey year", "answer", "local answer", "national %", "snapshots disagree", "snapshots"], answer_rows, numeric={1, 4, 6})}
+{_table(["municipality", "survey year", "answer", "local answer", "national % (question's sense)", "snapshots disagree", "snapshots"], answer_rows, numeric={1, 4, 6})}
 <h2>Every wording of the question</h2>
 {_table(["wording", "survey years", "findings"], wording_rows, numeric={2})}
 <h2>Source snapshots</h2>
-<details><summary>{len(sources)} snapshots, newest first (URL, capture time, sha256 of the archived bytes)</summary>
+<details><summary>{_count(len(sources), "snapshot")}, newest first (URL, capture time, sha256 of the archived bytes)</summary>
 {_table(["URL", "captured", "municipality", "sha256"], source_rows)}</details>"""  # noqa: E501
     return _page(question.canonical_statement, body, 1, release)
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 snapshot", "2 snapshots". """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _shown_national(observation: Any) -> str:
+    """An observation's national share in the question's sense, and the printed figure
+    when they differ ("20 (printed 80)")."""
+    shown, printed = observation.national_percent, observation.national_percent_printed
+    if pd.notna(shown) and pd.notna(printed) and shown != printed:
+        return f"{_e(shown)} (printed {_e(printed)})"
+    return _e(shown)
 
 
 def _change_list(release: Release, limit: int | None, depth: int) -> str:

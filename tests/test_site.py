@@ -4,6 +4,7 @@ resource exists, and the index and one question page are kept as screenshots."""
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -94,16 +95,72 @@ def test_every_page_opens_in_chromium_without_a_console_message(site: Path, chro
 
 def test_screenshots_of_the_index_and_a_question(site: Path, chromium: str, tmp_path: Path) -> None:
     # Copies looked at by hand are in docs/screenshots/ (README, "See it").
-    question = next(
-        p for p in (site / "questions").glob("*.html") if "skolgången" in p.read_text("utf-8")
-    )
+    question = _negated_question(site)
     for name, page, size in (("index.png", site / "index.html", "1280,1500"),
-                             ("question.png", question, "1280,1400")):  # fmt: skip
+                             ("question.png", question, "1200,1600")):  # fmt: skip
         out = tmp_path / name
         result = _browser(chromium, f"--screenshot={out}", f"--window-size={size}", page.as_uri())
         assert result.returncode == 0, result.stderr[-1000:]
         data = out.read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 20_000, name
+
+
+def _negated_question(site: Path) -> Path:
+    """The Ekonomiskt bistånd question the page states negated ("4 av 5 kommuner ... inte")."""
+    return next(
+        p
+        for p in (site / "questions").glob("*.html")
+        if "inte en aktuell rutin för att förhindra" in p.read_text("utf-8")
+    )
+
+
+def _rendered_text(dom: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+
+
+#: A plotted national point as the rendered SVG names it: year, value, how it is drawn.
+POINT = re.compile(
+    r'aria-label="survey year: (\d+); % of municipalities that have/do it: ([\d.]+); '
+    r"figure: ([^;\"]+)"
+)
+
+
+def test_a_negated_share_is_charted_in_the_questions_sense_and_shown_as_printed(
+    site: Path, chromium: str
+) -> None:
+    # "Däremot har 4 av 5 kommuner inte en aktuell rutin ..." was charted as 80 under
+    # "National share (% of municipalities)", its flag shown nowhere.
+    result = _browser(chromium, "--dump-dom", _negated_question(site).as_uri())
+    assert result.returncode == 0, result.stderr[-1000:]
+    dom = result.stdout
+    assert "Y-axis titled '% of municipalities that have/do it'" in dom
+    # the one point: 20, drawn as derived (hollow), with its legend entry
+    assert POINT.findall(dom) == [("2019", "20", "100 − the share printed without it")]
+    assert "legend titled 'figure' for shape and fill color with 1 value: 100 − the share" in dom
+    text = _rendered_text(dom)
+    assert (
+        "2019 20 % “Däremot har 4 av 5 kommuner inte en aktuell rutin för att förhindra att "
+        "barnfamiljer med hyresskuld avhyses.” = 80 % the page printed the share without it "
+        "(80 %); shown as the share with it, 100 − 80 = 20 % (hollow circle)"
+    ) in text
+    assert "20 (printed 80)" in text  # the answers table
+
+
+def test_several_figures_and_shares_in_words_are_marked_and_never_plotted_as_a_level(
+    site: Path, chromium: str
+) -> None:
+    pages = {p: p.read_text("utf-8") for p in (site / "questions").glob("*.html")}
+    several = next(p for p, t in pages.items() if "(95 procent) respektive" in t)
+    dom = _browser(chromium, "--dump-dom", several.as_uri()).stdout
+    assert ("2019", "95", "first of several figures printed") in POINT.findall(dom)
+    assert "several figures printed, for different groups (95 %, 92 %); the chart shows the " \
+        "first, 95 % (hollow diamond)" in _rendered_text(dom)
+    vague = next(p for p, t in pages.items() if "Få kommuner uppger att de har en upprättad" in t)
+    dom = _browser(chromium, "--dump-dom", vague.as_uri()).stdout
+    assert POINT.findall(dom) == []
+    assert "2020 not plotted “Få kommuner uppger att de har en upprättad kontinuitetsplan" \
+        in _rendered_text(dom)
+    assert "a share in words only, no figure: not plotted" in _rendered_text(dom)
 
 
 def test_records_of_seed_pages_stay_in_raw() -> None:
@@ -125,7 +182,7 @@ def test_a_question_page_lists_at_most_max_sources_snapshots(tmp_path: Path, mon
     site_module.build_site(datasets, tmp_path / "site")
     pages = [p.read_text("utf-8") for p in (tmp_path / "site" / "questions").glob("*.html")]
     assert all(len(re.findall(r"<code>[0-9a-f]{64}</code>", page)) <= 2 for page in pages)
-    counts = [int(re.search(r"(\d+) snapshots, newest first", page).group(1)) for page in pages]
+    counts = [int(re.search(r"(\d+) snapshots?, newest first", page).group(1)) for page in pages]
     assert max(counts) > 2
     for page, n in zip(pages, counts, strict=True):
         assert (f"… and {n - 2} earlier snapshots" in page) == (n > 2)
