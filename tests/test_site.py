@@ -163,6 +163,20 @@ def test_several_figures_and_shares_in_words_are_marked_and_never_plotted_as_a_l
     assert "a share in words only, no figure: not plotted" in _rendered_text(dom)
 
 
+def test_a_national_conflict_is_named_with_each_figure(site: Path) -> None:
+    # The edited history prints 63 and later 64 percent for the same question and year.
+    page = next(
+        text
+        for p in (site / "questions").glob("*.html")
+        if "Allt fler kommuner, 64 procent" in (text := p.read_text("utf-8"))
+    )
+    text = _rendered_text(page)
+    note = "this year's national figures disagree between snapshots or pages (63 %, 64 %)"
+    assert text.count(note) == 2, text  # on the row of each figure
+    assert "2020 63 % “Allt fler kommuner, 63 procent," in text
+    assert "2020 64 % “Allt fler kommuner, 64 procent," in text
+
+
 def test_records_of_seed_pages_stay_in_raw() -> None:
     assert seed_records()  # the site fixture swaps helpers.RAW_DIR back
 
