@@ -28,7 +28,7 @@ import polars as pl
 import vl_convert
 
 from flows import history, report, storage
-from flows.errors import StorageWriteError, UsageError
+from flows.errors import StorageWriteError, UsageError, plural
 from flows.package import citation_line
 from parsers.numbers import current_level
 
@@ -517,7 +517,7 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
 <h1>{html.escape(question.canonical_statement)}</h1>
 <p class="muted">Indicator <code>{question.indicator_id}</code> · survey years
 {_e(question.first_survey_year)}–{_e(question.last_survey_year)} ·
-{_count(question.n_findings, "finding")} in {_count(len(sources), "snapshot")}</p>
+{plural(question.n_findings, "finding")} in {plural(len(sources), "snapshot")}</p>
 <div class="charts">{question_chart(observations, national)}</div>
 <p class="muted">National share: the percent of municipalities that have or do what the
 question asks. Where a page printed the share of those <em>without</em> it, the chart shows
@@ -530,14 +530,9 @@ first (hollow diamond). A range or a share in words only is not plotted.</p>
 <h2>Every wording of the question</h2>
 {_table(["wording", "survey years", "findings"], wording_rows, numeric={2})}
 <h2>Source snapshots</h2>
-<details><summary>{_count(len(sources), "snapshot")}, newest first (URL, capture time, sha256 of the archived bytes)</summary>
+<details><summary>{plural(len(sources), "snapshot")}, newest first (URL, capture time, sha256 of the archived bytes)</summary>
 {_table(["URL", "captured", "municipality", "sha256"], source_rows)}</details>"""  # noqa: E501
     return _page(question.canonical_statement, body, 1, release)
-
-
-def _count(n: int, noun: str) -> str:
-    """ "1 snapshot", "2 snapshots". """
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _shown_national(observation: Any) -> str:
