@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import os
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,24 @@ def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str |
     return found["sources"], found["overrides"], overrides_sha256
 
 
+def _tells_failures(command: Callable[[argparse.Namespace], int]):
+    """`oj run` tells `--notify` when it fails outright: a bad input, a lock not released,
+    a Prefect server that does not start. Failures inside the flow (fetches, the store,
+    a bug) the flow tells itself, under `oj serve` too."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except Exception as error:
+            if not getattr(args, "flow_told_failures", False):
+                _notify_failed_run(args, error)
+            raise
+
+    return run
+
+
+@_tells_failures
 def cmd_run(args: argparse.Namespace) -> int:
     from flows.server import prefect_api
 
@@ -242,35 +261,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(noop)
             return 0
     with prefect_api(while_starting=lambda: importlib.import_module("flows.nightly")):
-        from flows.nightly import nightly, summary_line
+        state, result = _run_flow(args, sources, overrides)
+    args.flow_told_failures = True  # the flow alerted on its own failures
+    from flows.nightly import summary_line
 
-        _quiet_prefect(args.debug)
-        state = nightly(
-            raw_dir=str(args.raw_dir),
-            datasets_dir=str(args.datasets_dir),
-            sources=sources,
-            fetch=args.fetch,
-            wayback_url=args.wayback_url,
-            since=args.since,
-            fetch_settings=_fetch_settings(args),
-            batch_size=args.batch_size,
-            overrides=overrides,
-            lock_timeout=args.lock_timeout,
-            reparse=args.reparse,
-            rebuild_history=args.rebuild_history,
-            parse_workers=args.parse_workers,
-            notify=args.notify,
-            dask_address=args.dask_address,
-            return_state=True,
-        )
-        result = state.result(raise_on_failure=False)
     if state.is_failed():
         if isinstance(result, dict) and "error" in result:
+            for failure in result.get("notification_failures", []):
+                print(f"oj run: notification failed: {failure}", file=sys.stderr)
             print(f"oj run: {result['error']}", file=sys.stderr)
             return int(result["exit_code"])
-        if isinstance(result, BaseException):
-            raise result  # main() prints it as one line (the traceback with --debug)
-        raise RuntimeError(state.message or "the run failed")
+        if not (isinstance(result, dict) and result.get("fetch_failures")):
+            if isinstance(result, BaseException):
+                raise result  # main() prints it as one line (the traceback with --debug)
+            raise RuntimeError(state.message or "the run failed")
+        # Fetches failed: the flow run is Failed (so Prefect shows it), yet it published
+        # what the archive holds and its data is the summary, reported as for any run.
     summary = result
     for failure in summary["fetch_failures"]:
         print(f"oj run: fetch failed: {failure}", file=sys.stderr)
@@ -280,6 +286,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"oj run: notification failed: {failure}", file=sys.stderr)
     print(summary_line(summary))
     return 1 if summary["failed_pages"] or summary["fetch_failures"] else 0
+
+
+def _run_flow(args: argparse.Namespace, sources: str | None, overrides: str | None):
+    """The `nightly` flow run of `oj run`: its final state and that state's data."""
+    import logging
+
+    from flows.nightly import nightly
+
+    _quiet_prefect(args.debug)
+    if not args.debug:
+        # urllib3 warns of every retry ("Retrying (...) after connection broken by ..."),
+        # Apprise and flows.notify of a notification not sent: `oj run` says each outcome
+        # in one line of its own (`oj run: fetch failed: ...`, `... notification failed`).
+        for name in ("urllib3", "apprise", "flows.notify"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    state = nightly(
+        raw_dir=str(args.raw_dir),
+        datasets_dir=str(args.datasets_dir),
+        sources=sources,
+        fetch=args.fetch,
+        wayback_url=args.wayback_url,
+        since=args.since,
+        fetch_settings=_fetch_settings(args),
+        batch_size=args.batch_size,
+        overrides=overrides,
+        lock_timeout=args.lock_timeout,
+        reparse=args.reparse,
+        rebuild_history=args.rebuild_history,
+        parse_workers=args.parse_workers,
+        notify=args.notify,
+        dask_address=args.dask_address,
+        return_state=True,
+    )
+    return state, state.result(raise_on_failure=False)
+
+
+def _notify_failed_run(args: argparse.Namespace, error: BaseException) -> None:
+    """Tell `--notify` that a run failed outside its flow; a notification that fails is
+    printed, never raised."""
+    if not args.notify:
+        return
+    from flows import notify
+
+    message = (
+        notify.failure_message({"error": str(error), "exit_code": error.exit_code})
+        if isinstance(error, OperatorError)
+        else notify.error_message(error)
+    )
+    for failure in notify.notify_failure(list(args.notify), message):
+        print(f"oj run: notification failed: {failure}", file=sys.stderr)
 
 
 def _refuse_a_held_lock(args: argparse.Namespace) -> None:
@@ -638,8 +694,9 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         action="append",
         metavar="URL",
         help="Apprise URL (json://, mailto://, slack://, ntfy://, ...) told about each new "
-        "release that changed something; repeatable. A failed notification is reported "
-        "and never fails the release",
+        "release that changed something, and about a run that failed (fetches that failed, "
+        "or an error that stopped it); repeatable. A failed notification is reported and "
+        "never fails the run further",
     )
     polite = command.add_argument_group("fetch settings (polite defaults: flows/http.py)")
     polite.add_argument("--host-rate", type=float, help="live requests/s per host (1)")

@@ -115,42 +115,50 @@ def _archive(
 # --- robots.txt ----------------------------------------------------------------------------
 
 
-class RobotsCache:
-    """robots.txt per site, fetched once per run (RFC 9309).
+class RobotsUnreachable(FetchError):
+    """robots.txt could not be read (a network error, a timeout, a 5xx): the page is not
+    fetched, and that is a failed fetch of the page, not the site's refusal."""
 
-    4xx: no rules, everything allowed. 5xx or unreachable: treated as "disallow all" for
-    this run, as the RFC asks, and the page is reported as refused with the reason.
+
+class RobotsCache:
+    """robots.txt per site, fetched once per run (RFC 9309 2.3.1.3-2.3.1.4).
+
+    4xx ("unavailable"): no rules, everything allowed. 5xx or a network error
+    ("unreachable"): assume complete disallow, so the page is not fetched; `check` raises
+    `RobotsUnreachable` and the page's fetch counts as failed: an outage of the site (or
+    of ours) must reach the operator, not pass for a site that said no.
     """
 
     def __init__(
         self, session: requests.Session, settings: FetchSettings, limiter: RateLimiter
     ) -> None:
         self.session, self.settings, self.limiter = session, settings, limiter
-        self._parsers: dict[str, RobotFileParser | str] = {}
+        self._parsers: dict[str, RobotFileParser | RobotsUnreachable] = {}
 
     def check(self, url: str) -> str | None:
-        """None when allowed; else the reason it is not."""
+        """None when allowed; the reason when robots.txt disallows the page. Raises
+        `RobotsUnreachable` when robots.txt could not be read."""
         parts = urlsplit(url)
         site = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         if site not in self._parsers:
             self._parsers[site] = self._load(site)
         parser = self._parsers[site]
-        if isinstance(parser, str):
-            return parser
+        if isinstance(parser, RobotsUnreachable):
+            raise RobotsUnreachable(parser.reason)
         if not parser.can_fetch(self.settings.user_agent, url):
             return f"disallowed by {site}/robots.txt"
         return None
 
-    def _load(self, site: str) -> RobotFileParser | str:
+    def _load(self, site: str) -> RobotFileParser | RobotsUnreachable:
         parser = RobotFileParser()
         try:
             fetched = get(self.session, f"{site}/robots.txt", self.settings, limiter=self.limiter)
         except FetchError as error:
-            return f"robots.txt unreachable, so not fetching ({error.reason})"
+            return RobotsUnreachable(f"robots.txt unreachable: {error.reason}")
         if 400 <= fetched.status < 500:
             parser.parse([])
         elif fetched.status != 200:
-            return f"robots.txt answered HTTP {fetched.status}, so not fetching"
+            return RobotsUnreachable(f"robots.txt unreachable: HTTP {fetched.status}")
         else:
             parser.parse(fetched.body.decode("utf-8", "replace").splitlines())
         return parser

@@ -8,6 +8,7 @@ seconds: the Internet Archive blocks clients that keep going after a 429.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -134,6 +135,21 @@ def host_key(url: str) -> str:
     return (parts.hostname or "").lower().removeprefix("www.") + port
 
 
+#: urllib3 starts its messages with the connection object: "HTTPConnection(host='kalmar.se',
+#: port=443): " (urllib3 2) or "<urllib3.connection.HTTPSConnection object at 0x7f..>: ".
+_CONNECTION_PREFIX = re.compile(r"^(?:<[^>]*>|\w*(?:Connection|Pool)\w*\([^)]*\)): ")
+
+
+def _why(error: requests.exceptions.RequestException) -> str:
+    """The cause of a requests error, in words: "Failed to establish a new connection:
+    [Errno 111] Connection refused", not the pool, URL and object address around it
+    ("HTTPConnectionPool(host=..., port=...): Max retries exceeded with url: ... (Caused
+    by NewConnectionError(...))"). The URL is named beside it already."""
+    cause: object = error.args[0] if error.args else error
+    cause = getattr(cause, "reason", None) or cause  # urllib3's MaxRetryError wraps it
+    return _CONNECTION_PREFIX.sub("", str(cause)).strip() or type(error).__name__
+
+
 @dataclass
 class Fetched:
     url: str  # the final URL after redirects
@@ -169,11 +185,11 @@ def get(
                 allow_redirects=False,
             )
         except requests.exceptions.RetryError as error:
-            raise FetchError(f"gave up after {settings.retries} retries: {error}") from error
+            raise FetchError(f"gave up after {settings.retries} retries: {_why(error)}") from error
         except requests.exceptions.Timeout as error:
-            raise FetchError(f"timed out: {error}") from error
+            raise FetchError(f"timed out: {_why(error)}") from error
         except requests.exceptions.RequestException as error:
-            raise FetchError(f"{type(error).__name__}: {error}") from error
+            raise FetchError(f"{type(error).__name__}: {_why(error)}") from error
         with response:
             if response.is_redirect and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])

@@ -29,10 +29,10 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows import fetch as fetching
 from flows import history, location, pipeline, raw_archive, report, storage
+from flows import notify as notifying
 from flows.errors import OperatorError, UsageError
 from flows.http import FetchSettings, RateLimiter
 from flows.location import Location, parse_location
-from flows.notify import notify_release
 from flows.pipeline import summary_line
 from flows.server import exit_with_parent
 from flows.sources import Source, load_sources
@@ -155,7 +155,12 @@ def dask_runner(address: str) -> tuple[Any, int]:
 
 @task(name="notify", cache_policy=NO_CACHE)
 def notify_task(datasets: Location, release: int, urls: list[str]) -> dict[str, Any]:
-    return notify_release(datasets, release, urls)
+    return notifying.notify_release(datasets, release, urls)
+
+
+@task(name="notify-failure", cache_policy=NO_CACHE)
+def notify_failure_task(urls: list[str], message: notifying.Message) -> list[str]:
+    return notifying.send(urls, message, failure=True)
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE)
@@ -235,13 +240,63 @@ def nightly(
     new snapshots touch (the result is the same; a check, or after a manual repair).
     `dask_address`: parse on this Dask cluster (`tcp://host:port`) instead of local
     threads or processes; its workers read the raw objects from the store themselves.
-    `notify`: Apprise URLs told about a new release that changed something
-    (`flows.notify`); a failed notification is reported, never fails the run.
+    `notify`: Apprise URLs told about a new release that changed something, and about a
+    run that failed (fetches that failed, or an error that stopped it) even when no
+    release changed (`flows.notify`); a failed notification is reported, never fails
+    the run further.
 
     An operator error (a lock not released in time, an unwritable datasets dir, a bad
     overrides file) ends the run in a Failed state whose data holds `error` (one line)
-    and `exit_code`; nothing is published and the last release stays intact.
+    and `exit_code`; nothing is published and the last release stays intact. A run whose
+    fetches failed publishes what the archive holds, then ends in a Failed state whose
+    data is the summary (its `fetch_failures` name each page and why): a nightly that
+    cannot reach its sources must show as failed in Prefect, not as a success.
     """
+    urls = list(notify or [])
+    try:
+        summary = _nightly(
+            raw_dir, datasets_dir, sources, fetch, wayback_url, since, fetch_settings,
+            batch_size, overrides, parse_workers, lock_timeout, reparse, rebuild_history,
+            urls, dask_address,
+        )  # fmt: skip
+    except Exception as error:
+        # Failed outright (a bug, a store that broke mid-run): tell the watcher, then let
+        # Prefect record the failure with its traceback.
+        if urls:
+            notify_failure_task(urls, notifying.error_message(error))
+        raise
+    message = notifying.failure_message(summary)
+    if urls and message is not None:
+        summary["notification_failures"] = [
+            *summary.get("notification_failures", []),
+            *notify_failure_task(urls, message),
+        ]
+    if "error" in summary:
+        return Failed(message=summary["error"], data=summary)
+    if summary["fetch_failures"]:
+        return Failed(message=notifying.fetch_failure_headline(summary), data=summary)
+    return summary
+
+
+def _nightly(
+    raw_dir: str,
+    datasets_dir: str,
+    sources: str | None,
+    fetch: str,
+    wayback_url: str,
+    since: int | None,
+    fetch_settings: dict[str, Any] | None,
+    batch_size: int | None,
+    overrides: str | None,
+    parse_workers: int | None,
+    lock_timeout: float,
+    reparse: bool,
+    rebuild_history: bool,
+    notify: list[str],
+    dask_address: str | None,
+) -> dict[str, Any]:
+    """The flow's work; its summary (with `error` and `exit_code` after an operator
+    error)."""
     if fetch not in FETCH_MODES:
         raise UsageError(f"fetch must be one of {FETCH_MODES}, not {fetch!r}")
     logger = get_run_logger()
@@ -250,6 +305,7 @@ def nightly(
     page_sources = load_sources(sources) if sources else []
 
     outcomes: list[fetching.FetchOutcome] = []
+    log = None
     if fetch != "none":
         if not page_sources:
             raise UsageError(f"--fetch {fetch} needs a sources file listing the pages")
@@ -269,6 +325,8 @@ def nightly(
         "parser_version": PARSER_VERSION,
         "fetch_outcomes": dict(Counter(outcome.outcome for outcome in outcomes)),
         "fetch_failures": [f"{o.url}: {o.reason}" for o in outcomes if o.outcome == "failed"],
+        "fetch_mode": fetch, "pages_to_fetch": len(page_sources) if outcomes else 0,
+        "fetch_log": str(log) if log else None,
         "failures": [],
     }  # fmt: skip
     timings: dict[str, float] = {}
@@ -281,10 +339,7 @@ def nightly(
             )  # fmt: skip
     except OperatorError as error:
         logger.error("%s", error)
-        return Failed(
-            message=str(error),
-            data={**summary, "error": str(error), "exit_code": error.exit_code},
-        )
+        return {**summary, "error": str(error), "exit_code": error.exit_code}
     summary["timings"] = {key: round(value, 2) for key, value in timings.items()}
     summary["notification_failures"] = []
     if notify and summary["new_release"]:

@@ -130,13 +130,17 @@ def test_live_fetch_with_faults_end_to_end(
     sources = write_sources(tmp_path / "sources.toml", [server.url_for(p) for p in expected])
     raw, datasets = tmp_path / "raw", tmp_path / "datasets"
 
-    summary = nightly(
+    state = nightly(
         raw_dir=str(raw),
         datasets_dir=str(datasets),
         sources=str(sources),
         fetch="live",
         fetch_settings=FAST,
+        return_state=True,
     )
+    # Some fetches failed: a failed flow run, whose data is the summary of what it did.
+    assert state.is_failed() and state.message == "4 of 11 pages could not be fetched"
+    summary = state.result(raise_on_failure=False)
     log_files = list((raw / "fetch-log").glob("*.jsonl"))
     assert len(log_files) == 1
     log = {
@@ -174,7 +178,8 @@ def test_live_fetch_with_faults_end_to_end(
         sources=str(sources),
         fetch="live",
         fetch_settings=FAST,
-    )
+        return_state=True,
+    ).result(raise_on_failure=False)  # the same four pages fail again
     assert again["fetch_outcomes"].get("new_snapshot", 0) == 0
     assert again["fetch_outcomes"]["not_modified"] == 1  # the page with an ETag
     assert again["fetch_outcomes"]["unchanged"] == 5
