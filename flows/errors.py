@@ -15,7 +15,8 @@ EXIT_CODES: dict[int, str] = {
     "unexpected error",
     2: "usage or configuration error: a missing raw or datasets dir, a malformed sources or "
     "overrides file, a named file or release that does not exist, a bad URL or time",
-    74: "the datasets location cannot be written (unwritable, full); the last release is intact",
+    74: "the datasets location or an output folder cannot be written (unwritable, full); the "
+    "last release is intact",
     75: "another run holds the datasets lock and did not release it within --lock-timeout; "
     "nothing was written",
 }
