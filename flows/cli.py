@@ -530,6 +530,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "dask_address": args.dask_address,
         },
         port=args.port,
+        server_grace=args.server_grace,
     )
 
 
@@ -903,6 +904,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=4200,
         help="port of the local Prefect server started when PREFECT_API_URL "
         "is not set (default 4200)",
+    )
+    serve.add_argument(
+        "--server-grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="exit 1 when the Prefect server has not answered for this long (default 30; "
+        "a local server that exits ends it at once)",
     )
     serve.set_defaults(func=cmd_serve)
     return parser

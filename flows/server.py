@@ -119,7 +119,9 @@ def wait_until_healthy(
         try:
             if requests.get(f"{api_url}/health", timeout=2).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # a read timeout too: a server creating its database answered none in 2 s
+            # (`oj serve` failed on start with "unexpected error: ReadTimeout")
             pass
         time.sleep(0.2)
     raise RuntimeError(f"no Prefect server answered at {api_url} in {STARTUP_TIMEOUT_SECONDS} s")
