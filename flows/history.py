@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from flows.errors import UsageError
+from flows.errors import UsageError, plural
 from flows.schemas import (
     CHANGES,
     INDICATOR_LINKS,
@@ -812,7 +812,7 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
 
     return Derivation(
         "incremental",
-        f"{new.height} new findings",
+        plural(new.height, "new finding"),
         tables(),
         replace={
             "indicator_links": ("indicator_id", indicators),

@@ -455,5 +455,6 @@ def _publish(
     summary["new_release"] = True
     counts = report.quality_counts(datasets, summary["release"])
     summary["national_conflicts"] = counts["national_conflicts"]
+    summary["first_national_conflict"] = counts["first_national_conflict"]
     summary["findings_without_year"] = counts["findings_without_year"]
     timings["publish_seconds"] = time.perf_counter() - clock

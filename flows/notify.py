@@ -287,7 +287,7 @@ def fetch_failure_headline(summary: dict) -> str:
     page has one attempt per capture)."""
     failed = {line.split(": ", 1)[0] for line in summary["fetch_failures"]}
     total = max(summary.get("pages_to_fetch") or 0, len(failed))
-    return f"{len(failed)} of {total} pages could not be fetched"
+    return f"{len(failed)} of {plural(total, 'page')} could not be fetched"
 
 
 def _published(summary: dict) -> str:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows import storage
+from flows.errors import plural
 from flows.schemas import TABLES, VERSIONED_TABLES
 from parsers import NATIONAL_FLAGS
 from parsers.linking import question_label
@@ -318,10 +319,10 @@ def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[
     counts = quality_counts(datasets_dir, release)
     n_flagged = sum(counts["national_flags"].values())
     lines = [
-        f"release {release}: {counts['findings']} findings, "
-        f"{counts['national_conflicts']} national-figure conflicts, "
-        f"{n_flagged} flagged national values, "
-        f"{counts['findings_without_year']} findings without a survey year",
+        f"release {release}: {plural(counts['findings'], 'finding')}, "
+        f"{plural(counts['national_conflicts'], 'national-figure conflict')}, "
+        f"{plural(n_flagged, 'flagged national value')}, "
+        f"{plural(counts['findings_without_year'], 'finding')} without a survey year",
         "",
         "survey year basis (resolved over the release):",
     ]

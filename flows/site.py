@@ -410,7 +410,7 @@ def _index(release: Release, areas: dict[str, str]) -> str:
             ["areas", str(len(areas))],
             ["questions (indicators)", str(len(release.indicators))],
             ["survey years", f"{years.min()}–{years.max()}" if len(years) else "–"],
-            ["page snapshots", f"{len(pages)} ({pages['url'].nunique()} pages)"],
+            ["page snapshots", f"{len(pages)} ({plural(pages['url'].nunique(), 'page')})"],
             ["findings", str(len(release.findings))],
         ],
     )
@@ -464,7 +464,8 @@ def _area_page(release: Release, area: str) -> str:
         for q in questions.itertuples()
     ]  # fmt: skip
     body = (
-        f"<h1>{html.escape(area)}</h1><p>{len(questions)} questions, latest wording first.</p>"
+        f"<h1>{html.escape(area)}</h1>"
+        f"<p>{plural(len(questions), 'question')}, latest wording first.</p>"
         + _table(
             ["question (latest wording)", "first year", "last year", "observations", "wordings"],
             rows,

@@ -100,7 +100,7 @@ def test_national_figure_conflicts_are_flagged_and_listed(tmp_path: Path, capsys
     assert counts["findings_without_year"] == 0
     assert main(["check", "--datasets-dir", str(datasets)]) == 0
     out = capsys.readouterr().out
-    assert "1 national-figure conflicts" in out
+    assert "1 national-figure conflict," in out
     assert "22 %" in out and "23 %" in out and URL in out
 
 
