@@ -20,5 +20,9 @@ for _name, _value in {
     # deltalake's Rust runtime prints a stack backtrace note on a panic (a full disk);
     # `oj` says what happened in one line.
     "RUST_BACKTRACE": "0",
+    # delta-rs logs every failed credential lookup as a WARN line on stderr (three
+    # "failed to load region from IMDS" lines before the error itself): the error, in
+    # one line, says what to set.
+    "RUST_LOG": "error",
 }.items():
     os.environ.setdefault(_name, _value)

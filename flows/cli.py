@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from flows import location, raw_archive
-from flows.errors import EXIT_CODES, LockTimeout, OperatorError, UsageError, one_line, plural
+from flows.errors import (
+    EXIT_CODES,
+    LockTimeout,
+    OperatorError,
+    UsageError,
+    is_store_configuration_error,
+    one_line,
+    plural,
+)
 from flows.location import Location, parse_location
 from flows.schemas import TABLES
 from parsers import PARSER_VERSION, PageError, ParsedPage, parse_page
@@ -934,6 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = one_line(error)
+        if is_store_configuration_error(error):  # a setting away from working: say which
+            print(f"oj {args.command}: {message}", file=sys.stderr)
+            return UsageError.exit_code
         print(
             f"oj {args.command}: unexpected error: {type(error).__name__}: {message} "
             "(run with --debug for the traceback)",

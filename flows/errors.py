@@ -53,6 +53,13 @@ _STORE_HINTS = (
     ("IMDS", "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
     ("Connection refused", "nothing answers at the endpoint (AWS_ENDPOINT_URL)"),
 )
+#: The hints above that a setting fixes: a configuration error (exit 2), not a bug.
+_CONFIGURATION_NEEDLES = ("URL scheme is not allowed", "IMDS")
+
+
+def is_store_configuration_error(error: BaseException) -> bool:
+    """An object store refused for want of a setting (credentials, AWS_ALLOW_HTTP)."""
+    return any(needle in str(error) for needle in _CONFIGURATION_NEEDLES)
 
 
 def one_line(error: BaseException) -> str:

@@ -163,3 +163,27 @@ def test_import_warc_finds_sources_beside_the_raw_dir_as_run_does(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{crawl}: 1 HTML response added, 0 failed\n"
     assert [r.url for r in raw_archive.iter_records(project / "raw")] == [listed]
+
+
+def test_a_bucket_without_credentials_is_one_line_and_a_configuration_error() -> None:
+    # With no keys, delta-rs asks the cloud metadata service (IMDS) and logged three WARN
+    # lines ("failed to load region from IMDS ...") before `oj`'s own line, which called
+    # it an "unexpected error" (exit 1). A metadata endpoint where nothing listens makes
+    # the lookup fail at once, offline.
+    import os
+    import subprocess
+
+    from helpers import OJ, ROOT
+
+    from flows.server import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUST_LOG"))}
+    env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    result = subprocess.run(
+        [*OJ, "versions", "--datasets-dir", "s3://oj-no-such-bucket/datasets"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = _one_line(result.stderr)
+    assert result.returncode == 2, result.stderr
+    assert line.startswith("oj versions: ") and "unexpected" not in line
+    assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in line
