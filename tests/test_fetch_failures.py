@@ -164,7 +164,7 @@ def test_a_run_whose_fetches_failed_is_a_failed_flow_run(
         return_state=True,
     )  # fmt: skip
     assert state.is_failed()
-    assert state.message == "1 of 1 pages could not be fetched"
+    assert state.message == "1 of 1 page could not be fetched"
     summary = state.result(raise_on_failure=False)
     assert summary["new_release"] and summary["release"] == 1
     assert summary["fetch_outcomes"] == {"failed": 1}
