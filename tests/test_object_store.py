@@ -436,7 +436,11 @@ def test_locations_are_folders_or_object_store_urls(tmp_path: Path, capsys) -> N
         main(["versions", "--datasets-dir", "s3:///datasets"])
     assert exit_info.value.code == 2
     assert "an object-store URL needs a bucket" in capsys.readouterr().err
-    # a file:// URL is the local folder
+    # a file:// URL is the local folder: one that does not exist is a usage error, an
+    # empty one has no release yet
+    assert main(["versions", "--datasets-dir", f"file://{tmp_path}/datasets"]) == 2
+    assert f"datasets dir {tmp_path}/datasets does not exist" in capsys.readouterr().err
+    (tmp_path / "datasets").mkdir()
     assert main(["versions", "--datasets-dir", f"file://{tmp_path}/datasets"]) == 0
     assert "no release yet" in capsys.readouterr().out
 
