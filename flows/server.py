@@ -103,6 +103,10 @@ def stop_process(
         process.wait()
 
 
+#: Seconds one health request may take before it is retried (within the startup deadline).
+HEALTH_REQUEST_TIMEOUT = 10.0
+
+
 def wait_until_healthy(
     api_url: str, process: subprocess.Popen | None = None, log: IO[str] | None = None
 ) -> None:
@@ -117,11 +121,15 @@ def wait_until_healthy(
                 error = log.read()
             raise RuntimeError(f"the Prefect server exited on start: {error[-500:].strip()}")
         try:
-            if requests.get(f"{api_url}/health", timeout=2).ok:
+            # Up to 10 s per request, within the deadline: on a busy machine the server
+            # took longer than 2 s to answer (`ReadTimeout ... (read timeout=2)` killed
+            # 5 of 6 parallel runs at start).
+            per_request = max(0.5, min(HEALTH_REQUEST_TIMEOUT, deadline - time.monotonic()))
+            if requests.get(f"{api_url}/health", timeout=per_request).ok:
                 return
         except requests.RequestException:
-            # a read timeout too: a server creating its database answered none in 2 s
-            # (`oj serve` failed on start with "unexpected error: ReadTimeout")
+            # a read timeout too: a server creating its database answered none in time
+            # (`oj serve` failed on start with "unexpected error: ReadTimeout"): retry
             pass
         time.sleep(0.2)
     raise RuntimeError(f"no Prefect server answered at {api_url} in {STARTUP_TIMEOUT_SECONDS} s")

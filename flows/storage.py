@@ -521,15 +521,51 @@ def vacuum(datasets_dir: Path | str, *, dry_run: bool = False) -> dict[str, list
         if not _is_table(path):
             continue
         table = DeltaTable(str(path))
+        keep = pinned.get(name) or [table.version()]
+        planned = table.vacuum(
+            retention_hours=0, dry_run=True, enforce_retention_duration=False, full=True,
+            keep_versions=keep,
+        )
+        existing_before = {
+            relative: location.exists(where)
+            for relative, where in _vacuum_candidates(path, planned).items()
+        }
         with _writing(path, find_release(datasets_dir)):
-            deleted[name] = table.vacuum(
+            listed = table.vacuum(
                 retention_hours=0,
                 dry_run=dry_run,
                 enforce_retention_duration=False,
                 full=True,
-                keep_versions=pinned.get(name) or [table.version()],
+                keep_versions=keep,
             )
+        # delta-rs lists the log's removed files again on every later vacuum, as absolute
+        # paths, though they are long gone ("deleted 8 files" on each run): report only
+        # files that existed before (and, unless a dry run, are gone now).
+        deleted[name] = _really_deleted(path, listed, before=existing_before, dry_run=dry_run)
     return deleted
+
+
+def _vacuum_candidates(path: Location, listed: list[str]) -> dict[str, Location]:
+    """Each file a vacuum lists, by its name relative to the table, with its location."""
+    prefix = str(path).rstrip("/") + "/"
+    out = {}
+    for entry in listed:
+        relative = entry.removeprefix(prefix) if entry.startswith(prefix) else entry
+        if "://" in relative or relative.startswith("/"):  # outside this table: leave it
+            continue
+        out[relative] = location.join(path, relative)
+    return out
+
+
+def _really_deleted(
+    path: Location, listed: list[str], *, before: dict[str, bool], dry_run: bool
+) -> list[str]:
+    candidates = _vacuum_candidates(path, listed)
+    return sorted(
+        relative
+        for relative, where in candidates.items()
+        if before.get(relative, False) and (dry_run or not location.exists(where))
+    )
 
 
 # --- writing a release ---------------------------------------------------------------------
