@@ -6,6 +6,11 @@ validator checks types, required columns, allowed values and unique keys against
 schema. List columns are JSON arrays in their cell (Frictionless type `array`); a null
 is written `\\N`, so an empty string stays an empty string. Field types and descriptions
 come from `flows.schemas`, as in the data dictionary.
+
+A text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'`
+in front (OWASP's advice against CSV injection): a spreadsheet would otherwise run page
+text as a formula. The Parquet files (`oj export`, `datasets/latest/`) keep the text as
+printed; the descriptor says so in each resource's description.
 """
 
 from __future__ import annotations
@@ -112,14 +117,47 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
+#: Injection"): page text such as `=HYPERLINK("http://evil.example/x","klicka") 70 procent`
+#: would run when the CSV is opened in Excel or LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The prefix that makes such a cell plain text in a spreadsheet (OWASP's recommendation).
+NEUTRALISER = "'"
+
+
+CSV_NOTE = (
+    "A text cell that starts with =, +, -, @, a tab or a carriage return is written with a "
+    "single quote (') in front, so a spreadsheet shows it instead of running it as a "
+    "formula (OWASP: CSV injection); the Parquet files keep the text as printed."
+)
+
+
+def neutralise(text: str) -> str:
+    """A text cell as a spreadsheet shows it without running it: `'` before a cell that
+    starts with `=`, `+`, `-`, `@`, a tab or a carriage return."""
+    return NEUTRALISER + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
 def _write_csv(table: pa.Table, path: Path) -> int:
+    # Only text columns: a number such as -1.5 is a number in every spreadsheet, and a
+    # list column is a JSON array (it starts with "[").
+    text = [_is_text(field.type) for field in table.schema]
     rows = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(table.column_names)
         for batch in table.to_batches(max_chunksize=10_000):
             for row in batch.to_pylist():
-                writer.writerow([_cell(value) for value in row.values()])
+                writer.writerow(
+                    [
+                        neutralise(value) if is_text and value is not None else _cell(value)
+                        for is_text, value in zip(text, row.values(), strict=True)
+                    ]
+                )
                 rows += 1
     return rows
 
@@ -145,7 +183,7 @@ def write_package(
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "description": f"One row is {about['row']}. Key: {about['key']}. "
-                f"Source: {about['source']}. {plural(rows, 'row')}.",
+                f"Source: {about['source']}. {plural(rows, 'row')}. {CSV_NOTE}",
                 "schema": table_schema(name),
             }
         )
@@ -158,7 +196,8 @@ def write_package(
             "National statements with their share and each municipality's local answer, "
             "parsed from Swedish municipal web pages about Öppna jämförelser (Open "
             "Comparisons of social services, Socialstyrelsen and SKR), with their history "
-            "across page snapshots. See docs/data-dictionary.md of the project."
+            "across page snapshots. See docs/data-dictionary.md of the project. "
+            + CSV_NOTE
         ),
         "version": str(found["release"]),
         "created": _timestamp(found["finished_at"]),

@@ -60,3 +60,82 @@ def test_health_check_waits_for_a_server_slower_than_two_seconds(monkeypatch) ->
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+def _hostile_release(tmp_path: Path) -> tuple[Path, str]:
+    """A release of a real page whose bullet text starts with a spreadsheet formula."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from helpers import RAW_DIR
+
+    from flows import pipeline, raw_archive
+
+    seed = next(r for r in seed_records().values() if r.url.endswith("relationer.html"))
+    text = raw_archive.read_object(RAW_DIR, seed.sha256).decode("utf-8")
+    formula = '=HYPERLINK("http://evil.example/x","klicka")'
+    hostile = text.replace(" • Allt fler kommuner, 63 procent,", f" • {formula} 63 procent,", 1)
+    assert hostile != text
+    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    record, _ = raw_archive.add_snapshot(
+        raw, hostile.encode("utf-8"), url=seed.url, source="wayback", municipality="Kalmar",
+        captured_at=datetime(2021, 3, 1, tzinfo=UTC))  # fmt: skip
+    writer = storage.ReleaseWriter(
+        datasets, mode="append", parser_version=seed_parser_version(), run_id=uuid.uuid4().hex,
+        overrides=None, started_at=datetime.now(UTC))  # fmt: skip
+    writer.write(pipeline.parse_snapshots(raw, [record]))
+    pipeline.publish_release(writer, 1)
+    return datasets, formula
+
+
+def seed_parser_version() -> str:
+    from parsers import PARSER_VERSION
+
+    return PARSER_VERSION
+
+
+def _frictionless(folder: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "frictionless"), "validate", "--json",
+         "datapackage.json"], cwd=folder, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def test_package_csv_cells_cannot_run_as_formulas(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    import pyarrow.parquet as pq
+
+    datasets, formula = _hostile_release(tmp_path)
+    statements = storage.load_table("findings", datasets_dir=datasets)["national_statement"].tolist()
+    assert any(s.startswith(formula) for s in statements)  # the data keeps it as printed
+    latest = pq.read_table(datasets / "latest" / "findings.parquet").column("national_statement")
+    assert any(s.startswith(formula) for s in latest.to_pylist())
+    out = tmp_path / "package"
+    assert main(["package", "--out", str(out), "--datasets-dir", str(datasets)]) == 0
+    cells = []
+    for name in ("findings", "observations", "pages"):
+        with (out / "data" / f"{name}.csv").open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                cells += list(row.values())
+    assert "'" + formula in " ".join(cells)
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c.startswith("-") and not _is_number(c)]
+    descriptor = json.loads((out / "datapackage.json").read_text("utf-8"))
+    assert "OWASP" in descriptor["description"]
+    report = _frictionless(out)
+    assert report["valid"] is True, [e["message"] for t in report["tasks"] for e in t["errors"]]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
