@@ -202,3 +202,22 @@ def run_oj(*args: object, api_url: str | None = None, cwd: Path = ROOT, timeout:
         [*OJ, *map(str, args)], cwd=cwd, env=oj_env(api_url), capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
+
+
+def write_warc(path: Path, pages: dict[str, bytes]) -> Path:
+    """A gzipped WARC file of HTTP 200 HTML responses, one per URL, captured 2021-03-04."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for uri, body in pages.items():
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")],
+                                       protocol="HTTP/1.1")  # fmt: skip
+            writer.write_record(writer.create_warc_record(
+                uri, "response", payload=BytesIO(body), http_headers=headers,
+                warc_headers_dict={"WARC-Date": "2021-03-04T05:06:07Z"},
+            ))  # fmt: skip
+    return path

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from io import BytesIO
 from pathlib import Path
 
 import pytest
-from helpers import HTML_DIR, RAW_DIR, publish, run_oj, seed_records
+from helpers import HTML_DIR, RAW_DIR, publish, run_oj, seed_records, write_warc
 
 from flows import raw_archive
 from flows.errors import EXIT_CODES, plural
@@ -129,22 +128,6 @@ def test_no_changes_match_ends_its_line(one_release: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "no changes match\n")
 
 
-def _warc(path: Path, pages: dict[str, bytes]) -> Path:
-    from warcio.statusandheaders import StatusAndHeaders
-    from warcio.warcwriter import WARCWriter
-
-    with open(path, "wb") as handle:
-        writer = WARCWriter(handle, gzip=True)
-        for uri, body in pages.items():
-            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")],
-                                       protocol="HTTP/1.1")  # fmt: skip
-            writer.write_record(writer.create_warc_record(
-                uri, "response", payload=BytesIO(body), http_headers=headers,
-                warc_headers_dict={"WARC-Date": "2021-03-04T05:06:07Z"},
-            ))  # fmt: skip
-    return path
-
-
 def test_import_warc_finds_sources_beside_the_raw_dir_as_run_does(tmp_path: Path) -> None:
     # `import-warc --sources` defaulted to ./sources.toml, `run` to the one beside the raw
     # dir: from another folder, import-warc added every page of a crawl.
@@ -158,7 +141,7 @@ def test_import_warc_finds_sources_beside_the_raw_dir_as_run_does(tmp_path: Path
         "utf-8",
     )
     page = (HTML_DIR / "000_li_br.html").read_bytes()
-    crawl = _warc(tmp_path / "crawl.warc.gz", {listed: page, other: page + b" "})
+    crawl = write_warc(tmp_path / "crawl.warc.gz", {listed: page, other: page + b" "})
     result = run_oj("import-warc", crawl, "--raw-dir", project / "raw", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{crawl}: 1 HTML response added, 0 failed\n"

@@ -29,6 +29,7 @@ from helpers import (
     seed_records,
     stop_serving,
     wait_for_deployment,
+    write_warc,
 )
 
 from flows import location, raw_archive, storage
@@ -86,8 +87,8 @@ def test_every_command_works_on_a_bucket(
 
     # oj import-warc: a WARC capture of one page, edited since, into the bucket; a release
     edited_raw, edited = edited_history(tmp_path)
-    warc = _warc(tmp_path / "crawl.warc.gz", edited[1].url,
-                 raw_archive.read_object(edited_raw, edited[1].sha256))  # fmt: skip
+    warc = write_warc(tmp_path / "crawl.warc.gz",
+                      {edited[1].url: raw_archive.read_object(edited_raw, edited[1].sha256)})
     assert main(["import-warc", str(warc), "--all", "--raw-dir", raw]) == 0
     assert "1 HTML response added" in capsys.readouterr().out
     assert any(name.endswith(".jsonl") for name in location.list_names(f"{raw}/fetch-log"))
@@ -141,23 +142,6 @@ def _empty_overrides(tmp_path: Path) -> Path:
     none named, so the local run to compare with names an empty one."""
     path = tmp_path / "no_overrides.toml"
     path.write_text("", "utf-8")
-    return path
-
-
-def _warc(path: Path, url: str, body: bytes) -> Path:
-    from io import BytesIO
-
-    from warcio.statusandheaders import StatusAndHeaders
-    from warcio.warcwriter import WARCWriter
-
-    with open(path, "wb") as handle:
-        writer = WARCWriter(handle, gzip=True)
-        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")],
-                                   protocol="HTTP/1.1")  # fmt: skip
-        writer.write_record(writer.create_warc_record(
-            url, "response", payload=BytesIO(body), http_headers=headers,
-            warc_headers_dict={"WARC-Date": "2021-03-04T05:06:07Z"},
-        ))  # fmt: skip
     return path
 
 

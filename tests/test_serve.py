@@ -188,39 +188,28 @@ def assert_quiet(stderr: str) -> None:
         assert word not in stderr, stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_serve_started_by_a_script_stops_on_a_signal(
-    tmp_path: Path, prefect_home: Path, signum: int
+@pytest.mark.parametrize(
+    ("started_by", "stop", "signum"),
+    [("bash", os.kill, signal.SIGINT), ("bash", os.kill, signal.SIGTERM),
+     ("direct", os.killpg, signal.SIGINT)],
+    ids=["script-SIGINT", "script-SIGTERM", "group-SIGINT"],
+)  # fmt: skip
+def test_serve_stops_on_a_signal(
+    tmp_path: Path, prefect_home: Path, started_by: str, stop, signum: int
 ) -> None:
-    """Started by a shell script (SIGINT arrives ignored), `oj serve` stops on SIGINT or
-    SIGTERM within 10 s, exits 0, says nothing on stderr, and leaves no process behind.
-    It ignored SIGINT for minutes, and took 16-20 s on SIGTERM with a RuntimeWarning."""
+    """`oj serve` stops on SIGINT or SIGTERM within 10 s, exits 0, says nothing on stderr,
+    and leaves no process behind:
+    - started by a shell script, where SIGINT arrives ignored: it ignored SIGINT for
+      minutes, and took 16-20 s on SIGTERM with a RuntimeWarning;
+    - with SIGINT to its whole process group (Ctrl-C in a terminal, a script's group-wide
+      SIGINT), which killed its server while `oj serve` stayed up printing tracebacks."""
     serving = None
     try:
-        serving = start_serving(tmp_path, prefect_home, by="bash")
-        os.kill(serving.pid, signum)
+        serving = start_serving(tmp_path, prefect_home, by=started_by)
+        stop(serving.pid, signum)
         code, seconds = serving.wait(timeout=60)
-        print(f"oj serve stopped {seconds:.1f} s after {signal.Signals(signum).name}")
-        assert code == 0
-        assert seconds < STOP_CONTRACT_SECONDS
-        assert_quiet(serving.stderr.read_text())
-        assert_all_gone(serving)
-    finally:
-        clean_up(serving)
-
-
-def test_serve_stops_on_sigint_to_its_whole_process_group(
-    tmp_path: Path, prefect_home: Path
-) -> None:
-    """Ctrl-C in a terminal (or a script's group-wide SIGINT) reaches every process of the
-    group: `oj serve` stops cleanly and stops its server. That SIGINT killed the server
-    while `oj serve` stayed up printing tracebacks."""
-    serving = None
-    try:
-        serving = start_serving(tmp_path, prefect_home, by="direct")
-        os.killpg(serving.pid, signal.SIGINT)
-        code, seconds = serving.wait(timeout=60)
-        print(f"oj serve stopped {seconds:.1f} s after SIGINT to its process group")
+        print(f"oj serve stopped {seconds:.1f} s after {signal.Signals(signum).name} "
+              f"({stop.__name__})")  # fmt: skip
         assert code == 0
         assert seconds < STOP_CONTRACT_SECONDS
         assert_quiet(serving.stderr.read_text())
