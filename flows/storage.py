@@ -19,6 +19,9 @@ and commits with conditional PUTs, so no commit overwrites another.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -428,6 +431,8 @@ def export_table(
 #: Plain Parquet copies of the latest release, one file per table (see `publish_latest`).
 LATEST_DIR = "latest"
 _LATEST_MARKER = "release.txt"
+#: The manifest of `latest/`: its release and each file's size and sha256, written last.
+LATEST_MANIFEST = "release.json"
 
 
 def latest_published(datasets_dir: Path | str) -> int | None:
@@ -439,50 +444,156 @@ def latest_published(datasets_dir: Path | str) -> int | None:
         return None
 
 
+def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
+    """`latest/release.json` ({"release": N, "files": {name: {"size", "sha256", "rows"}}}),
+    or None when it is missing or unreadable."""
+    path = location.join(parse_location(datasets_dir), LATEST_DIR, LATEST_MANIFEST)
+    try:
+        manifest = json.loads(location.read_bytes(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None
+    return manifest
+
+
+def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
+    """What differs between `latest/` and `release` (the latest release): one line each,
+    naming the file. Every file is hashed in full (about 0.1 s per 10 MB here)."""
+    folder = location.join(parse_location(datasets_dir), LATEST_DIR)
+    if release is None:
+        return []
+    manifest = latest_manifest(datasets_dir)
+    if manifest is None:
+        return [f"{location.join(folder, LATEST_MANIFEST)}: missing or unreadable"]
+    if manifest.get("release") != release:
+        return [
+            f"{location.join(folder, LATEST_MANIFEST)}: holds release {manifest.get('release')}, "
+            f"the latest release is {release}"
+        ]
+    problems = []
+    names = [f"{name}.parquet" for name in TABLES]
+    paths = [location.join(folder, name) for name in names]
+    for name, path, data in zip(names, paths, location.read_many(paths), strict=True):
+        expected = manifest["files"].get(name) or {}
+        if isinstance(data, Exception):
+            problems.append(f"{path}: unreadable: {_io_reason(data)}")
+        elif hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+            problems.append(
+                f"{path}: differs from release {release} as published (sha256 recorded in "
+                f"{LATEST_MANIFEST})"
+            )
+    return problems
+
+
+def _file_entry(data: bytes, rows: int) -> dict[str, Any]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
+
+
+def _manifest_bytes(release: int, files: Mapping[str, dict[str, Any]]) -> bytes:
+    return (json.dumps({"release": release, "files": dict(files)}, indent=1) + "\n").encode()
+
+
 def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | None:
     """Write the latest release's tables as plain Parquet, `latest/<table>.parquet`: what
     `pd.read_parquet`, `pl.read_parquet`, DuckDB, R or a spreadsheet tool read without
     knowing Delta (a Delta folder read as plain Parquet returns superseded rows too).
 
-    Called under the writer lock once the release row is written. Each file is written
-    beside its target and renamed over it (atomic on one file system), and the marker
-    `latest/release.txt` last, so a reader sees whole files, each naming its release in
-    its metadata. Returns the release written; None when the files are current already
-    (a run that crashed after its release row is healed by the next run).
+    Called under the writer lock once the release row is written. Returns the release
+    written; None when `latest/` holds that release already, byte for byte (its manifest's
+    sha256s): a run that crashed after its release row, or a `latest/` edited since, is
+    healed by the next run.
+
+    On a local folder the files are written to `latest.<N>.partial/` and swapped in by
+    renaming folders (`latest` -> `latest.old-<N>`, the new folder -> `latest`), so a
+    reader that opens files of `latest/` sees one release: files it holds open stay
+    readable, and a file opened in the instant between the two renames is not found
+    (ENOENT; open again). On an object store, where nothing renames, each object appears
+    whole when its upload completes and `release.json` is written last: a reader that needs
+    one release for several files reads it first and checks each file's
+    `oppna_jamforelser.release` metadata.
     """
     found = find_release(datasets_dir, None)
-    if found is None or latest_published(datasets_dir) == found["release"]:
+    if found is None or not latest_problems(datasets_dir, found["release"]):
         return None
     where = parse_location(datasets_dir)
     if location.is_remote(where):
         return _publish_latest_remote(str(where), found)
-    folder = Path(where) / LATEST_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    with _writing(folder, found):
+    release = int(found["release"])
+    root = Path(where)
+    folder = root / LATEST_DIR
+    staging = root / f"{LATEST_DIR}.{release}.partial"
+    old = root / f"{LATEST_DIR}.old-{release}"
+    try:
+        for leftover in (staging, old):  # a crashed run's: only this function writes them
+            _remove_latest_copy(leftover)
+        staging.mkdir(parents=True)
+        files = {}
         for name in TABLES:
-            target = folder / f"{name}.parquet"
-            partial = folder / f".{name}.parquet.partial"
-            _write_parquet(name, found, datasets_dir, partial)
-            os.replace(partial, target)
-        marker = folder / f".{_LATEST_MARKER}.partial"
-        marker.write_text(f"{found['release']}\n", "utf-8")
-        os.replace(marker, folder / _LATEST_MARKER)
-    return found["release"]
+            target = staging / f"{name}.parquet"
+            rows = _write_parquet(name, found, datasets_dir, target)
+            files[target.name] = _file_entry(target.read_bytes(), rows)
+        (staging / _LATEST_MARKER).write_text(f"{release}\n", "utf-8")
+        (staging / LATEST_MANIFEST).write_bytes(_manifest_bytes(release, files))
+        _fsync_folder(staging)
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(staging, folder)
+        _fsync_folder(root)
+    except OSError as error:
+        _remove_latest_copy(staging)
+        if not folder.exists() and old.exists():
+            os.rename(old, folder)  # put the previous copies back rather than none
+        held = latest_published(datasets_dir)
+        raise StorageWriteError(
+            f"cannot write {staging}: {_io_reason(error)}; release {release} is written and "
+            f"intact, {folder} "
+            + (f"still holds release {held}" if held else "holds no release")
+            + " (the next run writes it)"
+        ) from error
+    _remove_latest_copy(old)
+    return release
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_latest_copy(folder: Path) -> None:
+    """Delete a `latest` copy this module wrote: only the file names it writes; a folder
+    holding anything else stays (nothing else is expected there)."""
+    if not folder.is_dir():
+        return
+    for name in [*(f"{t}.parquet" for t in TABLES), _LATEST_MARKER, LATEST_MANIFEST]:
+        (folder / name).unlink(missing_ok=True)
+    for stray in folder.glob(".*.partial"):  # the per-file temporaries of older versions
+        stray.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
     """`publish_latest` on an object store: each object is uploaded whole (it appears
-    only when its upload completes, so no reader sees part of one), the marker last."""
+    only when its upload completes, so no reader sees part of one), the manifest last."""
     folder = location.join(datasets_url, LATEST_DIR)
-    fs, folder_path = location.filesystem(str(folder))
+    release = int(found["release"])
+    files = {}
     with _writing(folder, found):
         for name in TABLES:
-            with fs.open(f"{folder_path}/{name}.parquet", "wb") as sink:
-                _write_parquet(name, found, datasets_url, sink)
+            sink = pa.BufferOutputStream()  # hashed before upload; still read back after close
+            rows = _write_parquet(name, found, datasets_url, sink)
+            data = sink.getvalue().to_pybytes()
+            location.write_bytes(location.join(folder, f"{name}.parquet"), data)
+            files[f"{name}.parquet"] = _file_entry(data, rows)
+        location.write_bytes(location.join(folder, _LATEST_MARKER), f"{release}\n".encode())
         location.write_bytes(
-            location.join(folder, _LATEST_MARKER), f"{found['release']}\n".encode()
+            location.join(folder, LATEST_MANIFEST), _manifest_bytes(release, files)
         )
-    return found["release"]
+    return release
 
 
 def published_snapshot_ids(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> set[str]:
