@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
@@ -446,9 +447,34 @@ def _check_warc_magic(path: Path) -> None:
         raise ValueError(f"does not start like a WARC record: {start[:10]!r}")
 
 
-def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list[FetchOutcome]:
+def _read_capped(stream: BinaryIO, max_bytes: int) -> bytes | None:
+    """At most `max_bytes` of a decoded payload; None when it holds more.
+
+    warcio's `content_stream()` undoes the response's Content-Encoding: a 2,352-byte
+    .warc.gz whose payload is gzip-encoded decoded to a 1 GiB raw object (2.2 GB of
+    memory) when read whole. Reading in blocks stops one block past the cap.
+    """
+    blocks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        block = stream.read(min(65536, max_bytes + 1 - size))
+        if not block:
+            return b"".join(blocks)
+        blocks.append(block)
+        size += len(block)
+    return None
+
+
+def import_warc(
+    raw_dir: Path,
+    path: Path,
+    sources: list[Source] | None,
+    max_bytes: int = FetchSettings.max_bytes,
+) -> list[FetchOutcome]:
     """Add the HTML responses of a WARC file (Heritrix, Browsertrix, wget --warc-file, ...)
-    with their capture time. With `sources`, only the pages they list are added."""
+    with their capture time. With `sources`, only the pages they list are added. A payload
+    over `max_bytes` once decoded (the fetch settings' limit) is a failed outcome, never
+    stored."""
     from warcio.archiveiterator import ArchiveIterator
 
     by_page = {page_key(source.url): source for source in sources or []}
@@ -481,8 +507,16 @@ def import_warc(raw_dir: Path, path: Path, sources: list[Source] | None) -> list
                 record.rec_headers.get_header("WARC-Date").replace("Z", "+00:00")
             )
             headers = requests.structures.CaseInsensitiveDict(record.http_headers.headers)
-            fetched = Fetched(uri, status, headers, record.content_stream().read())
             attempted = _now()
+            body = _read_capped(record.content_stream(), max_bytes)
+            if body is None:
+                outcomes.append(FetchOutcome(
+                    uri, "warc", "failed", attempted, status,
+                    f"{path}: {uri[:200]}: payload over {max_bytes} bytes after "
+                    "decompression",
+                ))  # fmt: skip
+                continue
+            fetched = Fetched(uri, status, headers, body)
             try:
                 stored = _archive(
                     raw_dir,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from flows import history, raw_archive, storage
 from flows.location import Location
@@ -27,6 +28,25 @@ PROCESS_BATCH_SIZE = 1000
 #: Objects read at once while parsing a batch: concurrent GETs on an object store (a
 #: Dask worker reads its pages itself), a bounded number of pages in memory.
 OBJECT_READ_CHUNK = 64
+#: Largest raw object parsed. Municipal pages are 50-300 KB of HTML; a 1 GiB object (a
+#: 2,352-byte .warc.gz of a gzip-encoded payload, before imports were capped) took 4.1 GB
+#: of memory to parse. A larger one is recorded as a failed page (`page_too_large`)
+#: without being read when its record states its size.
+MAX_PAGE_BYTES = 20_000_000
+#: A page whose parse took longer than this is recorded as failed (`parse_timeout`), not
+#: published. The parser is linear in the page's size (bench/slow_pages.py), so with
+#: `MAX_PAGE_BYTES` a parse is bounded anyway (~0.5 s per 100 KB of hostile page here);
+#: the check runs after the parse: a parse runs on a Prefect worker thread, where no
+#: signal can interrupt it, and a pure parser has no clock to stop itself.
+PARSE_TIMEOUT_SECONDS = 60.0
+
+
+class PageLimitError(Exception):
+    """A page the pipeline does not parse or publish: `reason` is its reject reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,9 @@ class Plan:
     base_parser_version: str | None
     #: Record files that cannot be used and are not yet published as failed pages.
     bad_records: tuple[raw_archive.BadRecord, ...] = ()
+    #: Why the latest release is re-parsed although nothing asked for it: its tables
+    #: disagree with its `runs` row (see `release_damage`); None when it is consistent.
+    repair: str | None = None
 
     @property
     def has_work(self) -> bool:
@@ -66,14 +89,23 @@ def plan_run(
     names = raw_archive.record_names(raw_dir)
     bad: list[raw_archive.BadRecord] = []
     base = storage.find_release(datasets_dir)
-    if base is not None and (reparse or base["parser_version"] != parser_version):
+    repair = None
+    published: list[str] = []
+    if base is not None and not (reparse or base["parser_version"] != parser_version):
+        column = storage.load_arrow("pages", int(base["release"]), datasets_dir, ["snapshot_id"])
+        published = column.column(0).to_pylist()
+        repair = release_damage(datasets_dir, base, published)
+    if base is not None and (reparse or repair or base["parser_version"] != parser_version):
+        # A damaged release is repaired as a re-parse: every table is rewritten from the
+        # raw archive, which holds every capture, so nothing published is lost.
         records = raw_archive.read_records(raw_dir, names, bad)
         return Plan(
-            records, "reparse", len(names), base["release"], base["parser_version"], tuple(bad)
-        )
+            records, "reparse", len(names), base["release"], base["parser_version"], tuple(bad),
+            repair,
+        )  # fmt: skip
     # Planning from names: only records not yet published are read (a record file is
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
-    done = storage.published_snapshot_ids(datasets_dir)
+    done = set(published)
     todo = raw_archive.read_records(raw_dir, [name for name in names if name not in done], bad)
     n_in_archive = len(names)
     mode = "append"
@@ -87,6 +119,43 @@ def plan_run(
         base["parser_version"] if base else None,
         tuple(bad),
     )
+
+
+def release_damage(
+    datasets_dir: Location, release: dict[str, Any], snapshot_ids: list[str]
+) -> str | None:
+    """What is wrong with a release whose tables disagree with its `runs` row; None when
+    they agree.
+
+    Such a release was published by a version of `oj` that let a run that lost its lock
+    append into the tables another run pinned ("420 page rows for 250 snapshots"):
+    `oj verify` names it, and the next run repairs it by re-parsing. `snapshot_ids`: its
+    `pages.snapshot_id` column (read by the planning anyway).
+    """
+    number = int(release["release"])
+    problems = []
+    twice = len(snapshot_ids) - len(set(snapshot_ids))
+    if twice:
+        problems.append(f"{twice} page row(s) of snapshots published twice")
+    counts = {"pages": len(snapshot_ids)}
+    for name in ("findings", "rejects"):
+        counts[name] = _count_rows(datasets_dir, name, int(release[f"{name}_version"]))
+    for name, n_rows in counts.items():
+        if n_rows != int(release[f"n_{name}"]):
+            problems.append(f"{name} has {n_rows} rows, its runs row says {release[f'n_{name}']}")
+    if not problems:
+        return None
+    return f"release {number} is inconsistent ({'; '.join(problems)})"
+
+
+def _count_rows(datasets_dir: Location, name: str, version: int) -> int:
+    """Rows of a table version, from the Delta log's file statistics (no data file read,
+    as planning runs before every release); from the files' footers if stats lack."""
+    table = DeltaTable(str(storage.table_path(datasets_dir, name)), version=version)
+    records = table.get_add_actions(flatten=True).column("num_records").to_pylist()
+    if None not in records:
+        return int(sum(records))
+    return table.to_pyarrow_dataset().count_rows()
 
 
 def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -127,7 +196,8 @@ def parse_snapshots(
     """Parse a batch of snapshots into `pages`, `findings` and `rejects` rows.
 
     A snapshot that cannot be read or parsed becomes a `failed` page with the reason,
-    plus an `unreadable_page` reject; it never stops the rest of the batch.
+    plus an `unreadable_page` reject (`page_too_large` over `MAX_PAGE_BYTES`,
+    `parse_timeout` over `PARSE_TIMEOUT_SECONDS`); it never stops the rest of the batch.
     """
     by_page = {page_key(source.url): source for source in sources}
     columns: dict[str, dict[str, list[Any]]] = {
@@ -153,6 +223,9 @@ def parse_snapshots(
         try:
             if isinstance(data, Exception):
                 raise data
+            if len(data) > MAX_PAGE_BYTES:
+                raise _too_large(len(data))
+            started = time.perf_counter()
             page = parse_page(
                 data,
                 url=record.url,
@@ -160,11 +233,18 @@ def parse_snapshots(
                 captured_at=captured_at,
                 charset=record.charset,
             )
+            seconds = time.perf_counter() - started
+            if seconds > PARSE_TIMEOUT_SECONDS:
+                raise PageLimitError(
+                    "parse_timeout",
+                    f"parsing took {seconds:.1f} s (limit {PARSE_TIMEOUT_SECONDS:g} s)",
+                )
         except Exception as error:  # noqa: BLE001 - one bad page must not stop the others
-            reason = f"{type(error).__name__}: {error}"
+            limit = error.reason if isinstance(error, PageLimitError) else None
+            reason = f"{limit}: {error}" if limit else f"{type(error).__name__}: {error}"
             add(pages, **snapshot, municipality=municipality, source=record.source,
                 parse_status="failed", error=reason, n_findings=0, n_rejects=1)  # fmt: skip
-            add(rejects, **snapshot, reason="unreadable_page", text=reason)
+            add(rejects, **snapshot, reason=limit or "unreadable_page", text=reason)
             continue
         status = "parsed" if page.findings else "no_findings"
         add(pages, **snapshot, municipality=page.municipality, area=page.area,
@@ -189,11 +269,21 @@ def _with_objects(
     raw_dir: Location, records: Iterable[raw_archive.SnapshotRecord]
 ) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception]]:
     """Each record with its object's bytes (or the error reading them), read a chunk at a
-    time."""
+    time. An object its record says is over `MAX_PAGE_BYTES` is not read at all."""
     for chunk in batched(list(records), OBJECT_READ_CHUNK):
-        yield from zip(
-            chunk, raw_archive.read_objects(raw_dir, [r.sha256 for r in chunk]), strict=True
-        )
+        too_large = {index for index, r in enumerate(chunk) if (r.size_bytes or 0) > MAX_PAGE_BYTES}
+        read = iter(raw_archive.read_objects(
+            raw_dir, [r.sha256 for i, r in enumerate(chunk) if i not in too_large]
+        ))  # fmt: skip
+        for index, record in enumerate(chunk):
+            if index in too_large:
+                yield record, _too_large(record.size_bytes or 0)
+            else:
+                yield record, next(read)
+
+
+def _too_large(size: int) -> PageLimitError:
+    return PageLimitError("page_too_large", f"{size} bytes (limit {MAX_PAGE_BYTES} bytes)")
 
 
 def full_derivation_reason(writer: storage.ReleaseWriter, rebuild: bool = False) -> str | None:

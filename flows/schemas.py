@@ -32,6 +32,8 @@ PAGE_REJECT_REASONS = {
         "the raw archive's record file could not be used (bad JSON, a missing key, a URL "
         "that is not http(s), a time without a time zone); the text says which and why"
     ),
+    "page_too_large": "the raw object is larger than the pipeline parses (20 MB); not parsed",
+    "parse_timeout": "parsing the page took longer than the pipeline allows (60 s)",
 }
 #: Values of `pages.parse_status`.
 PARSE_STATUSES = ("parsed", "no_findings", "failed")

@@ -25,9 +25,14 @@ _PCT = r"\s?(?:%|procent\b)"
 _PERCENT = re.compile(rf"(?<![\w,.])(?:(?P<num>{_NUM})|(?P<word>{_WORD})){_PCT}", re.IGNORECASE)
 # The earlier numbers of a list whose last member carries the unit:
 # "från 22 till 15 procent", "12 respektive 11 procent", "62, 55 och 40 procent".
+# The lookahead is bounded to `_LIST_MAX` further members: unbounded, every number of a
+# long run that never reaches a unit rescans the rest of the run ("2, " * 16000 +
+# "procent." took 46 s; "2 och " * 16000 + "x procent" 63 s). Printed lists hold a
+# handful of figures; in a longer one only the last members read as list heads.
+_LIST_MAX = 30
 _LIST_HEAD = re.compile(
     rf"(?<![\w,.])(?P<num>{_NUM})(?![,.]\d)"
-    rf"(?=(?:(?:\s*,\s+|\s+(?:respektive|och|eller|till)\s+){_NUM})+{_PCT})",
+    rf"(?=(?:(?:\s*,\s+|\s+(?:respektive|och|eller|till)\s+){_NUM}){{1,{_LIST_MAX}}}{_PCT})",
     re.IGNORECASE,
 )
 # "7 av 10 kommuner", "drygt nio av tio", "en av fem", "4 av 5 kommuner".
@@ -149,6 +154,23 @@ _RESTATED = re.compile(
 )
 
 
+#: Longest text the grammar reads. Statements and answers run to a few hundred characters
+#: (359 at most on the shipped pages); a longer one is reduced to its sentences within
+#: the bound (or cut at it), so the work per statement is bounded whatever a page prints
+#: (a 48 KB "2, 2, 2, ... procent." statement is one hostile "sentence").
+GRAMMAR_MAX_CHARS = 2000
+
+
+def grammar_text(text: str) -> str:
+    """`text` as the number grammar reads it: whole when within `GRAMMAR_MAX_CHARS`, else
+    its leading sentences within the bound, else its first `GRAMMAR_MAX_CHARS` characters.
+    A prefix, so positions in it are positions in `text`."""
+    if len(text) <= GRAMMAR_MAX_CHARS:
+        return text
+    end = max(text.rfind(mark, 0, GRAMMAR_MAX_CHARS) for mark in (". ", "! ", "? "))
+    return text[: end + 1] if end > 0 else text[:GRAMMAR_MAX_CHARS]
+
+
 @dataclass(frozen=True, slots=True)
 class Level:
     value: float
@@ -193,6 +215,7 @@ def _bounded(text: str, start: int) -> bool:
 def find_levels(text: str) -> tuple[Level, ...]:
     """Every level percentage stated in `text`, in reading order (bounded ones included,
     marked, so callers can tell "knappt hälften" from "hälften")."""
+    text = grammar_text(text)
     levels: list[Level] = []
     lowered = text.lower()
     # Cheap substring tests first: most sentences hold none of the forms (pages have
@@ -291,6 +314,7 @@ def stated_levels(statement: str) -> tuple[Level, ...]:
     in words dropped where a figure right after restates it ("Sex av tio kommuner (61
     procent)", "Hälften av kommunerna, 50 procent,": the figure is the level and the
     words add no second value)."""
+    statement = grammar_text(statement)
     stated = [level for level in find_levels(statement) if not level.bounded]
     for index in range(len(stated) - 1, 0, -1):
         words, figure = stated[index - 1], stated[index]
@@ -330,6 +354,7 @@ def national_reading(statement: str) -> NationalReading:
     - Null with `national_vague`: the statement quantifies only in words that bound or
       approximate ("Majoriteten", "De flesta", "Få", "knappt hälften").
     """
+    statement = grammar_text(statement)
     levels = find_levels(statement)
     stated = stated_levels(statement)
     values = tuple(level.value for level in stated)
@@ -403,7 +428,7 @@ def local_value(answer: str | None) -> float | None:
     """
     if not answer or not _ANY_DIGIT_OR_PERCENT.search(answer):
         return None  # most answers state no figure: skip the grammar
-    text = _COMPARISON_ASIDE.sub(" ", answer)
+    text = _COMPARISON_ASIDE.sub(" ", grammar_text(answer))
     # Word forms describe frequencies in answers ("följs upp vart tredje år, inte vartannat").
     levels = [level for level in find_levels(text) if not level.in_words and not level.bounded]
     current = [level for level in levels if not level.is_from] or levels

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from functools import lru_cache
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
-from parsers.lines import Line, html_lines, html_title, normalize_space, text_lines
+from parsers.lines import Line, html_lines_checked, html_title, normalize_space, text_lines
 from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
 from parsers.numbers import local_value, national_reading
 from parsers.records import Finding, ParsedPage, Reject
@@ -299,6 +299,15 @@ def _stems_without(text: str, name: str) -> frozenset[str]:
     )
 
 
+#: How many bullets before and after its own statement an answer is compared with. A swap
+#: is a slip between neighbouring bullets of one block (seed 002: two adjacent bullets);
+#: comparing every answer with every statement of the section is quadratic in its bullets
+#: (a 20,000-bullet section took 133 s). Sections of up to window + 1 bullets (every
+#: section of the shipped pages) are compared in full; in a longer one a swap between
+#: bullets further apart than this goes unflagged: the flag is a suspicion, not a check.
+_MISMATCH_WINDOW = 25
+
+
 def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
     """Indexes of bullets whose answer fits another statement of the section clearly better.
 
@@ -312,12 +321,13 @@ def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
         answer = _stems(pair.answer, municipality) if pair.answer else None
         if not answer:
             continue  # no answer, or no content word in it: it fits no statement
-        # The share of the answer's stems each statement holds (one divisor: the best
-        # share is the best count over it).
-        shared = [len(answer & words) for words in statements]
-        own = shared[index] / len(answer)
+        # The share of the answer's stems each statement within `_MISMATCH_WINDOW`
+        # bullets holds (one divisor: the best share is the best count over it).
+        low = max(0, index - _MISMATCH_WINDOW)
+        shared = [len(answer & words) for words in statements[low : index + _MISMATCH_WINDOW + 1]]
+        own = shared[index - low] / len(answer)
         best_other = max(
-            (count for other, count in enumerate(shared) if other != index), default=0
+            (count for other, count in enumerate(shared, low) if other != index), default=0
         ) / len(answer)
         if best_other >= 0.5 and best_other >= own + 0.25:
             flagged.add(index)
@@ -520,6 +530,9 @@ _ALERT = re.compile(
 )
 
 
+_TOO_DEEP_TEXT = "HTML nested deeper than 256 levels: the content inside was lost"
+
+
 def parse_page(
     content: bytes | str,
     *,
@@ -544,11 +557,14 @@ def parse_page(
         captured_at = captured_at.date()
 
     h1 = title = None
+    too_deep = False
     if looks_like_html(text):
         input_format = "html"
-        lines, h1 = html_lines(text)
+        lines, h1, too_deep = html_lines_checked(text)
         if not any(_is_section_heading(line.text) for line in lines):
-            lines, h1 = html_lines(text, whole_page=True)  # the cut missed the content
+            # the cut missed the content
+            lines, h1, too_deep_whole = html_lines_checked(text, whole_page=True)
+            too_deep = too_deep or too_deep_whole
         title = html_title(text)
         dated_texts = ["\n".join(line.text for line in lines), text]
     else:
@@ -576,6 +592,8 @@ def parse_page(
     opener = _answer_opener(municipality)
 
     sections, rejects = _collect_sections(lines, opener, municipality)
+    if too_deep:
+        rejects.insert(0, Reject("nesting_too_deep", _TOO_DEEP_TEXT, None, None))
     if not sections:
         rejects.append(
             Reject("no_results_section", "no '... resultat visar att:' heading found", None, None)

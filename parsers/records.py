@@ -70,6 +70,10 @@ REJECT_REASONS: dict[str, str] = {
     "empty_bullet": "a bullet with no text",
     "bullet_outside_section": "a statement-like bullet outside any results section",
     "unattached_paragraph": "a paragraph after a bullet's local answer, attached to nothing",
+    "nesting_too_deep": (
+        "the HTML nests deeper than the HTML parser builds (256 levels): what sits deeper "
+        "was lost, so the page's findings may be incomplete"
+    ),
 }
 
 
