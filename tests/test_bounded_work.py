@@ -183,3 +183,36 @@ def test_a_gzip_bomb_in_a_warc_is_a_failed_import_not_a_huge_object(tmp_path: Pa
     objects = [p for p in (raw / "objects").rglob("*") if p.is_file()]
     assert len(objects) == 1  # the ordinary page only
     assert max(p.stat().st_size for p in objects) <= cap
+
+
+def test_a_gzip_encoded_http_response_is_capped_after_decompression(tmp_path: Path) -> None:
+    """A live page served gzip-encoded, 20 KB on the wire and 20 MB decoded, over a real
+    local HTTP server: the fetch counts decoded bytes against `max_bytes` and stores
+    nothing (the declared Content-Length, the compressed size, is under the cap)."""
+    from pytest_httpserver import HTTPServer
+
+    from flows import fetch
+    from flows.http import RateLimiter
+    from flows.sources import Source
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+        bomb = _gzip_bomb(20_000_000)
+        assert len(bomb) < 100_000
+        server.expect_request("/robots.txt").respond_with_data("", status=404)  # no rules
+        server.expect_request("/bomb.html").respond_with_data(
+            bomb, headers={"Content-Encoding": "gzip", "Content-Type": "text/html"}
+        )
+        url = server.url_for("/bomb.html")
+        settings = FetchSettings(retries=1, host_rate=100.0, backoff_factor=0.05)
+        outcomes = fetch.fetch_live(
+            tmp_path / "raw", [Source("Kalmar", "0880", "Test", url)],
+            [Source("Kalmar", "0880", "Test", url)], settings, RateLimiter(100),
+        )  # fmt: skip
+    finally:
+        server.clear()
+        server.stop()
+    assert [(o.outcome, o.url) for o in outcomes] == [("failed", url)]
+    assert f"over {settings.max_bytes} bytes" in (outcomes[0].reason or "")
+    assert not [p for p in (tmp_path / "raw").rglob("objects/**/*") if p.is_file()]
