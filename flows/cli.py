@@ -494,9 +494,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    from flows.outfolder import OutFolderError, OutFolderUnwritable
     from flows.package import write_package
 
-    descriptor = write_package(args.datasets_dir, args.out, release=args.release)
+    try:
+        descriptor = write_package(args.datasets_dir, args.out, release=args.release)
+    except (OutFolderError, OutFolderUnwritable) as error:  # they name the path as given
+        raise type(error)(f"--out {error}") from None
     meta = descriptor["oppna-jamforelser"]
     print(
         f"wrote {Path(args.out) / 'datapackage.json'} and CITATION.cff: release "

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows import storage
+from flows import outfolder, storage
 from flows.dictionary import allowed_values
 from flows.errors import plural
 from flows.schemas import TABLE_DESCRIPTIONS, TABLES, describe
@@ -162,12 +162,49 @@ def _write_csv(table: pa.Table, path: Path) -> int:
     return rows
 
 
+#: The marker `oj package` leaves in a folder it wrote (see flows/outfolder.py).
+MARKER = ".oj-package"
+TOOL = "oj package"
+
+
+def _legacy_marker(folder: Path) -> dict[str, Any] | None:
+    """A package written before `oj package` left its marker: its descriptor names what
+    it wrote."""
+    try:
+        descriptor = json.loads((folder / "datapackage.json").read_text("utf-8"))
+        paths = [str(r["path"]) for r in descriptor["resources"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(descriptor.get(PROJECT), dict):
+        return None
+    return {"written_by": TOOL, "folders": ["data"],
+            "files": ["datapackage.json", "CITATION.cff", *paths]}  # fmt: skip
+
+
 def write_package(
     datasets_dir: Path | str, out: Path | str, release: int | None = None
 ) -> dict[str, Any]:
-    """Write the data package of a release (default: the latest) to `out`; its descriptor."""
+    """Write the data package of a release (default: the latest) to `out`; its descriptor.
+
+    `out` may be new, empty, or a package this function wrote: the package is built in a
+    sibling folder and swapped in whole (flows/outfolder.py), so a kill leaves the previous
+    complete package or the new one, never a mix; a folder holding other files is refused
+    before anything is written."""
+    outfolder.check_out(out, TOOL, MARKER, _legacy_marker)
     found = storage.require_release(datasets_dir, release)
-    out = Path(out)
+    descriptor: dict[str, Any] = {}
+
+    def write(staging: Path) -> None:
+        descriptor.update(_write_package(datasets_dir, staging, found))
+
+    marker = {"written_by": TOOL, "release": int(found["release"]), "folders": ["data"],
+              "files": ["datapackage.json", "CITATION.cff",
+                        *(f"data/{name}.csv" for name in TABLES)]}  # fmt: skip
+    outfolder.replace_folder(out, TOOL, MARKER, marker, write, _legacy_marker)
+    return descriptor
+
+
+def _write_package(datasets_dir: Path | str, out: Path, found: dict[str, Any]) -> dict[str, Any]:
     (out / "data").mkdir(parents=True, exist_ok=True)
     resources = []
     for name in TABLES:

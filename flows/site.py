@@ -10,13 +10,8 @@ when the site is built, so no script, font or CDN is fetched when it is viewed.
 
 from __future__ import annotations
 
-import contextlib
 import html
-import json
-import os
 import re
-import shutil
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +22,9 @@ import pandas as pd
 import polars as pl
 import vl_convert
 
-from flows import history, report, storage
-from flows.errors import StorageWriteError, UsageError, plural
+from flows import history, outfolder, report, storage
+from flows.errors import plural
+from flows.outfolder import OutFolderError, OutFolderUnwritable  # noqa: F401 - cli uses them
 from flows.package import citation_line
 from parsers.numbers import current_level
 
@@ -55,6 +51,11 @@ th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: ta
           margin-right: .3rem; vertical-align: -1px; }
 .change { margin: .2rem 0 .8rem; } .before { color: #cf222e; } .after { color: #1a7f37; }
 code { font-size: .85rem; } details { margin: .5rem 0; }
+/* Page text may hold an unbroken token of any length (a 60,000-character one made a
+   question page 1.18 million pixels wide): text breaks anywhere rather than widen. */
+h1, h2, h3, p, li, th, td, .cite, .change, details, summary, a {
+  overflow-wrap: anywhere; word-break: break-word; }
+table { max-width: 100%; }
 """
 
 
@@ -602,103 +603,21 @@ def _change_list(release: Release, limit: int | None, depth: int) -> str:
 
 #: The marker `oj report` leaves in a folder it wrote: which release, and every file and
 #: folder it wrote there. Only a folder with it is replaced, and only when it holds nothing
-#: else (`oj report --out mine` deleted a thesis.tex the folder held).
+#: else (`oj report --out mine` deleted a thesis.tex the folder held). The checks and the
+#: swap are shared with `oj package` (flows/outfolder.py).
 MARKER = ".oj-report"
-
-
-class OutFolderError(UsageError):
-    """`--out` names a folder the site may not be written to (the message starts with
-    the path as given; `oj report` prefixes "--out ")."""
-
-
-class OutFolderUnwritable(StorageWriteError):
-    """The site's folder cannot be written (unwritable parent, full disk)."""
+TOOL = "oj report"
 
 
 def _written_by_report(folder: Path) -> dict[str, Any] | None:
     """The marker of a folder `oj report` wrote, or None."""
-    try:
-        marker = json.loads((folder / MARKER).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(marker, dict) or marker.get("written_by") != "oj report":
-        return None
-    if not isinstance(marker.get("files"), list) or not isinstance(marker.get("folders"), list):
-        return None
-    return marker
-
-
-def _foreign(folder: Path, marker: dict[str, Any]) -> list[str]:
-    """Paths under `folder` (relative) that the report named in `marker` did not write."""
-    files = {str(name) for name in marker["files"]} | {MARKER}
-    folders = {str(name) for name in marker["folders"]}
-    found = []
-    for root, dirs, names in os.walk(folder):
-        here = Path(root).relative_to(folder)
-        for name in sorted(dirs):
-            path = here / name
-            if (Path(root) / name).is_symlink() or path.as_posix() not in folders:
-                found.append(path.as_posix())
-        dirs[:] = sorted(d for d in dirs if (here / d).as_posix() not in found)
-        found += [
-            (here / n).as_posix() for n in sorted(names) if (here / n).as_posix() not in files
-        ]
-    return found
+    return outfolder.written_by(folder, TOOL, MARKER)
 
 
 def check_out(out: Path | str) -> Path:
     """The absolute folder the site of `--out out` goes to, checked before anything is
-    written; OutFolderError (one line) when the site may not go there: a file, a path
-    under a file, the root, a non-empty folder the report did not write, one of its own
-    that holds other files, or the folder the command runs in (or one holding it)."""
-    given = str(out)
-    try:
-        target = Path(out).resolve()
-        if target == target.parent:
-            raise OutFolderError(f"{given}: is the root folder; choose a new or empty folder")
-        existing = next(p for p in (target, *target.parents) if p.exists())
-        if not existing.is_dir():
-            if existing == target:
-                raise OutFolderError(f"{given}: is a file, not a folder")
-            shown = os.path.relpath(existing) if not Path(given).is_absolute() else existing
-            raise OutFolderError(f"{given}: {shown} is a file, not a folder")
-        if existing == target and any(target.iterdir()):
-            marker = _written_by_report(target)
-            if marker is None:
-                raise OutFolderError(
-                    f"{given}: folder is not empty and was not written by oj report; "
-                    "choose a new or empty folder"
-                )
-            foreign = _foreign(target, marker)
-            if foreign:
-                more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-                raise OutFolderError(
-                    f"{given}: holds files oj report did not write ({', '.join(foreign[:3])}"
-                    f"{more}); move them out or choose a new or empty folder"
-                )
-        cwd = Path.cwd().resolve()
-    except OSError as error:
-        raise OutFolderError(f"{given}: {error.strerror or error}") from None
-    # The site replaces its folder whole: the folder a shell stands in would vanish under it.
-    if target == cwd or target in cwd.parents:
-        raise OutFolderError(
-            f"{given}: is the folder you are in (or holds it); choose a new or empty folder "
-            "elsewhere"
-        )
-    return target
-
-
-def _remove_written(folder: Path, marker: dict[str, Any]) -> None:
-    """Delete what the report named in `marker` wrote in `folder`, and the folder once
-    empty; anything else stays (nothing else is expected: `check_out` refused it)."""
-    for name in [*marker["files"], MARKER]:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-    for name in sorted(marker["folders"], key=lambda n: -len(Path(n).parts)):
-        with contextlib.suppress(OSError):
-            (folder / name).rmdir()
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+    written (see `outfolder.check_out`)."""
+    return outfolder.check_out(out, TOOL, MARKER)
 
 
 def build_site(
@@ -729,41 +648,13 @@ def build_site(
         )
     marker = {"written_by": "oj report", "release": int(data.info["release"]),
               "folders": ["areas", "questions"], "files": sorted(files)}  # fmt: skip
-    # Built beside its folder under a name of its own (never one that may be someone's),
-    # then swapped in, so a reader never sees half of it.
-    parent = target.parent
-    staging = parent / f".{target.name}.oj-report-{uuid.uuid4().hex[:12]}.partial"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir()
-    except OSError as error:
-        where = next((p for p in (parent, *parent.parents) if p.exists()), parent)
-        raise OutFolderUnwritable(f"{out}: cannot write {where}: {error.strerror}") from None
-    try:
-        for folder in marker["folders"]:
-            (staging / folder).mkdir()
+    # Built beside its folder under a name of its own, then swapped in, so a reader never
+    # sees half of it.
+
+    def write(staging: Path) -> None:
         for name, text in files.items():
             (staging / name).write_text(text, "utf-8")
-        (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
-        check_out(out)  # again: another process may have put something there meanwhile
-        old_marker = _written_by_report(target) if target.exists() else None
-        if old_marker is None:  # new or empty: renaming onto an empty folder replaces it
-            os.replace(staging, target)
-        else:
-            old = parent / f".{target.name}.oj-report-{uuid.uuid4().hex[:12]}.old"
-            os.replace(target, old)
-            try:
-                os.replace(staging, target)
-            except OSError:
-                os.replace(old, target)  # the last site back where it was
-                raise
-            _remove_written(old, old_marker)
-    except OSError as error:
-        raise OutFolderUnwritable(
-            f"{out}: cannot write {parent}: {error.strerror or error}; nothing was replaced"
-        ) from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)  # this run's own, fresh folder
+
+    outfolder.replace_folder(out, TOOL, MARKER, marker, write)
     return {"release": data.info["release"], "files": len(files), "questions": len(data.indicators),
             "index": target / "index.html"}  # fmt: skip

@@ -139,3 +139,67 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _package_state(folder: Path) -> int:
+    """The release of a complete package in `folder`: the descriptor's release matches
+    every CSV's rows, and `frictionless validate` passes; AssertionError otherwise."""
+    import json
+
+    descriptor = json.loads((folder / "datapackage.json").read_text("utf-8"))
+    release = descriptor["oppna-jamforelser"]["release"]
+    report = _frictionless(folder)
+    assert report["valid"] is True, [e["message"] for t in report["tasks"] for e in t["errors"]]
+    for task in report["tasks"]:
+        resource = next(r for r in descriptor["resources"] if task["place"] == r["path"])
+        assert resource["description"].count(f" {task['stats'].get('rows', 0)} row") == 1, resource
+    return release
+
+
+def test_a_package_killed_while_written_is_the_old_or_the_new_one(tmp_path: Path) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import time
+
+    from helpers import ROOT
+
+    records = list(seed_records().values())
+    datasets = tmp_path / "datasets"
+    publish(datasets, records[:2])
+    publish(datasets, records[2:])
+    out = tmp_path / "package"
+    assert main(["package", "--release", "1", "--out", str(out),
+                 "--datasets-dir", str(datasets)]) == 0  # fmt: skip
+    assert _package_state(out) == 1
+    seen = set()
+    rng = random.Random(20)
+    for attempt in range(6):
+        release = 2 if attempt % 2 == 0 else 1
+        process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "oj"), "package", "--release", str(release),
+             "--out", str(out), "--datasets-dir", str(datasets)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # Kill while it writes: once any file beside or in the package is newer than the
+        # command's start (imports and reading take seconds, the writing well under one).
+        started = time.time()
+        while process.poll() is None and not any(
+            p.stat().st_mtime > started for p in tmp_path.glob("*package*/**/*") if p.is_file()
+        ):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        seen.add(_package_state(out))
+    assert seen <= {1, 2}
+    # the kills did land while a package was being written (its folder is left beside)
+    assert list(tmp_path.glob(".package.oj-package-*.partial"))
+    finished = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "oj"), "package", "--out", str(out),
+         "--datasets-dir", str(datasets)], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert _package_state(out) == 2
