@@ -383,6 +383,8 @@ def _publish(
     clock = time.perf_counter()
     plan = plan_run_task(raw, datasets, indicator_overrides.sha256, reparse)
     timings["plan_seconds"] = time.perf_counter() - clock
+    if plan.repair:  # tables a run that lost its lock wrote into (pipeline.release_damage)
+        _say(f"{plan.repair}: re-parsing the raw archive into a new release")
     summary.update(
         pages_in_archive=plan.n_in_archive,
         pages_read=len(plan.records) + len(plan.bad_records),

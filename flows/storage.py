@@ -733,6 +733,7 @@ class ReleaseWriter:
             released = int(self.base[f"{name}_version"])
             table = DeltaTable(str(path))
             if table.version() != released:
+                self.lock.check()
                 table.restore(released, commit_properties=self._commit_properties())
 
     def write(self, batch: Mapping[str, pa.Table]) -> None:
@@ -756,6 +757,10 @@ class ReleaseWriter:
 
     def _write(self, name: str, table: pa.Table) -> None:
         validate(name, table)
+        # Before every commit, not only the release's: a run paused past its lease (a
+        # SIGSTOP, a long GC pause, clock skew) must stop at its next append, or its rows
+        # land in the tables the run that took the lock over is about to pin.
+        self.lock.check()
         path = table_path(self.datasets_dir, name)
         with _writing(path, self.base):
             if not location.is_remote(path):
@@ -790,7 +795,72 @@ class ReleaseWriter:
                 path = table_path(self.datasets_dir, name)
                 if self._overwrite_next[name] or not _is_table(path):
                     self._write(name, TABLES[name].empty_table())  # create, or clear
+                else:
+                    self._set_aside_foreign_commits(name)
             return {name: self._version(name) for name in DATA_TABLES}
+
+    def _base_version(self, name: str) -> int:
+        """The table's version in the base release; -1 for none."""
+        released = self.base.get(f"{name}_version") if self.base is not None else None
+        return -1 if released is None or pd.isna(released) else int(released)
+
+    def _foreign_versions(self, name: str, pinned: int) -> list[int]:
+        """Versions after the base release, up to `pinned`, committed by another run.
+
+        Every commit carries its run's id (`_commit_properties`). Walking back from
+        `pinned`: this run's own restore or overwrite ends the walk (nothing before it is
+        in the table any more), as does the base release."""
+        base = self._base_version(name)
+        table = DeltaTable(str(table_path(self.datasets_dir, name)))
+        found = []
+        for entry in table.history(limit=table.version() - base if base >= 0 else None):
+            version = int(entry["version"])
+            if version > pinned:
+                continue
+            if version <= base:
+                break
+            if entry.get("oj_run_id") != self.run_id:
+                found.append(version)
+                continue
+            mode = (entry.get("operationParameters") or {}).get("mode")
+            if entry.get("operation") == "RESTORE" or mode == "Overwrite":
+                break
+        return found
+
+    def _set_aside_foreign_commits(self, name: str) -> None:
+        """Take the rows another run appended since the base release out of a data table,
+        keeping this run's own: restore the base release's version, append this run's
+        rows again.
+
+        A run paused past its lease in the middle of a Delta write (its files written,
+        its commit not yet) completes that commit when it resumes, after the run that
+        took the lock over rolled its earlier commits back: no lock check can stop a
+        write already under way (seen: `findings` version 3 by the paused run, landed
+        between the new holder's appends)."""
+        path = table_path(self.datasets_dir, name)
+        table = DeltaTable(str(path))
+        foreign = self._foreign_versions(name, table.version())
+        if not foreign:
+            return
+        self.lock.check()
+
+        def files(version: int) -> set[str]:
+            if version < 0:
+                return set()
+            actions = DeltaTable(str(path), version=version).get_add_actions(flatten=True)
+            return {location.name_of(p) for p in actions.column("path").to_pylist()}
+
+        theirs = set().union(*(files(v) - files(v - 1) for v in foreign))
+        base = self._base_version(name)
+        mine = files(table.version()) - theirs - files(base)
+        dataset = table.to_pyarrow_dataset()
+        fragments = [f for f in dataset.get_fragments() if location.name_of(f.path) in mine]
+        own = ds.FileSystemDataset(
+            fragments, dataset.schema, dataset.format, dataset.filesystem
+        ).to_table()
+        if base >= 0:
+            table.restore(base, commit_properties=self._commit_properties())
+        self._delta_write(path, own, overwrite=base < 0)
 
     def derivation_inputs(self, findings_version: int) -> DerivationReader:
         """What `flows.history.plan_derivation` reads, at this release's versions."""
@@ -811,6 +881,7 @@ class ReleaseWriter:
         # Each table is written as soon as it is derived, so one is in memory at a time.
         for name, table in derivation.tables:
             validate(name, table)
+            self.lock.check()  # see `_write`
             path = table_path(self.datasets_dir, name)
             full = derivation.mode == "full" or not _is_table(path)
             if not full and name in derivation.replace:
@@ -844,6 +915,7 @@ class ReleaseWriter:
                 sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
                 if sum(size < SMALL_FILE_BYTES for size in sizes) < COMPACT_MIN_FILES:
                     continue
+                self.lock.check()  # see `_write`
                 table.optimize.compact(
                     target_size=DERIVED_FILE_BYTES, commit_properties=self._commit_properties()
                 )
@@ -880,6 +952,7 @@ class ReleaseWriter:
         finished_at: datetime | None,
     ) -> int:
         self.lock.check()  # a run that lost its lease (object store) must not publish
+        self._refuse_foreign_commits(versions)
         totals = {name: self.new_rows[name] for name in DATA_TABLES}
         if self.base is not None and self.mode != "reparse":
             totals = {name: totals[name] + int(self.base[f"n_{name}"]) for name in DATA_TABLES}
@@ -918,6 +991,33 @@ class ReleaseWriter:
             ),
         )
         return release
+
+
+    def _refuse_foreign_commits(self, versions: Mapping[str, int]) -> None:
+        """Raise StorageWriteError if a version this release pins holds a commit of
+        another run since the base release.
+
+        A run that lost its lock (paused past its lease) may append once more after the
+        run that took the lock over rolled its commits back; Delta accepts the append
+        (commits need no lock), so the lock alone cannot keep those rows out of the
+        release. `close_data_tables` sets such rows aside; one landing later still (a write
+        under way while this run derived) is refused here. The next run rolls every
+        unreleased commit back, so nothing is lost but time.
+        """
+        found = []
+        for name in VERSIONED_TABLES:
+            if name in versions and int(versions[name]) > self._base_version(name):
+                found += [
+                    f"{name} version {version} by another run"
+                    for version in self._foreign_versions(name, int(versions[name]))
+                ]
+        if found:
+            since = f"release {self.base['release']}" if self.base else "the first release"
+            raise StorageWriteError(
+                f"cannot publish to {self.datasets_dir}: commits of another run since "
+                f"{since} ({'; '.join(found)[:300]}), a run that lost its lock; this run "
+                "publishes nothing, the next run rolls them back"
+            )
 
 
 def _in_predicate(column: str, values: list[str]) -> str:
