@@ -138,3 +138,45 @@ def test_a_reader_of_latest_never_mixes_two_releases(tmp_path: Path) -> None:
     assert figures["mixed"] == 0, figures
     assert storage.latest_published(datasets) == len(records)
     assert not list(datasets.glob("latest.*"))  # no staging or old copy left behind
+
+
+def test_a_full_disk_while_writing_latest_says_which_release_is_where(tmp_path: Path) -> None:
+    # Disk full while writing latest/ left files of two releases and a .partial file, and
+    # said "the last release (release 3) is intact" about the release the run wrote.
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from flows.errors import StorageWriteError
+
+    records = list(seed_records().values())
+    built = tmp_path / "built"
+    publish(built, records[:2])
+    first_latest = tmp_path / "latest-1"
+    shutil.copytree(built / "latest", first_latest)
+    publish(built, records[2:])
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    size = sum(p.stat().st_size for p in built.rglob("*") if p.is_file()) + 256 * 1024
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True)
+    try:
+        datasets = disk / "datasets"
+        shutil.copytree(built, datasets, ignore=shutil.ignore_patterns("latest"))
+        shutil.copytree(first_latest, datasets / "latest")  # a run died before latest/
+        with (disk / "filler").open("wb") as filler:  # leave ~20 KB: not a release's copy
+            free = shutil.disk_usage(disk).free
+            filler.write(b"\0" * max(0, free - 20 * 1024))
+        with pytest.raises(StorageWriteError) as raised:
+            storage.publish_latest(datasets)
+        message = str(raised.value)
+        assert "release 2 is written and intact" in message, message
+        assert f"{datasets / 'latest'} still holds release 1" in message, message
+        assert "\n" not in message
+        assert storage.latest_problems(datasets, 1) == []  # release 1's copies, whole
+        assert not list(datasets.glob("latest.*")) and not list(datasets.rglob("*.partial"))
+        (disk / "filler").unlink()
+        assert storage.publish_latest(datasets) == 2  # the next run writes it
+        assert storage.latest_problems(datasets, 2) == []
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)  # even if a file is open
