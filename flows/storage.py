@@ -459,7 +459,7 @@ def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
 
 def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
     """What differs between `latest/` and `release` (the latest release): one line each,
-    naming the file. Every file is hashed in full (about 0.1 s per 10 MB here)."""
+    naming the file. Every file is hashed in full (sha256 ran at ~330 MB/s here)."""
     folder = location.join(parse_location(datasets_dir), LATEST_DIR)
     if release is None:
         return []
