@@ -414,7 +414,12 @@ def _publish(
             failed["url"].to_pylist(), failed["snapshot_id"].to_pylist(),
             failed["error"].to_pylist(), strict=True,
         ):  # fmt: skip
-            summary["failures"].append(f"{url or '(no URL)'} [{snapshot_id}]: {error}")
+            # A record file's name is its snapshot id and may be 255 bytes with a newline
+            # in it: shortened and escaped so a failure stays one bounded line.
+            summary["failures"].append(
+                f"{raw_archive.show_text(url or '(no URL)')} "
+                f"[{raw_archive.show_text(snapshot_id, 40)}]: {error}"
+            )
 
     if plan.bad_records:
         # Records that cannot be used are published as failed pages, each named.

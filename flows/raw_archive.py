@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,40 +71,156 @@ class ArchiveError(RuntimeError):
 
 
 MAX_URL_LENGTH = 2048
+#: Record ids are 20 hex characters (`record_id_for`); hand-made ones are bounded so a
+#: file name can never turn into a 100 KB stderr line or table cell.
+MAX_RECORD_ID_LENGTH = 64
+_RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: How much of a hostile value an error message echoes.
+SHOWN_CHARACTERS = 80
+#: Oldest capture time a record may carry: before the web pages this archive holds.
+EARLIEST_TIME = datetime(1990, 1, 1, tzinfo=UTC)
+#: Longest text per optional string field of a record; generous for real HTTP headers.
+STRING_LIMITS = {
+    "municipality": 100,
+    "content_type": 500,
+    "etag": 500,
+    "last_modified": 200,
+    "charset": 64,
+    "note": 1000,
+}
+MAX_SIZE_BYTES = 2**40
+
+
+def show(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """`value` for an error line: repr (control characters escaped), at most about `limit`
+    characters, cut with "…". A record once held a 100,000-character record_id and
+    gave 100 KB stderr lines."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]
+        return repr(value)[:limit] + "…"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def show_text(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """`text` as it is when short and free of control characters, else `show(text)`."""
+    if len(text) <= limit and not _has_control(text):
+        return text
+    return show(text, limit)
+
+
+def _has_control(text: str) -> bool:
+    """Control characters: C0 (\x00-\x1f), DEL and C1 (\x80-\x9f)."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
 
 
 def check_url(url: object) -> str:
     """`url` if it is an absolute http(s) URL with a host, else ValueError saying why.
 
     `oj add` once accepted "http://[oops/", "file:...", "javascript:...", "" and a 120 KB
-    string; every later run then failed on that record.
+    string; every later run then failed on that record. A record's URL with a NUL byte
+    was stored as it was; `urlsplit` silently drops tabs and newlines, so control
+    characters and inner whitespace are refused here.
     """
     if not isinstance(url, str) or not url.strip():
-        raise ValueError(f"not a URL: {url!r}")
+        raise ValueError(f"not a URL: {show(url)}")
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})")
+    stripped = url.strip()
+    if _has_control(stripped) or any(ch.isspace() for ch in stripped):
+        raise ValueError(f"URL holds control characters or whitespace: {show(url)}")
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(stripped)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as error:
-        raise ValueError(f"not a valid URL: {url!r} ({error})") from None
+        raise ValueError(f"not a valid URL: {show(url)} ({error})") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    return url.strip()
+        raise ValueError(f"not an absolute http(s) URL: {show(url)}")
+    return stripped
 
 
-def _check_time(value: object, key: str) -> None:
+def check_record_id(value: object, what: str = "record_id") -> str:
+    """A record id (and so a record file's name): 1 to 64 of A-Z a-z 0-9 . _ -."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string: {show(value)}")
+    if len(value) > MAX_RECORD_ID_LENGTH:
+        raise ValueError(f"{what} longer than {MAX_RECORD_ID_LENGTH} characters "
+                         f"({len(value)}): {show(value, 24)}")  # fmt: skip
+    if not _RECORD_ID.fullmatch(value):
+        raise ValueError(f"{what} is not made of A-Z, a-z, 0-9, '.', '_', '-': {show(value)}")
+    return value
+
+
+def _check_time(value: object, key: str, now: datetime) -> None:
+    """None, or an ISO 8601 time with a time zone within 1990-01-01 and now + 1 day.
+
+    "9999-12-31T23:59:59-14:00" once passed, and the release's `observations` could not
+    be read back ("Invalid isoformat string: '+10000-01-01'")."""
     if value is None:
         return
-    if not isinstance(value, str):
-        raise ValueError(f"{key} is not a time: {value!r}")
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError(f"{key} is not a time: {show(value)}")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{key} is not an ISO 8601 time: {value!r}") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{key} has no time zone: {value!r}")
+        raise ValueError(f"{key} is not an ISO 8601 time: {show(value)}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{key} has no time zone: {show(value)}")
+    try:
+        in_range = EARLIEST_TIME <= moment <= now + timedelta(days=1)
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ValueError(f"{key} is not between 1990-01-01 and tomorrow: {show(value)}")
+
+
+def _check_int(value: object, key: str, low: int, high: int) -> None:
+    if value is None:
+        return
+    # bool is an int to Python, never a status or a size to us
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{key} is not a whole number from {low} to {high}: {show(value)}")
+
+
+def check_record(data: dict, now: datetime | None = None) -> None:
+    """Every field of a record checked by type and range, else ValueError naming the
+    field with its value shortened (`show`). `"municipality": 12345` once made every
+    run fail with "SchemaError: pages: Expected bytes, got a 'int' object"."""
+    missing = [key for key in ("record_id", "sha256", "url", "source") if data.get(key) is None]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    check_record_id(data["record_id"])
+    for key in ("url", "final_url"):
+        if data.get(key) is not None:
+            try:
+                check_url(data[key])
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from None
+            if data[key] != data[key].strip():
+                raise ValueError(f"{key} has surrounding whitespace: {show(data[key])}")
+    if data["source"] not in SOURCES:
+        raise ValueError(f"source {show(data['source'])} is not one of {SOURCES}")
+    if not is_sha256(data["sha256"]):
+        raise ValueError(f"sha256 is not a hex digest: {show(data['sha256'])}")
+    now = now or datetime.now(UTC)
+    for key in ("captured_at", "fetched_at"):
+        _check_time(data.get(key), key, now)
+    _check_int(data.get("http_status"), "http_status", 100, 599)
+    _check_int(data.get("size_bytes"), "size_bytes", 0, MAX_SIZE_BYTES)
+    for key, limit in STRING_LIMITS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{key} is not a string: {show(value)}")
+        if len(value) > limit:
+            raise ValueError(f"{key} longer than {limit} characters ({len(value)}): "
+                             f"{show(value)}")  # fmt: skip
+    municipality = data.get("municipality")
+    if municipality is not None and (_has_control(municipality) or not municipality.strip()):
+        raise ValueError(f"municipality is blank or holds control characters: "
+                         f"{show(municipality)}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,16 +250,7 @@ def parse_record(raw: bytes) -> SnapshotRecord:
         raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    missing = [key for key in ("record_id", "sha256", "url", "source") if data.get(key) is None]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    check_url(data["url"])
-    if data["source"] not in SOURCES:
-        raise ValueError(f"source {data['source']!r} is not one of {SOURCES}")
-    if not is_sha256(data["sha256"]):
-        raise ValueError(f"sha256 is not a hex digest: {data['sha256']!r}")
-    for key in ("captured_at", "fetched_at"):
-        _check_time(data.get(key), key)
+    check_record(data)
     try:
         return SnapshotRecord.from_dict(data)
     except TypeError as error:
@@ -247,11 +355,12 @@ def read_records(
     records = []
     for name, path, data in zip(names, paths, location.read_many(paths), strict=True):
         try:
+            check_record_id(name, "file name")
             if isinstance(data, Exception):
                 raise data
             record = parse_record(data)
             if record.record_id != name:
-                raise ValueError(f"record_id {record.record_id!r} differs from its file name")
+                raise ValueError(f"record_id {show(record.record_id)} differs from its file name")
             records.append(record)
         except (OSError, ValueError) as error:
             if bad is not None:
@@ -277,7 +386,19 @@ def _bad_record(path: Location, error: Exception, data: bytes | Exception) -> Ba
     if isinstance(error, FileNotFoundError) and not reason:
         reason = "no such file"
     stem = location.name_of(path).removesuffix(".json")
-    return BadRecord(path, stem, url, f"unreadable record {path}: {reason}")
+    return BadRecord(path, stem, url, f"unreadable record {shown_path(path)}: {reason}")
+
+
+def shown_path(path: Location) -> str:
+    """A record file's path for a message: whole when its name is a valid record id, else
+    with the name escaped and shortened (file names may hold newlines and 255 bytes)."""
+    text = str(path)
+    name = location.name_of(path)
+    try:
+        check_record_id(name.removesuffix(".json"))
+    except ValueError:
+        return text[: len(text) - len(name)] + show(name, 40)
+    return text
 
 
 def _checked_object(path: Location, sha256: str, data: bytes | Exception) -> bytes:
