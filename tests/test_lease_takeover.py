@@ -184,6 +184,7 @@ def test_the_next_run_repairs_a_release_that_pinned_another_runs_rows(
     # A release as the code before the fix published it: another run's late rows pinned.
     with monkeypatch.context() as patch:
         patch.setattr(storage.ReleaseWriter, "_refuse_foreign_commits", lambda *_: None)
+        patch.setattr(storage.ReleaseWriter, "_set_aside_foreign_commits", lambda *_: None)
         writer = _writer(datasets)
         writer.parser_version = storage.find_release(datasets)["parser_version"]
         batch = pipeline.parse_snapshots(RAW_DIR, records[2:])
@@ -202,6 +203,9 @@ def test_the_next_run_repairs_a_release_that_pinned_another_runs_rows(
     assert "new release 3 written" in repaired.stdout, repaired.stderr
     assert "release 2 is inconsistent" in repaired.stderr
     check_store(datasets, RAW_DIR)  # every capture once: nothing lost
+    verify = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
+    assert "release 2: pages has" in verify.stdout + verify.stderr  # history is not rewritten
+    assert "release 3" not in verify.stdout + verify.stderr
     again = run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", datasets,
                    api_url=prefect_server)  # fmt: skip
     assert "no new release (latest is 3)" in again.stdout, again.stderr
