@@ -31,6 +31,29 @@ MAX_LINES = 5
 LINE_WIDTH = 120
 
 
+# Page text in an alert is data, never markup: a municipality value with newlines forged
+# lines ("- Evil · injected line (2099): 999 removed"), and "<!channel>", "@here",
+# "<b>" and "[klicka](http://evil.example)" passed to Slack, Markdown and HTML services.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Links and images (`[klicka](http://evil.example)`, `![](...)`) and code spans; `_`, `*`
+# and `~` only restyle text and are common in URLs, so they stay.
+_MARKDOWN = re.compile(r"([\\`\[\]])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def clean(text: object, width: int = LINE_WIDTH) -> str:
+    """Page (or server) text made safe for an alert line: control characters and line
+    breaks become one space, the text is cut within `width` characters (`fit`), `&`, `<`
+    and `>` are HTML-escaped (which also defuses Slack's `<!channel>`), Markdown's
+    `` \\ ` [ ] `` get a backslash, and an `@` gets a zero-width space after it so
+    no `@channel`/`@here`/`@everyone` mentions anyone. The one sanitiser of every piece
+    of page text in a message."""
+    one_line = " ".join(_CONTROL.sub(" ", "" if text is None else str(text)).split())
+    safe = _MARKDOWN.sub(r"\\\1", fit(one_line, width))
+    safe = "".join(_HTML.get(ch, ch) for ch in safe)
+    return safe.replace("@", "@\u200b")
+
+
 @dataclass(frozen=True)
 class Message:
     title: str
@@ -65,11 +88,12 @@ def release_message(datasets_dir: Path | str, release: int) -> Message | None:
         year = f" ({row['survey_year']})" if row["survey_year"] is not None else ""
         suffix = f"{year}: {change}"
         subject = question_subject(statement_of.get(row["indicator_id"]) or "")
-        return prefix + fit(subject, LINE_WIDTH - len(prefix) - len(suffix)) + suffix
+        return prefix + clean(subject, LINE_WIDTH - len(prefix) - len(suffix)) + suffix
 
     by_page: dict[tuple, dict[str, int]] = {}
     for row in rows:
-        key = (row["municipality"] or "?", row["area"] or "?", str(row["to_seen"]), row["url"])
+        key = (clean(row["municipality"] or "?", 60), clean(row["area"] or "?", 80),
+               clean(row["to_seen"], 40), row["url"])  # fmt: skip
         kinds = by_page.setdefault(key, {})
         kinds[row["change_kind"]] = kinds.get(row["change_kind"], 0) + 1
     n_pages = len({url for *_, url in by_page})
@@ -86,8 +110,8 @@ def release_message(datasets_dir: Path | str, release: int) -> Message | None:
     if flips:
         lines.append("Answer flips:")
         lines += _capped(
-            line(r, f"- {r['municipality']}: ",
-                 f"{r['local_status_before']} → {r['local_status_after']}")
+            line(r, f"- {clean(r['municipality'] or '?', 60)}: ",
+                 f"{clean(r['local_status_before'], 30)} → {clean(r['local_status_after'], 30)}")
             for r in flips
         )  # fmt: skip
     national = [r for r in rows if r["national_changed"]]
@@ -303,7 +327,7 @@ def failure_message(summary: dict) -> Message | None:
     the summary: a lock timeout, unwritable storage, ...) or fetches that failed, named
     page by page; None when nothing failed."""
     if summary.get("error"):
-        error = summary["error"]
+        error = " ".join(str(summary["error"]).split())  # our own message, one line
         release = summary.get("release")
         return Message(
             f"oppna-jamforelser run failed: {error}",
@@ -321,7 +345,7 @@ def failure_message(summary: dict) -> Message | None:
     headline = fetch_failure_headline(summary)
     mode = summary.get("fetch_mode")
     lines = [f"{headline}" + (f" ({mode})" if mode else "") + ":"]
-    lines += _capped(f"- {failure}" for failure in summary["fetch_failures"])
+    lines += _capped(f"- {clean(failure, 300)}" for failure in summary["fetch_failures"])
     lines.append(f"Published what the raw archive holds: {_published(summary)}.")
     log = summary.get("fetch_log")
     lines.append(
@@ -337,7 +361,7 @@ def error_message(error: BaseException) -> Message:
     or of Prefect)."""
     from flows.errors import one_line
 
-    what = f"{type(error).__name__}: {one_line(error)}"
+    what = clean(f"{type(error).__name__}: {one_line(error)}", 500)
     return Message(
         f"oppna-jamforelser run failed: {textwrap.shorten(what, 200)}",
         f"The run stopped with an unexpected error: {what}\n"
