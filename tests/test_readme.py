@@ -134,7 +134,8 @@ def _oj_command_lines() -> list[tuple[str, list[str]]]:
         text = document.read_text("utf-8")
         for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
             for line in block.replace("\\\n", " ").splitlines():
-                line = re.split(r"\s#\s|\s\|\s", line)[0].strip()
+                # the command alone: no comment, pipe, redirection or background `&`
+                line = re.split(r"\s#\s|\s\|\s|\s\d?>|\s&(\s|$)", line)[0].strip()
                 if not re.search(r"(^|[\s/])oj(\s|$)", line):
                     continue  # other tools' commands (prefect, dask, aws) are not parsed here
                 words = shlex.split(line)
