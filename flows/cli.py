@@ -200,6 +200,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     return status
 
 
+SOURCES_FILE = "sources.toml"
 OVERRIDES_FILE = "indicator_overrides.toml"
 
 
@@ -232,7 +233,7 @@ def _run_inputs(args: argparse.Namespace) -> tuple[str | None, str | None, str |
         raise UsageError(f"raw dir {raw} does not exist (pass --raw-dir)")
     found = {
         option: _beside_raw_dir(raw, option, getattr(args, option), default)
-        for option, default in (("sources", "sources.toml"), ("overrides", OVERRIDES_FILE))
+        for option, default in (("sources", SOURCES_FILE), ("overrides", OVERRIDES_FILE))
     }
     if found["sources"]:
         load_sources(found["sources"])  # SourcesError: the file, entry and line
@@ -422,7 +423,7 @@ def cmd_import_warc(args: argparse.Namespace) -> int:
     # The same sources file as `oj run` reads: named, or the one beside the raw dir (it
     # was ./sources.toml: started elsewhere, import-warc added every page of a crawl).
     named = None if args.all else _beside_raw_dir(args.raw_dir, "sources", args.sources,
-                                                  "sources.toml")  # fmt: skip
+                                                  SOURCES_FILE)  # fmt: skip
     try:
         sources = load_sources(named) if named else None
     except SourcesError as error:
@@ -603,7 +604,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     from flows import storage
 
     datasets = args.datasets_dir
-    storage.require_release(datasets, None)
+    storage.get_release(datasets, None)
     with storage.writer_lock(datasets, args.lock_timeout, on_wait=_say_vacuum):
         deleted = storage.vacuum(datasets, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"

@@ -191,7 +191,7 @@ def write_package(
     complete package or the new one, never a mix; a folder holding other files is refused
     before anything is written."""
     outfolder.check_out(out, TOOL, MARKER, _legacy_marker)
-    found = storage.require_release(datasets_dir, release)
+    found = storage.get_release(datasets_dir, release)
     descriptor: dict[str, Any] = {}
 
     def write(staging: Path) -> None:

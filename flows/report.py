@@ -215,9 +215,7 @@ def diff_releases(datasets_dir: Path | str, release_a: int, release_b: int) -> p
 
 
 def _load_or_empty(name: str, release: int, datasets_dir: Path | str) -> pd.DataFrame:
-    found = storage.get_release(datasets_dir, release)
-    if found is None:
-        raise storage.NoReleaseError(f"{datasets_dir}: there is no release {release}")
+    found = storage.get_release(datasets_dir, release)  # NoReleaseError when absent
     if name != "runs" and found.get(f"{name}_version") is None:
         return storage._to_pandas(TABLES[name].empty_table())  # a release from before the table
     return storage.load_table(name, release, datasets_dir)
@@ -315,7 +313,7 @@ def check_report(datasets_dir: Path | str, release: int | None = None) -> tuple[
     differing figures, with where each was printed; every flagged national value
     (negated, several figures, a range, vague) by question and year; and the findings
     without a survey year, with counts."""
-    release = storage.require_release(datasets_dir, release)["release"]
+    release = storage.get_release(datasets_dir, release)["release"]
     counts = quality_counts(datasets_dir, release)
     n_flagged = sum(counts["national_flags"].values())
     lines = [

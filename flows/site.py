@@ -74,7 +74,7 @@ class Release:
 
 
 def load_release(datasets_dir: Path | str, release: int | None) -> Release:
-    info = storage.require_release(datasets_dir, release)
+    info = storage.get_release(datasets_dir, release)
     number = info["release"]
 
     def table(name: str, columns: list[str] | None = None) -> pd.DataFrame:

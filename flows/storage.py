@@ -336,11 +336,6 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def require_release(datasets_dir: Path | str, release: int | None) -> dict[str, Any]:
-    """The same as `get_release` (kept for the callers that read better with it)."""
-    return get_release(datasets_dir, release)
-
-
 def load_arrow(
     name: str,
     release: int | None = None,
@@ -348,7 +343,7 @@ def load_arrow(
     columns: list[str] | None = None,
 ) -> pa.Table:
     """A table as of a release (default: the latest), as Arrow."""
-    found = require_release(datasets_dir, release)
+    found = get_release(datasets_dir, release)
     path = table_path(datasets_dir, name)
     if name == "runs":
         table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
@@ -422,7 +417,7 @@ def export_table(
     """
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
-    found = require_release(datasets_dir, release)
+    found = get_release(datasets_dir, release)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return found["release"], _write_parquet(name, found, datasets_dir, out)
