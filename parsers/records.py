@@ -28,6 +28,31 @@ SURVEY_YEAR_BASES: tuple[str, ...] = (
 #: Values of `Finding.national_comparison`: results stated relative to the nation.
 NATIONAL_COMPARISONS: tuple[str, ...] = ("better", "same", "worse")
 
+#: Values of `Finding.entity_kind`: whose figure `local_value` is.
+ENTITY_KINDS: tuple[str, ...] = ("municipality", "county", "nation")
+
+#: Values of `Finding.national_measure`: what the national figure measures, so nobody charts
+#: a mean of respondents' shares as a share of municipalities.
+NATIONAL_MEASURES: tuple[str, ...] = (
+    "share_of_municipalities",  # "63 procent av kommunerna" (Kalmar's pairs)
+    "share_of_respondents",  # a share of people: "Andel som är mycket nöjda med hemtjänsten"
+    "mean",  # a mean that is not a share: "Medelvärde riket" of days, hours, a score
+    "index",  # an index or score: "NKI", "Index", "poäng"
+    "count",  # "Antal ..."
+)
+
+#: Values of `Finding.comparison`: the local figure against the national one, or the
+#: verbal "högre/lägre än riket", before any judgement of better or worse.
+COMPARISONS: tuple[str, ...] = ("higher", "lower", "same")
+
+#: The defaults of the fields added for other layouts (issue 22); see `Finding.to_dict`.
+_LAYOUT_DEFAULTS: dict[str, Any] = {
+    "entity_kind": "municipality",
+    "national_measure": "share_of_municipalities",
+    "national_value": None,
+    "comparison": None,
+}
+
 #: Quality flags a finding can carry.
 FLAGS: dict[str, str] = {
     "no_local_answer": "the bullet has no local answer",
@@ -79,7 +104,25 @@ REJECT_REASONS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One bullet pair: a national statement and the municipality's local answer."""
+    """One result: a national statement (or indicator) and the entity's local answer.
+
+    Fields added for the table and card layouts (parsers/layouts/, issue 22), at the end
+    with defaults so every constructor call written before them keeps working:
+
+    - `entity_kind`: whose figure `local_value` is: "municipality" (default), "county"
+      (a county's indicator card: "80 procent av länets kommuner ...") or "nation".
+    - `national_measure`: what the national figure measures (`NATIONAL_MEASURES`), or
+      None when the layout states no national figure or does not say what it measures.
+      Default "share_of_municipalities": Kalmar's pairs state shares of municipalities.
+    - `national_value`: the national figure whatever it measures (a share, a mean, an
+      index, a count). `national_percent` holds it only where it is a share. None on
+      Kalmar's pairs and relative lists, whose national figure is `national_percent`.
+    - `comparison`: "higher" / "lower" / "same": the local figure above, below or equal
+      to the national one, or the page's verbal "högre/lägre än riket", "något under
+      medianen i riket". Better/worse is a judgement: it goes in `national_comparison`
+      as printed ("bättre än riket"), or from `comparison` only where the indicator's
+      direction is known.
+    """
 
     url: str | None
     municipality: str | None
@@ -98,10 +141,25 @@ class Finding:
     local_status: str | None
     local_value: float | None
     flags: tuple[str, ...]
+    entity_kind: str = "municipality"
+    national_measure: str | None = "share_of_municipalities"
+    national_value: float | None = None
+    comparison: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: dates as ISO strings, tuples as lists."""
-        return _jsonable(asdict(self))
+        """JSON-ready dict: dates as ISO strings, tuples as lists.
+
+        The four layout fields are left out when all of them hold their defaults (every
+        finding of Kalmar's pairs and the relative lists): `oj parse` output and the
+        golden files of those layouts stay byte for byte what they were before the
+        fields existed. A finding with any of them set carries all four, so one record
+        never has half of them.
+        """
+        record = _jsonable(asdict(self))
+        if all(record[key] == value for key, value in _LAYOUT_DEFAULTS.items()):
+            for key in _LAYOUT_DEFAULTS:
+                del record[key]
+        return record
 
 
 @dataclass(frozen=True, slots=True)
