@@ -1,0 +1,84 @@
+"""Layout modules: one per way a page prints its results, each a detector and a parser.
+
+Every module reads a section of a page in the line form of parsers/lines.py (HTML and
+text extracts meet there, so both give the same findings) and returns the same
+`Finding` / `Reject` records. The number grammar (parsers/numbers.py), year rules
+(parsers/years.py) and status rules (parsers/status.py) stay in their modules; a layout
+only says where on the page they apply.
+
+- `tables`: a result table, one row per indicator, the entity's figure per year beside
+  the national (or county) figure.
+- `cards`: a county's indicator cards, a heading and a paragraph with the county's
+  share and a verbal comparison with the nation.
+
+What this package shares: the page-level fields every finding carries (`PageContext`),
+how a row label is normalised for the `directions` mapping, and how a comparison
+becomes better/worse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+#: Why a layout module kept text back as a reject. Not yet in records.REJECT_REASONS:
+#: the lead merges them when the modules are wired into parse_page (the data dictionary
+#: and README list every reason).
+LAYOUT_REJECT_REASONS: dict[str, str] = {
+    "table_row_incomplete": (
+        "a table row with fewer cells than the header has columns (an empty cell prints "
+        "nothing in HTML or text): which figure belongs to which year cannot be told"
+    ),
+    "table_rank_row": "a table row that states a rank ('Placering', 'plats 23'), not a figure",
+}
+
+#: Values of the `directions` mapping each parse() accepts.
+DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
+
+
+@dataclass(frozen=True, slots=True)
+class PageContext:
+    """The page-level fields of every finding, as parse_page decided them."""
+
+    url: str | None = None
+    municipality: str | None = None  # the configured entity's name (municipality or county)
+    area: str | None = None
+    page_updated: date | None = None
+    page_published: date | None = None
+
+
+_LABEL_PUNCTUATION = re.compile(r"[\s.:;,*]+$")
+
+
+def normalize_label(text: str) -> str:
+    """A row label or card heading as the keys of a `directions` mapping are written:
+    lower case, whitespace collapsed, trailing punctuation and footnote stars dropped."""
+    return _LABEL_PUNCTUATION.sub("", " ".join(text.split())).lower()
+
+
+def compare(local: float | None, national: float | None) -> str | None:
+    """ "higher" / "lower" / "same" for a local figure against the national one."""
+    if local is None or national is None:
+        return None
+    if local > national:
+        return "higher"
+    if local < national:
+        return "lower"
+    return "same"
+
+
+def judged(comparison: str | None, label: str, directions: Mapping[str, str] | None) -> str | None:
+    """better/same/worse from a higher/lower/same comparison, only where the indicator's
+    direction is declared: 7,6 against 6,4 is worse for "olämpliga läkemedel" and better
+    for "mycket nöjda", and the page does not say which."""
+    if comparison is None or not directions:
+        return None
+    direction = directions.get(normalize_label(label))
+    if direction not in DIRECTIONS:
+        return None
+    if comparison == "same":
+        return "same"
+    higher_better = direction == "higher_is_better"
+    return "better" if (comparison == "higher") == higher_better else "worse"
