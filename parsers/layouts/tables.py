@@ -117,12 +117,22 @@ _VALUE_THEN_LABEL = re.compile(
     rf"(?P<value>{_FIGURE}\s*(?:%|procent)?|[-–—]|\.{{2,3}}|…)\s+(?P<rest>[a-zåäö].*)",
     re.IGNORECASE | re.DOTALL,
 )
+_LABEL_HEADER = re.compile(
+    r"frågor|fråga|indikator\w*|nyckeltal|mått|område|kvalitetsindikator\w*", re.IGNORECASE
+)
+_TRAILING_LOWER_CELL = re.compile(
+    rf"(?P<head>.*\S)\s+(?P<cell>plats\s*\d+|(?:över|under|minst|högst|mer än|mindre än"
+    rf"|drygt|knappt)\s*(?:{_FIGURE})\s*(?:%|procent))",
+    re.DOTALL,
+)
 _RANK_ROW = re.compile(r"\b(?:placering\w*|plats|rank\w*|rangordning)\b", re.IGNORECASE)
 _INDEX = re.compile(r"\b(?:NKI|index\w*|poäng)\b", re.IGNORECASE)
 _COUNT = re.compile(r"^\s*antal(?:et)?\b", re.IGNORECASE)
 _SHARE_OF_MUNICIPALITIES = re.compile(
     r"\bandel(?:en)?\s+(?:av\s+)?kommuner(?:na)?\b|^\s*kommuner\s+som\b", re.IGNORECASE
 )
+# "Väntetid till första samtal, medelvärde dagar": a mean of days, no share.
+_MEAN = re.compile(r"\b(?:medelvärde|genomsnitt\w*|dagar|timmar|minuter)\b", re.IGNORECASE)
 _SHARE = re.compile(r"\bandel(?:en)?\b|\bprocent\b|%", re.IGNORECASE)
 
 
@@ -160,12 +170,34 @@ def _cells(lines: Sequence[Line]) -> list[_Cell]:
                 pieces = pieces[:-1]
         for piece in pieces:
             joined = _VALUE_THEN_LABEL.fullmatch(piece)
-            if joined and not _column_list(piece):
+            header = _header_then_label(piece)
+            if header:
+                out.extend(_Cell(text, line.number) for text in header)
+            elif joined and not _column_list(piece):
                 out.append(_Cell(joined.group("value"), line.number))
                 out.append(_Cell(joined.group("rest"), line.number))
             else:
+                # "Placering bland landets kommuner" + "plats 41" + "plats 23" joined by a
+                # text extract (lower-case starts): the trailing cells split off again.
+                tail: list[str] = []
+                while (cut := _TRAILING_LOWER_CELL.fullmatch(piece)) is not None:
+                    tail.insert(0, cut.group("cell"))
+                    piece = cut.group("head")
                 out.append(_Cell(piece or "–", line.number))  # an empty "| |" cell
+                out.extend(_Cell(text, line.number) for text in tail)
     return out
+
+
+def _header_then_label(text: str) -> list[str] | None:
+    """A text extract's header cells joined with the first row's label when the label
+    starts in lower case ("2022 länet 2022 riket 2022 andel kommuner som har ..."): the
+    cells, else None."""
+    pieces = [piece for piece in _HEADER_JOIN.split(text) if piece.strip()]
+    if len(pieces) < 2 or _column(text) is not None:
+        return None
+    if all(_column(piece) is not None for piece in pieces[:-1]):
+        return pieces
+    return None
 
 
 def _column(text: str) -> _Column | None:
@@ -244,13 +276,19 @@ def _tables(lines: Sequence[Line], entity: str | None) -> list[_Table]:
         own = _own_columns(columns, entity)
         kinds = {c.kind for c in own}
         if len(own) < 2 or "entity" not in kinds or not kinds & {"nation", "county"}:
-            index = start + 1
+            # Past the whole header run: its tail alone ("Lindby 2022 | Riket 2022" of
+            # "Ekås 2022 | Lindby 2022 | Riket 2022") is not a table of its own.
+            index = max(index, start + 1)
             continue
         # The table's caption is the line before its header ("Öppna jämförelser vård och
-        # omsorg om äldre 2022, ett urval av frågor"), else its header.
-        caption = (
-            cells[start - 1].text if start > 0 else " | ".join(c.text for c in cells[start:index])
-        )
+        # omsorg om äldre 2022, ett urval av frågor"), before the label column's header
+        # ("Frågor") when there is one; else the header itself.
+        first = index - sum(1 for c in cells[start:index] if _column_list(c.text) is not None)
+        before = first
+        if first > 0 and _LABEL_HEADER.fullmatch(cells[first - 1].text):
+            before = first - 1
+        header = " | ".join(c.text for c in cells[before:index])
+        caption = cells[before - 1].text if before > 0 else header
         rows: list[tuple[_Cell, tuple[_Cell, ...]]] = []
         while index < len(cells) and not _value_like(cells[index].text):
             label = cells[index]
@@ -284,7 +322,7 @@ def _measure(label: str, nation: _Column | None, cells: Sequence[str]) -> str | 
         return "share_of_municipalities"
     if _SHARE.search(label) or any(_SHARE.search(cell) for cell in cells):
         return "share_of_respondents"
-    if nation is not None and nation.mean:
+    if _MEAN.search(label) or (nation is not None and nation.mean):
         return "mean"
     return None
 
