@@ -75,7 +75,10 @@ def judged(comparison: str | None, label: str, directions: Mapping[str, str] | N
     for "mycket nöjda", and the page does not say which."""
     if comparison is None or not directions:
         return None
-    direction = directions.get(normalize_label(label))
+    key = normalize_label(label)
+    direction = directions.get(key)
+    if direction is None:  # keys written as printed ("Andel som ...") match as well
+        direction = next((d for k, d in directions.items() if normalize_label(k) == key), None)
     if direction not in DIRECTIONS:
         return None
     if comparison == "same":
