@@ -10,8 +10,12 @@ holds nothing else (`oj report --out mine` once deleted a thesis.tex the folder 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -134,6 +138,86 @@ def remove_written(folder: Path, marker: dict[str, Any], marker_name: str) -> No
         folder.rmdir()
 
 
+#: Linux renameat2(2) flag: swap two paths in one step (ext4, tmpfs, xfs, btrfs have it).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders `a` and `b` atomically; False where the system or the filesystem
+    cannot (the caller then renames twice)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _side_name(target: Path, slug: str, kind: str) -> Path:
+    return target.parent / f".{target.name}.{slug}-{uuid.uuid4().hex[:12]}.{kind}"
+
+
+def remove_leftovers(target: Path, tool: str, marker_name: str) -> list[Path]:
+    """Remove the folders a killed run of `tool` left beside `target` (its staging
+    `.partial` and swapped-out `.old` folders); the ones removed.
+
+    Only what the run can be shown to have written goes: a folder named as `replace_folder`
+    names them, holding `tool`'s marker, and only the files and folders that marker lists
+    (a folder with anything else keeps it, and stays). A run still writing holds a lock
+    on its staging folder's marker, so a concurrent run never takes its folder away; a
+    folder without a marker is removed only when empty (a kill right after mkdir)."""
+    slug = tool.replace(" ", "-")
+    pattern = re.compile(
+        rf"\.{re.escape(target.name)}\.{re.escape(slug)}-[0-9a-f]{{12}}\.(partial|old)"
+    )
+    removed = []
+    try:
+        candidates = sorted(target.parent.iterdir())
+    except OSError:
+        return removed
+    for folder in candidates:
+        if not pattern.fullmatch(folder.name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        marker = written_by(folder, tool, marker_name)
+        if marker is None:
+            _remove_unclaimed(folder, marker_name)
+        else:
+            try:
+                handle = open(folder / marker_name, "rb")  # noqa: SIM115 - held while removing
+            except OSError:
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live run is writing it
+                remove_written(folder, marker, marker_name)
+        if not folder.exists():
+            removed.append(folder)
+    return removed
+
+
+def _remove_unclaimed(folder: Path, marker_name: str) -> None:
+    """Remove a leftover folder killed before its marker was written: empty, or holding
+    only an empty marker no live run locks."""
+    with contextlib.suppress(OSError):
+        if [p.name for p in folder.iterdir()] == [marker_name]:
+            with open(folder / marker_name, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(handle.fileno()).st_size == 0:
+                    (folder / marker_name).unlink()
+        folder.rmdir()
+
+
+def _sizes(folder: Path, files: list[str]) -> dict[str, int]:
+    return {name: (folder / name).stat().st_size for name in files}
+
+
 def replace_folder(
     out: Path | str,
     tool: str,
@@ -145,30 +229,51 @@ def replace_folder(
     """Write a folder with `write(staging)` beside `out`'s folder, under a name of its own
     (never one that may be someone's), then swap it in, so a reader (or a kill) never
     leaves half of it: the folder is the previous complete one or the new complete one.
-    Between the two renames that replace an existing folder, for an instant, there is
-    none. `marker` (with "folders" and "files") is written into the folder last."""
+    `marker` (with "folders" and "files") is written into the staging folder first (so a
+    later run can prove a killed run's leftovers are its own: `remove_leftovers`) and
+    again last, with every file's size ("sizes"). Where the filesystem cannot swap two
+    folders in one step, two renames replace an existing folder, and for an instant
+    there is none."""
     target = check_out(out, tool, marker_name, legacy)
     parent = target.parent
     slug = tool.replace(" ", "-")
-    staging = parent / f".{target.name}.{slug}-{uuid.uuid4().hex[:12]}.partial"
+    remove_leftovers(target, tool, marker_name)
+    staging = _side_name(target, slug, "partial")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
     except OSError as error:
         where = next((p for p in (parent, *parent.parents) if p.exists()), parent)
         raise OutFolderUnwritable(f"{out}: cannot write {where}: {error.strerror}") from None
+    ours = True  # `staging` holds only what this run wrote (until a swap puts the old there)
+    claim = None
     try:
+        # The claim: this run's marker, locked until the process ends (a kill included:
+        # the kernel drops the lock), so another run tells a live staging folder from a
+        # dead one's.
+        claim = open(staging / marker_name, "w", encoding="utf-8")  # noqa: SIM115
+        fcntl.flock(claim, fcntl.LOCK_EX)
+        claim.write(json.dumps(marker, indent=1) + "\n")
+        claim.flush()
         for folder in marker["folders"]:
             (staging / folder).mkdir(parents=True, exist_ok=True)
         write(staging)
-        (staging / marker_name).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
+        final = {**marker, "sizes": _sizes(staging, [str(f) for f in marker["files"]])}
+        claim.seek(0)
+        claim.truncate()
+        claim.write(json.dumps(final, indent=1) + "\n")
+        claim.flush()
+        os.fsync(claim.fileno())
         check_out(out, tool, marker_name, legacy)  # again: another process may have put
         # something there meanwhile
         old_marker = marker_of(target, tool, marker_name, legacy) if target.exists() else None
         if old_marker is None:  # new or empty: renaming onto an empty folder replaces it
             os.replace(staging, target)
+        elif _exchange(staging, target):
+            ours = False
+            remove_written(staging, old_marker, marker_name)  # the old folder, now here
         else:
-            old = parent / f".{target.name}.{slug}-{uuid.uuid4().hex[:12]}.old"
+            old = _side_name(target, slug, "old")
             os.replace(target, old)
             try:
                 os.replace(staging, target)
@@ -181,6 +286,8 @@ def replace_folder(
             f"{out}: cannot write {parent}: {error.strerror or error}; nothing was replaced"
         ) from None
     finally:
-        if staging.exists():
+        if claim is not None:
+            claim.close()
+        if ours and staging.exists():
             shutil.rmtree(staging)  # this run's own, fresh folder
     return target
