@@ -52,6 +52,8 @@ _OF_COUNTY = re.compile(
     re.IGNORECASE,
 )
 _HEADING_MAX = 150
+# The county's share opens the paragraph: "80 procent av länets kommuner/stadsdelar".
+_OPENING = 200
 _CLOSED = re.compile(r"[.!?]\s*$")
 _VERBAL = re.compile(
     r"\b(?P<word>under|över|lägre än|högre än|i nivå med|på samma nivå som|bättre än|sämre än)"
@@ -75,6 +77,9 @@ _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 def _county_share(paragraph: str) -> Level | None:
     """The county's current share: the first stated level, a figure (not words, not a
     bound, not an earlier survey's), followed by "av länets kommuner"."""
+    lowered = paragraph[:_OPENING].lower()
+    if "län" not in lowered and "region" not in lowered:
+        return None  # cheap: a card's opening names the county ("av länets kommuner")
     levels = stated_levels(paragraph)
     if not levels:
         return None

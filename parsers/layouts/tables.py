@@ -44,6 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from parsers.layouts import PageContext, compare, judged
 from parsers.lines import Line, normalize_space
@@ -95,6 +96,12 @@ _NOT_A_NAME = frozenset(
         "utfall",
     ]
 )
+_YEAR_RE = re.compile(rf"\b{_YEAR}\b")
+# Column headers are short ("Medelvärde riket 2022", "Upplands Väsby 2021"); joined by a
+# text extract with the first row's label they stay within a label's length.
+_HEADER_MAX = 80
+_JOINED_MAX = 600
+_REFERENCE_WORDS = ("rike", "sverige", "landet", "kommuner", "län", "region", "snitt")
 _HEADER = re.compile(rf"(?P<name>.*?)[\s,]*(?:år\s+)?(?P<year>{_YEAR})?")
 # A text extract joins a line that starts in lower case to the one before (parsers/lines:
 # "Växjö 2022" + "riket 2022" -> "Växjö 2022 riket 2022"): split after a year and before
@@ -169,7 +176,10 @@ def _cells(lines: Sequence[Line]) -> list[_Cell]:
             if pieces and not pieces[-1]:
                 pieces = pieces[:-1]
         for piece in pieces:
-            joined = _VALUE_THEN_LABEL.fullmatch(piece)
+            joined = (
+                _VALUE_THEN_LABEL.fullmatch(piece) if piece[:1].isdigit() or piece[:1] in "-–—.…"
+                else None
+            )  # fmt: skip
             header = _header_then_label(piece)
             if header:
                 out.extend(_Cell(text, line.number) for text in header)
@@ -192,6 +202,8 @@ def _header_then_label(text: str) -> list[str] | None:
     """A text extract's header cells joined with the first row's label when the label
     starts in lower case ("2022 länet 2022 riket 2022 andel kommuner som har ..."): the
     cells, else None."""
+    if len(text) > _JOINED_MAX or not _YEAR_RE.search(text):
+        return None  # every joined header holds a year; a long paragraph is no header
     pieces = [piece for piece in _HEADER_JOIN.split(text) if piece.strip()]
     if len(pieces) < 2 or _column(text) is not None:
         return None
@@ -200,7 +212,13 @@ def _header_then_label(text: str) -> list[str] | None:
     return None
 
 
+@lru_cache(maxsize=16384)  # pure: the same headers and labels recur across captures
 def _column(text: str) -> _Column | None:
+    if len(text) > _HEADER_MAX:
+        return None
+    lowered = text.lower()
+    if not _YEAR_RE.search(text) and not any(word in lowered for word in _REFERENCE_WORDS):
+        return None  # cheap: most lines of a page are neither a year nor a reference
     match = _HEADER.fullmatch(text.strip())
     if not match:
         return None
@@ -219,16 +237,17 @@ def _column(text: str) -> _Column | None:
     return None
 
 
-def _column_list(text: str) -> list[_Column] | None:
+@lru_cache(maxsize=16384)
+def _column_list(text: str) -> tuple[_Column, ...] | None:
     """The columns one header cell holds (several when a text extract joined them)."""
     single = _column(text)
     if single is not None:
-        return [single]
+        return (single,)
     pieces = [piece for piece in _HEADER_JOIN.split(text) if piece.strip()]
     if len(pieces) < 2:
         return None
-    columns = [_column(piece) for piece in pieces]
-    return None if any(c is None for c in columns) else columns  # type: ignore[misc]
+    columns = tuple(_column(piece) for piece in pieces)
+    return None if any(c is None for c in columns) else columns  # type: ignore[return-value]
 
 
 def _value_like(text: str) -> bool:
