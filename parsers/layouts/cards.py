@@ -131,8 +131,9 @@ def _cards(lines: Sequence[Line]) -> list[tuple[str, str, int]]:
     return cards
 
 
-def detect(lines: Sequence[Line]) -> bool:
-    """Does the section hold at least one county indicator card?"""
+def detect(lines: Sequence[Line], *, entity: str | None = None) -> bool:
+    """Does the section hold at least one county indicator card? (`entity` is accepted
+    for the same call as tables.detect; a card names its county as "länet".)"""
     return bool(_cards(lines))
 
 
