@@ -440,8 +440,13 @@ def latest_published(datasets_dir: Path | str) -> int | None:
 
 
 def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
-    """`latest/release.json` ({"release": N, "files": {name: {"size", "sha256", "rows"}}}),
-    or None when it is missing or unreadable."""
+    """`latest/release.json`, or None when it is missing or unreadable:
+    {"release": N, "files": {"<table>.parquet": {"path", "size", "sha256", "rows"}}}.
+
+    `path` is the file's path under `latest/` that holds release N: the flat
+    `<table>.parquet` on a local folder (swapped as a whole folder), `<N>/<table>.parquet`
+    on an object store (one folder per release, see `publish_latest`). Manifests written
+    before `path` existed lack it: the flat name is meant."""
     path = location.join(parse_location(datasets_dir), LATEST_DIR, LATEST_MANIFEST)
     try:
         manifest = json.loads(location.read_bytes(path))
@@ -454,7 +459,9 @@ def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
 
 def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
     """What differs between `latest/` and `release` (the latest release): one line each,
-    naming the file. Every file is hashed in full (sha256 ran at ~330 MB/s here)."""
+    naming the file. Every file the manifest names is hashed in full (sha256 ran at
+    ~330 MB/s here), and on an object store the flat `<table>.parquet` copies too: they
+    must be the same bytes as the release's own folder."""
     folder = location.join(parse_location(datasets_dir), LATEST_DIR)
     if release is None:
         return []
@@ -466,11 +473,20 @@ def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
             f"{location.join(folder, LATEST_MANIFEST)}: holds release {manifest.get('release')}, "
             f"the latest release is {release}"
         ]
+    checks: list[tuple[Location, str]] = []  # (file, the manifest entry's name)
+    for name in (f"{table}.parquet" for table in TABLES):
+        entry = manifest["files"].get(name)
+        named = entry.get("path", name) if isinstance(entry, dict) else name
+        if not isinstance(named, str) or not re.fullmatch(r"(\d+/)?[a-z_]+\.parquet", named):
+            named = name  # a path out of latest/ is never read; the flat file is checked
+        checks.append((location.join(folder, *named.split("/")), name))
+        if named != name:
+            checks.append((location.join(folder, name), name))
     problems = []
-    names = [f"{name}.parquet" for name in TABLES]
-    paths = [location.join(folder, name) for name in names]
-    for name, path, data in zip(names, paths, location.read_many(paths), strict=True):
-        expected = manifest["files"].get(name) or {}
+    datas = location.read_many([path for path, _ in checks])
+    for (path, name), data in zip(checks, datas, strict=True):
+        expected = manifest["files"].get(name)
+        expected = expected if isinstance(expected, dict) else {}
         if isinstance(data, Exception):
             problems.append(f"{path}: unreadable: {_io_reason(data)}")
         elif hashlib.sha256(data).hexdigest() != expected.get("sha256"):
@@ -481,8 +497,14 @@ def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
     return problems
 
 
-def _file_entry(data: bytes, rows: int) -> dict[str, Any]:
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
+def _file_entry(path: str, data: bytes, rows: int) -> dict[str, Any]:
+    """A manifest entry; `path` under `latest/`, with `/` between folder and file."""
+    return {
+        "path": path,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": rows,
+    }
 
 
 def _manifest_bytes(release: int, files: Mapping[str, dict[str, Any]]) -> bytes:
@@ -503,10 +525,9 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     renaming folders (`latest` -> `latest.old-<N>`, the new folder -> `latest`), so a
     reader that opens files of `latest/` sees one release: files it holds open stay
     readable, and a file opened in the instant between the two renames is not found
-    (ENOENT; open again). On an object store, where nothing renames, each object appears
-    whole when its upload completes and `release.json` is written last: a reader that needs
-    one release for several files reads it first and checks each file's
-    `oppna_jamforelser.release` metadata.
+    (ENOENT; open again). On an object store, where nothing renames, see
+    `_publish_latest_remote`: one folder per release, `release.json` written last as the
+    pointer, flat copies for one-file readers.
     """
     found = find_release(datasets_dir, None)
     if found is None or not latest_problems(datasets_dir, found["release"]):
@@ -527,7 +548,7 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
         for name in TABLES:
             target = staging / f"{name}.parquet"
             rows = _write_parquet(name, found, datasets_dir, target)
-            files[target.name] = _file_entry(target.read_bytes(), rows)
+            files[target.name] = _file_entry(target.name, target.read_bytes(), rows)
         (staging / _LATEST_MARKER).write_text(f"{release}\n", "utf-8")
         (staging / LATEST_MANIFEST).write_bytes(_manifest_bytes(release, files))
         _fsync_folder(staging)
@@ -572,22 +593,53 @@ def _remove_latest_copy(folder: Path) -> None:
 
 
 def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
-    """`publish_latest` on an object store: each object is uploaded whole (it appears
-    only when its upload completes, so no reader sees part of one), the manifest last."""
+    """`publish_latest` on an object store, where nothing renames and an object
+    overwritten in place is seen by a reader of several objects as a mix of two releases
+    (73 of 1,863 reads during runs).
+
+    1. each table to `latest/<N>/<table>.parquet`, a folder only this release writes;
+    2. the flat `latest/<table>.parquet` copies (the same bytes) for readers of one file:
+       a PUT is all or nothing, so each is one whole release of its table;
+    3. `latest/release.txt`, then `latest/release.json` LAST: the pointer naming each
+       file's path, size, sha256 and rows. A reader of several tables reads it first and
+       opens the paths it names, all in release N's folder, never rewritten by a later one;
+    4. release folders older than the one `release.json` named before are removed: a
+       reader that read the previous manifest just before step 3 is still on that one.
+    """
     folder = location.join(datasets_url, LATEST_DIR)
     release = int(found["release"])
+    before = latest_manifest(datasets_url)
+    keep = {release}
+    if before is not None and isinstance(before.get("release"), int):
+        keep.add(before["release"])
     files = {}
-    with _writing(folder, found):
+    try:
         for name in TABLES:
             sink = pa.BufferOutputStream()  # hashed before upload; still read back after close
             rows = _write_parquet(name, found, datasets_url, sink)
             data = sink.getvalue().to_pybytes()
+            location.write_bytes(location.join(folder, str(release), f"{name}.parquet"), data)
+            files[f"{name}.parquet"] = _file_entry(f"{release}/{name}.parquet", data, rows)
             location.write_bytes(location.join(folder, f"{name}.parquet"), data)
-            files[f"{name}.parquet"] = _file_entry(data, rows)
         location.write_bytes(location.join(folder, _LATEST_MARKER), f"{release}\n".encode())
         location.write_bytes(
             location.join(folder, LATEST_MANIFEST), _manifest_bytes(release, files)
         )
+    except (OSError, DeltaError) as error:
+        held = latest_manifest(datasets_url)
+        raise StorageWriteError(
+            f"cannot write {folder}: {_io_reason(error)}; release {release} is written and "
+            f"intact, {location.join(folder, LATEST_MANIFEST)} "
+            + (f"still names release {held.get('release')}" if held else "names no release")
+            + " (the next run writes it)"
+        ) from error
+    stale = []
+    for path in location.find_files(folder):
+        relative = str(path)[len(str(folder)) :].strip("/").split("/")
+        if len(relative) == 2 and relative[0].isdigit() and int(relative[0]) not in keep:
+            stale.append(path)
+    with contextlib.suppress(OSError):  # left for the next run to remove; nothing reads it
+        location.delete(stale)
     return release
 
 
