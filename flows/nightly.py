@@ -30,7 +30,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from flows import fetch as fetching
 from flows import history, location, pipeline, raw_archive, report, storage
 from flows import notify as notifying
-from flows.errors import OperatorError, UsageError
+from flows.errors import OperatorError, StorageWriteError, UsageError
 from flows.http import FetchSettings, RateLimiter
 from flows.location import Location, parse_location
 from flows.pipeline import summary_line
@@ -360,6 +360,17 @@ def _nightly(
     return summary
 
 
+def _release_of_run(datasets: Location, run_id: str) -> int | None:
+    """The release the run `run_id` committed, or None (also when the runs table cannot
+    be read)."""
+    try:
+        runs = storage.releases(datasets)
+    except Exception:  # noqa: BLE001 - the error being reported is the one that matters
+        return None
+    mine = runs[runs["run_id"] == run_id]
+    return None if mine.empty else int(mine["release"].iloc[-1])
+
+
 def _say(message: str) -> None:
     print(f"oj run: {message}", file=sys.stderr, flush=True)
 
@@ -456,9 +467,19 @@ def _publish(
     clock = time.perf_counter()
     summary["findings"] = writer.new_rows["findings"]
     summary["rejects"] = writer.new_rows["rejects"]
-    summary["release"], summary["derivation"], timings["derive_seconds"] = publish_release_task(
-        writer, len(plan.records) + len(plan.bad_records), rebuild_history
-    )
+    try:
+        summary["release"], summary["derivation"], timings["derive_seconds"] = (
+            publish_release_task(writer, len(plan.records) + len(plan.bad_records), rebuild_history)
+        )
+    except StorageWriteError:
+        # Disk full while writing latest/ after the release was committed: the release is
+        # there ("release 2 is written and intact, .../latest still holds release 1"), so
+        # the run's summary names it before that line (it printed none).
+        written = _release_of_run(datasets, writer.run_id)
+        if written is None:
+            raise
+        summary["release"], summary["new_release"] = written, True
+        raise
     summary["new_release"] = True
     counts = report.quality_counts(datasets, summary["release"])
     summary["national_conflicts"] = counts["national_conflicts"]

@@ -203,3 +203,65 @@ def test_a_package_killed_while_written_is_the_old_or_the_new_one(tmp_path: Path
     )  # fmt: skip
     assert finished.returncode == 0, finished.stderr
     assert _package_state(out) == 2
+
+
+def _rounded_size(folder: Path, skip: str | None = None) -> int:
+    """Bytes the files under `folder` take on a tmpfs (whole 4 KiB pages)."""
+    return sum(
+        -(-p.stat().st_size // 4096) * 4096
+        for p in folder.rglob("*")
+        if p.is_file() and (skip is None or p.relative_to(folder).parts[0] != skip)
+    )
+
+
+def _full_disk_run(tmp_path: Path, api_url: str, runs: int = 1) -> list:
+    """`oj run` adding a release on a tmpfs with room for the release's Delta files but
+    not for its latest/ copy, `runs` times (each from the same state); the results."""
+    import shutil
+    import subprocess
+
+    from helpers import RAW_DIR, run_oj
+
+    records = list(seed_records().values())
+    built, trial = tmp_path / "built", tmp_path / "trial"
+    publish(built, records[:4])
+    shutil.copytree(built, trial)
+    before = _rounded_size(trial, skip="latest")
+    publish(trial, records[4:])  # what the run will write: its Delta files, then latest/
+    grows, copy = _rounded_size(trial, skip="latest") - before, _rounded_size(trial / "latest")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    size = _rounded_size(built) + grows + copy + 1024 * 1024
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True)
+    results = []
+    try:
+        for _ in range(runs):
+            datasets = disk / "datasets"
+            shutil.rmtree(datasets, ignore_errors=True)
+            shutil.copytree(built, datasets)
+            with (disk / "filler").open("wb") as filler:  # room for the release, half a copy
+                filler.write(b"\0" * (shutil.disk_usage(disk).free - grows - copy // 2))
+            results.append(run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", datasets,
+                                  "--fetch", "none", api_url=api_url))  # fmt: skip
+            (disk / "filler").unlink()
+            results[-1].datasets = datasets
+            results[-1].latest_problems = storage.latest_problems(datasets, 1)
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)  # even if a file is open
+    return results
+
+
+def test_a_full_disk_while_writing_latest_still_prints_the_run_summary(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    # Disk full while writing latest/: the run wrote release 2, yet printed no summary,
+    # only the error line.
+    (result,) = _full_disk_run(tmp_path, prefect_server)
+    assert result.returncode == 74, result.stderr
+    assert "new release 2 written" in result.stdout, result
+    assert result.stdout.splitlines()[-1].startswith("pages read: 1 (5 in archive)"), result
+    errors = [line for line in result.stderr.splitlines() if line.startswith("oj run: ")]
+    assert len(errors) == 1, result.stderr
+    assert "release 2 is written and intact" in errors[0], errors
+    assert f"{result.datasets / 'latest'} still holds release 1" in errors[0], errors
+    assert result.latest_problems == []  # latest/ is release 1's, whole
