@@ -242,8 +242,13 @@ def _lease_once(c: Campaign, store: str, rep: int) -> dict[str, Any]:
         paused_at = _table_version(pages_table)
         time.sleep(lease + 2)  # A's lease runs out while it is paused
         b = c.popen(*args, env=env)
-        # B took the lock over and wrote: resume A while B still writes its batches
-        b_wrote = _wait(lambda: _table_version(pages_table) >= paused_at + 3, b, 600)
+        # A bucket's lock is a lease: B takes it over and writes; resume A while B still
+        # writes its batches. A folder's lock is an OS file lock, held by a paused process
+        # (only its death frees it): B waits, and A resumes after B waited past the lease.
+        b_wrote = _wait(
+            lambda: _table_version(pages_table) >= paused_at + 3, b,
+            600 if store == "s3" else lease + 5,
+        )  # fmt: skip
         a.send_signal(signal.SIGCONT)
         a_out, a_err = a.communicate(timeout=1200)
         b_out, b_err = b.communicate(timeout=1200)
@@ -860,6 +865,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.run import start_prefect_server
     from flows.server import stop_process
 
+    # SIGTERM runs the finally blocks: the paused `oj run`s and the servers are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="oj-faults-"))
     home = work / "prefect-home"
     quiet = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
