@@ -81,13 +81,30 @@ def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
     return problems, {"objects": n_objects, "records": n_records}
 
 
-def verify_releases(datasets_dir: Location) -> tuple[list[str], dict[str, int]]:
+def verify_releases(
+    datasets_dir: Location, notes: list[str] | None = None
+) -> tuple[list[str], dict[str, int]]:
+    """Every release's pinned versions load, with the row counts its `runs` row states.
+
+    A release whose tables disagree with its `runs` row (a lost-lock run's rows pinned,
+    see `pipeline.release_damage`) is a problem unless a later release *repaired* it: a
+    release written in mode "reparse" (every data table rewritten from the raw archive,
+    so nothing of the damaged release is carried on) whose own tables agree with its
+    `runs` row. A repaired release is history that is not rewritten: it is said once in
+    `notes` ("release 2: tables disagree with its runs row (...); repaired by release 3"),
+    not counted as a problem. The latest release is never repaired by definition, and an
+    append on top of a damaged release carries the damage: both stay problems.
+    """
     problems: list[str] = []
     try:
         runs = storage.releases(datasets_dir)
     except Exception as error:  # noqa: BLE001 - a broken runs table is a finding, not a crash
         return [f"{storage.table_path(datasets_dir, 'runs')}: unreadable: {error}"], {"releases": 0}
+    disagree: dict[int, list[str]] = {}  # release -> its tables' counts against its runs row
+    consistent: dict[int, bool] = {}
     for row in runs.itertuples():
+        release = int(row.release)
+        consistent[release] = True
         for name in VERSIONED_TABLES:
             path = storage.table_path(datasets_dir, name)
             version = int(getattr(row, f"{name}_version"))
@@ -96,15 +113,29 @@ def verify_releases(datasets_dir: Location) -> tuple[list[str], dict[str, int]]:
                 n_rows = table.to_pyarrow_dataset().count_rows()
             except Exception as error:  # noqa: BLE001 - say which release and table
                 first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                problems.append(
-                    f"release {row.release}: {name} version {version} unreadable: {first}"
-                )
+                problems.append(f"release {release}: {name} version {version} unreadable: {first}")
+                consistent[release] = False
                 continue
             if name in DATA_TABLES and n_rows != int(getattr(row, f"n_{name}")):
-                problems.append(
-                    f"release {row.release}: {name} has {plural(n_rows, 'row')}, its runs row says "
+                disagree.setdefault(release, []).append(
+                    f"{name} has {plural(n_rows, 'row')}, its runs row says "
                     f"{getattr(row, f'n_{name}')}"
                 )
+                consistent[release] = False
+    repairs = sorted(
+        int(row.release)
+        for row in runs.itertuples()
+        if getattr(row, "mode", None) == "reparse" and consistent[int(row.release)]
+    )
+    for release, details in sorted(disagree.items()):
+        later = next((r for r in repairs if r > release), None)
+        if later is None:
+            problems += [f"release {release}: {detail}" for detail in details]
+        elif notes is not None:
+            notes.append(
+                f"release {release}: tables disagree with its runs row ({'; '.join(details)}); "
+                f"repaired by release {later}"
+            )
     return problems, {"releases": len(runs)}
 
 

@@ -204,8 +204,56 @@ def test_the_next_run_repairs_a_release_that_pinned_another_runs_rows(
     assert "release 2 is inconsistent" in repaired.stderr
     check_store(datasets, RAW_DIR)  # every capture once: nothing lost
     verify = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
-    assert "release 2: pages has" in verify.stdout + verify.stderr  # history is not rewritten
-    assert "release 3" not in verify.stdout + verify.stderr
+    # History is not rewritten: the old release is named, as repaired, not as a failure.
+    assert verify.returncode == 0, verify.stderr
+    assert "release 2: tables disagree with its runs row" in verify.stdout
+    assert "repaired by release 3" in verify.stdout
+    assert "release 3:" not in verify.stdout + verify.stderr
     again = run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", datasets,
                    api_url=prefect_server)  # fmt: skip
     assert "no new release (latest is 3)" in again.stdout, again.stderr
+
+
+def _publish_damaged(
+    datasets: Path, records: list, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """A release as the code before the lost-lock fix published it: another run's late
+    rows pinned with this run's (both guards off); its number."""
+    with monkeypatch.context() as patch:
+        patch.setattr(storage.ReleaseWriter, "_refuse_foreign_commits", lambda *_: None)
+        patch.setattr(storage.ReleaseWriter, "_set_aside_foreign_commits", lambda *_: None)
+        writer = _writer(datasets)
+        writer.parser_version = storage.find_release(datasets)["parser_version"]
+        batch = pipeline.parse_snapshots(RAW_DIR, records)
+        writer.write(batch)
+        _foreign_append(datasets, batch)
+        return pipeline.publish_release(writer, len(records))[0]
+
+
+def test_verify_names_a_repaired_release_as_information_and_fails_an_unrepaired_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `oj verify` flagged the damaged old release forever, after the next run repaired it.
+    datasets = tmp_path / "datasets"
+    records = list(seed_records().values())
+    publish(datasets, records[:2])
+    assert _publish_damaged(datasets, records[2:4], monkeypatch) == 2
+    damaged = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
+    assert damaged.returncode == 1, damaged.stdout + damaged.stderr
+    assert "oj verify: release 2: pages has" in damaged.stderr
+    # An append on top of it carries the damage on: not a repair, both releases fail.
+    assert publish(datasets, records[4:]) == 3
+    carried = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
+    assert carried.returncode == 1
+    assert "release 2: pages has" in carried.stderr and "release 3: pages has" in carried.stderr
+    # A re-parse rewrites every table from the raw archive: releases 2 and 3 are repaired.
+    assert publish(datasets, records, mode="reparse") == 4
+    repaired = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stderr == ""
+    notes = [line for line in repaired.stdout.splitlines() if "repaired by" in line]
+    assert len(notes) == 2, repaired.stdout
+    assert notes[0].startswith("oj verify: release 2: tables disagree with its runs row (pages has")
+    assert notes[0].endswith("; repaired by release 4")
+    assert notes[1].startswith("oj verify: release 3: ")
+    assert "4 releases checked" in repaired.stdout and "all hold" in repaired.stdout
