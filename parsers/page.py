@@ -11,7 +11,7 @@ from functools import lru_cache
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
 from parsers.lines import Line, html_lines_checked, html_title, normalize_space, text_lines
 from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
-from parsers.numbers import local_value, national_reading
+from parsers.numbers import NationalReading, local_value, national_reading
 from parsers.records import Finding, ParsedPage, Reject
 from parsers.status import local_status
 from parsers.years import PageDates, SectionEvidence, section_years
@@ -52,6 +52,27 @@ _END_MARKER = re.compile(
     r"|Hittade du det du sökte|Skriv ut|Lyssna\b)",
     re.IGNORECASE,
 )
+
+# --- per-statement readings, cached -------------------------------------------------------
+
+# A national statement is the nation's result: every municipality's page of a survey
+# prints the same text ("Andelen kommuner som har en rutin ... har ökat till 36 procent"),
+# and recaptures repeat a page's answers word for word. The readings are pure functions of
+# the text with frozen results, so one reading serves every page that prints it (about a
+# quarter of the parse went to reading the same statements again). Bounded: a few MB.
+
+
+@lru_cache(maxsize=8192)
+def _national_reading(statement: str) -> NationalReading:
+    return national_reading(statement)
+
+
+@lru_cache(maxsize=8192)
+def _local_reading(answer: str | None) -> tuple[float | None, str | None]:
+    """The local answer's figure and status (`local_value`, `local_status`)."""
+    value = local_value(answer)
+    return value, local_status(answer, value)
+
 
 # --- page dates ---------------------------------------------------------------------------
 
@@ -627,12 +648,11 @@ def parse_page(
                 # bullet names the indicator; the heading says how the municipality did.
                 percent, values, answer, value, status = None, (), None, None, "unknown"
             else:
-                reading = national_reading(pair.statement)
+                reading = _national_reading(pair.statement)
                 percent, values = reading.percent, reading.values
                 flags.extend(reading.flags)
                 answer = pair.answer
-                value = local_value(answer)
-                status = local_status(answer, value)
+                value, status = _local_reading(answer)
                 if answer is None:
                     flags.append("no_local_answer")
             if index in swapped:
