@@ -266,13 +266,41 @@ def validate(name: str, table: pa.Table) -> None:
 
 
 def releases(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> pd.DataFrame:
-    """All releases, oldest first (the `runs` table)."""
+    """All releases, oldest first (the `runs` table, one row per release: see
+    `_released_runs`)."""
     path = table_path(datasets_dir, "runs")
     if not _is_table(path):
         return _to_pandas(TABLES["runs"].empty_table())
-    return _to_pandas(DeltaTable(str(path)).to_pyarrow_table()).sort_values(
-        "release", ignore_index=True
-    )
+    return _to_pandas(_released_runs(path)).sort_values("release", ignore_index=True)
+
+
+def _released_runs(path: Location, columns: list[str] | None = None) -> pa.Table:
+    """The `runs` rows that are releases: of two rows with one release number, the one
+    committed first.
+
+    A run paused (SIGSTOP, a long GC pause) between its last lease check and its `runs`
+    append appends its row when it resumes, after the run that took the lock over may
+    have published that release number itself. The row committed first is the release;
+    a later row of the same number is a run that did not hold the lease then, and is
+    ignored (`ReleaseWriter._commit` exits 74 for it). Delta's history says which came
+    first (each commit carries its run's `oj_run_id`); it is read only when a number is
+    there twice."""
+    table = DeltaTable(str(path))
+    data = table.to_pyarrow_table()
+    numbers = data.column("release").to_pylist()
+    if len(numbers) != len(set(numbers)):
+        committed: dict[str, int] = {}
+        for entry in table.history():
+            run_id = entry.get("oj_run_id")
+            if run_id is not None:
+                committed[run_id] = min(committed.get(run_id, 1 << 62), int(entry["version"]))
+        order = [committed.get(run_id, 1 << 62) for run_id in data.column("run_id").to_pylist()]
+        first: dict[int, int] = {}
+        for row, (number, at) in enumerate(zip(numbers, order, strict=True)):
+            if number not in first or at < order[first[number]]:
+                first[number] = row
+        data = data.take(sorted(first.values()))
+    return data.select(columns) if columns is not None else data
 
 
 def find_release(
@@ -346,7 +374,7 @@ def load_arrow(
     found = get_release(datasets_dir, release)
     path = table_path(datasets_dir, name)
     if name == "runs":
-        table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+        table = _released_runs(path, columns)
         return table.filter(pc.field("release") <= found["release"]).sort_by("release")
     version = int(found[f"{name}_version"])
     return DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns)
@@ -1027,6 +1055,21 @@ class ReleaseWriter:
         }
         runs = build_table("runs", row)
         path = table_path(self.datasets_dir, "runs")
+        latest = find_release(self.datasets_dir)
+        if (latest and latest["release"]) != (self.base and self.base["release"]):
+            raise StorageWriteError(
+                f"cannot publish to {self.datasets_dir}: release {latest and latest['release']} "
+                f"was published by another run since this run planned on "
+                f"{'release ' + str(self.base['release']) if self.base else 'no release'}, "
+                "a run that lost its lock; this run publishes nothing"
+            )
+        self.lock.check()  # the last moment: see `_released_runs` for a pause after it
+        if os.environ.get("OJ_TEST_STOP_BEFORE_RUNS_ROW") == "1":
+            # Tests only: pause here, past the last lease check, as a SIGSTOP or a long GC
+            # pause can (tests/test_lease_takeover.py resumes it with SIGCONT).
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSTOP)
         write_deltalake(
             str(path),
             runs,
@@ -1037,6 +1080,21 @@ class ReleaseWriter:
                 custom_metadata={"oj_run_id": self.run_id, "oj_release": str(release)}
             ),
         )
+        try:
+            self.lock.check()
+        except StorageWriteError as error:
+            row_run = find_release(self.datasets_dir, release)
+            fate = (
+                f"its runs row for release {release} landed after another run's and is "
+                "ignored by readers"
+                if row_run is not None and row_run["run_id"] != self.run_id
+                else f"its runs row for release {release} landed first and stands (the "
+                "tables it pins are its own)"
+            )
+            raise StorageWriteError(
+                f"lost the write lock of {self.datasets_dir} while writing its runs row "
+                f"({one_line(error)[:200]}); {fate}"
+            ) from error
         return release
 
 

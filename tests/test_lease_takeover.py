@@ -257,3 +257,31 @@ def test_verify_names_a_repaired_release_as_information_and_fails_an_unrepaired_
     assert notes[0].endswith("; repaired by release 4")
     assert notes[1].startswith("oj verify: release 3: ")
     assert "4 releases checked" in repaired.stdout and "all hold" in repaired.stdout
+
+
+def _late_runs_row(datasets: Path | str, release: int) -> str:
+    """Append what a run paused before its `runs` append writes when it resumes: a row of a
+    release number another run published meanwhile; its run id."""
+    row = storage.load_arrow("runs", release, datasets).filter(
+        pa.compute.field("release") == release
+    )
+    late = uuid.uuid4().hex
+    row = row.set_column(row.schema.get_field_index("run_id"), "run_id", pa.array([late]))
+    write_deltalake(str(storage.table_path(datasets, "runs")), row, mode="append",
+                    commit_properties=CommitProperties(
+                        custom_metadata={"oj_run_id": late, "oj_release": str(release)}))  # fmt: skip
+    return late
+
+
+def test_a_late_runs_row_of_a_release_number_taken_is_ignored_by_readers(tmp_path: Path) -> None:
+    datasets = tmp_path / "datasets"
+    records = list(seed_records().values())
+    publish(datasets, records[:2])
+    publish(datasets, records[2:])
+    first = storage.get_release(datasets, 2)
+    _late_runs_row(datasets, 2)
+    assert storage.releases(datasets)["release"].tolist() == [1, 2]
+    assert storage.get_release(datasets)["run_id"] == first["run_id"]
+    assert storage.load_arrow("runs", None, datasets).num_rows == 2
+    verify = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
+    assert verify.returncode == 0, verify.stderr
