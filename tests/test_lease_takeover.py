@@ -285,3 +285,47 @@ def test_a_late_runs_row_of_a_release_number_taken_is_ignored_by_readers(tmp_pat
     assert storage.load_arrow("runs", None, datasets).num_rows == 2
     verify = run_oj("verify", "--raw-dir", RAW_DIR, "--datasets-dir", datasets)
     assert verify.returncode == 0, verify.stderr
+
+
+def _stopped(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return any(line.split()[1] == "T" for line in status.splitlines() if line.startswith("State:"))
+
+
+def test_a_run_paused_before_its_runs_row_never_publishes_over_the_next_holder(
+    prefect_server: str, bucket: str
+) -> None:
+    # A run paused between its last lease check and its runs append appended its row
+    # after the run that took the lock over had published that release number.
+    raw, datasets = f"{bucket}/raw", f"{bucket}/datasets"
+    _upload(RAW_DIR, raw)
+    lease = 5
+    env = os.environ | {"PREFECT_API_URL": prefect_server, "OJ_LOCK_LEASE_SECONDS": str(lease)}
+    command = [*OJ, "run", "--raw-dir", raw, "--datasets-dir", datasets]
+    a = subprocess.Popen(command, cwd=ROOT, env=env | {"OJ_TEST_STOP_BEFORE_RUNS_ROW": "1"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _wait_until(lambda: _stopped(a.pid), a)  # A paused itself right before its row
+        time.sleep(lease + 2)  # its lease runs out
+        b = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)  # fmt: skip
+        assert b.returncode == 0, b.stderr
+        assert "new release 1 written" in b.stdout, b.stderr
+        b_run = storage.get_release(datasets)["run_id"]
+        a.send_signal(signal.SIGCONT)
+        _, a_err = a.communicate(timeout=300)
+    finally:
+        if a.poll() is None:
+            a.send_signal(signal.SIGCONT)
+            a.kill()
+            a.wait()
+    assert a.returncode == 74, a_err
+    errors = [line for line in a_err.splitlines() if line.startswith("oj")]
+    assert len(errors) == 1 and "ignored by readers" in errors[0], a_err
+    # A's row is in the table, and no reader takes it for a release.
+    rows = DeltaTable(str(storage.table_path(datasets, "runs"))).to_pyarrow_table()
+    assert rows.column("release").to_pylist() == [1, 1]
+    assert storage.releases(datasets)["run_id"].tolist() == [b_run]
+    _assert_every_release_holds_each_snapshot_once(datasets)
+    verify = run_oj("verify", "--raw-dir", raw, "--datasets-dir", datasets)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
