@@ -982,12 +982,22 @@ def entry() -> None:
     everything `oj` writes is committed and flushed before this point, so the process
     ends with os._exit and skips that teardown.
     """
-    code = main()
+    from flows.rust_noise import StderrRelay
+
+    relay = StderrRelay()
+    # Rust panic text from deltalake's runtime kept off the terminal (flows/rust_noise.py);
+    # with --debug everything is shown as written.
+    if "--debug" not in sys.argv[1:] and os.environ.get("OJ_DEBUG", "") in ("", "0"):
+        relay.start()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+        code = main()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        relay.stop()
     os._exit(code)
 
 

@@ -214,9 +214,10 @@ def _rounded_size(folder: Path, skip: str | None = None) -> int:
     )
 
 
-def _full_disk_run(tmp_path: Path, api_url: str, runs: int = 1) -> list:
-    """`oj run` adding a release on a tmpfs with room for the release's Delta files but
-    not for its latest/ copy, `runs` times (each from the same state); the results."""
+def _full_disk_run(tmp_path: Path, api_url: str, runs: int = 1, room: float = 1.5) -> list:
+    """`oj run` adding a release on a tmpfs with room for the release's Delta files and
+    half its latest/ copy (`room` 1.5; 0.5: half the Delta files), `runs` times (each from
+    the same state); the results."""
     import shutil
     import subprocess
 
@@ -239,8 +240,9 @@ def _full_disk_run(tmp_path: Path, api_url: str, runs: int = 1) -> list:
             datasets = disk / "datasets"
             shutil.rmtree(datasets, ignore_errors=True)
             shutil.copytree(built, datasets)
-            with (disk / "filler").open("wb") as filler:  # room for the release, half a copy
-                filler.write(b"\0" * (shutil.disk_usage(disk).free - grows - copy // 2))
+            leave = int(grows * min(room, 1) + copy * max(room - 1, 0))
+            with (disk / "filler").open("wb") as filler:
+                filler.write(b"\0" * (shutil.disk_usage(disk).free - leave))
             results.append(run_oj("run", "--raw-dir", RAW_DIR, "--datasets-dir", datasets,
                                   "--fetch", "none", api_url=api_url))  # fmt: skip
             (disk / "filler").unlink()
@@ -265,3 +267,43 @@ def test_a_full_disk_while_writing_latest_still_prints_the_run_summary(
     assert "release 2 is written and intact" in errors[0], errors
     assert f"{result.datasets / 'latest'} still holds release 1" in errors[0], errors
     assert result.latest_problems == []  # latest/ is release 1's, whole
+
+
+PANIC = (
+    b"\nthread 'tokio-rt-worker' (554) panicked at /home/runner/.cargo/registry/src/"
+    b"object_store-0.13.2/src/buffered.rs:369:41:\nAlready shut down\nstack backtrace:\n"
+    b"note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose "
+    b"backtrace.\n"
+)
+
+
+def test_rust_panic_text_is_dropped_and_everything_else_shown() -> None:
+    from flows.rust_noise import PanicFilter, shown
+
+    ours = b"oj run: cannot write /d/datasets: No space left on device; release 1 is intact\n"
+    traceback = b'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+    assert shown(b"progress\r50%\r" + PANIC + ours + traceback) == (
+        b"progress\r50%\r\n" + ours + traceback
+    )
+    full = PANIC.replace(b"stack backtrace:\n", b"stack backtrace:\n   0: rust_begin\n"
+                         b"             at /rustc/x/panicking.rs:697:5\n")  # fmt: skip
+    assert shown(full + ours) == b"\n" + ours
+    # Fed a byte at a time (a pipe may split anywhere): the same, and a partial line that
+    # cannot start a panic is shown before its end (a progress bar's redraws).
+    panic_filter = PanicFilter()
+    assert panic_filter.feed(b"50") == b"50"
+    assert b"".join(panic_filter.feed(bytes([b])) for b in PANIC + ours) == b"\n" + ours
+    assert shown(b"thread 'main' is not a panic\n") == b"thread 'main' is not a panic\n"
+
+
+def test_a_full_disk_prints_no_rust_panic(tmp_path: Path, prefect_server: str) -> None:
+    # Disk full while a release's Delta files were written: deltalake's runtime printed
+    # "thread 'tokio-rt-worker' ... panicked at ... Already shut down" (6 of 6 runs here).
+    results = _full_disk_run(tmp_path, prefect_server, runs=5, room=0.5)
+    for result in results:
+        assert result.returncode == 74, result.stderr
+        assert "panicked" not in result.stderr and "RUST_BACKTRACE" not in result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"oj run: cannot write {result.datasets}: No space left on device; "
+            "the last release (release 1) is intact"
+        ], result.stderr
