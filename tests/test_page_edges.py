@@ -277,3 +277,40 @@ def test_heading_and_first_bullet_on_one_line() -> None:
     assert [(f.section, f.local_answer) for f in parsed.findings] == [
         ("2019 års resultat visar att:", "I Kalmar finns en plan.")
     ]
+
+
+# The content region is parsed with a plain etree parser and walked from the element
+# lxml.html.fromstring would return (parsers.lines._fragment_root). Region shapes where
+# fromstring picks a different element, or merges elements, must give the same lines as
+# walking fromstring's own tree.
+_REGIONS = [
+    # one element: fromstring returns it
+    "<main><h1>Hemlöshet</h1><p>Årets resultat visar att:</p><ul><li>A 3 procent</li></ul></main>",
+    # text around the element: fromstring returns <body> renamed <div>
+    "före <main><h1>H</h1><ul><li>A</li></ul></main> efter",
+    # inline content only: <body> renamed <span>
+    "<b>Årets resultat visar att:</b> <i>text</i>",
+    # a <title> in the region: libxml2 builds a <head>, fromstring returns the document
+    "<p>före</p><title>T</title><main><h1>H</h1><p>x</p></main>",
+    # a second <body> (a template pasted into the content column): fromstring merges them,
+    # running the second body's text on after the first body's last tail without a break
+    "<main><p>Årets resultat visar att:</p><b>x</b>slut</main></body><body>ny text<ul><li>B</li>"
+    "</ul></body>",
+    "<body><p>ett</p><b>x</b>svans</body><body>två<p>tre</p></body>",
+    # a full document: fromstring returns its root
+    "<!DOCTYPE html><html><body><main><h1>H</h1><ul><li>A</li></ul></main></body></html>",
+]
+
+
+def test_region_walk_matches_lxml_html_fromstring() -> None:
+    import lxml.html
+
+    from parsers.lines import _LineCollector, _walk, html_lines_checked
+
+    for region in _REGIONS:
+        out = _LineCollector()
+        _walk(lxml.html.fromstring(region, parser=lxml.html.HTMLParser()), out)
+        out.flush()
+        lines, h1, too_deep = html_lines_checked(region, whole_page=True)
+        assert (lines, h1, too_deep) == (out.lines, out.h1, False), region
+        assert lines, region
