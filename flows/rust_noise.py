@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import re
+import select
 import sys
 import termios
 import threading
@@ -92,6 +93,7 @@ class StderrRelay:
     def __init__(self) -> None:
         self._original = -1
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         sys.stderr.flush()
@@ -112,10 +114,16 @@ class StderrRelay:
     def _relay(self, reader: int) -> None:
         panic_filter = PanicFilter()
         while True:
-            try:
-                data = os.read(reader, 65536)
-            except OSError:  # a pseudo-terminal's reader gets EIO once no writer is left
-                data = b""
+            ready, _, _ = select.select([reader], [], [], 0.05)
+            if not ready and self._stopping.is_set():
+                data = b""  # drained; a child still holding the pipe is not waited for
+            elif not ready:
+                continue
+            else:
+                try:
+                    data = os.read(reader, 65536)
+                except OSError:  # a pseudo-terminal's reader gets EIO once no writer is left
+                    data = b""
             shown = panic_filter.feed(data) if data else panic_filter.flush()
             with contextlib.suppress(OSError):
                 if shown:
@@ -126,12 +134,13 @@ class StderrRelay:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Everything written so far shown, descriptor 2 the real stderr again. A child
-        process that still holds the pipe (a Prefect server ending with us) can delay the
-        end of the relay: not past `timeout`."""
+        process that still holds the pipe (a Prefect server ending with us) is not waited
+        for: the relay ends once nothing more is ready to read."""
         if self._thread is None:
             return
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
         os.dup2(self._original, 2)  # closes our end of the pipe: the relay reads its end
+        self._stopping.set()
         self._thread.join(timeout)
         self._thread = None
