@@ -771,8 +771,16 @@ def disk_full(c: Campaign) -> dict[str, Any]:
         "panicked": "panicked" in result.stderr,
         "summary_line_printed": bool(summary),
         "oj_lines": len(_oj_lines(result.stderr)),
-        "stderr_lines": len(result.stderr.splitlines()),
+        "stderr_lines": len([line for line in result.stderr.splitlines() if line.strip()]),
+        "blank_stderr_lines": len(
+            [line for line in result.stderr.splitlines() if not line.strip()]
+        ),
         "line": _first_line(result.stderr),
+        "other_stderr_lines": [
+            line[:300]
+            for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith("oj ")
+        ][:3],
     }
     figures["ok"] = (
         result.returncode == 74 and not figures["panicked"] and figures["stderr_lines"] == 1
