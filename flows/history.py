@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flows.errors import UsageError, plural
 from flows.schemas import (
@@ -42,6 +43,7 @@ OBSERVED = ("national_percent", "local_status", "local_answer", "local_value")
 COLUMNS_USED = (
     "finding_id",
     "snapshot_id",
+    "version_id",
     "url",
     "captured_at",
     "page_updated",
@@ -58,12 +60,16 @@ COLUMNS_USED = (
     "local_value",
     "flags",
 )
+#: The `pages` columns `changes` reads: every capture of a page in time order, recaptures
+#: included (they carry no findings of their own: their version's are theirs).
+CAPTURE_COLUMNS = ("snapshot_id", "url", "captured_at", "version_id")
 _NO_YEAR = 9999
 #: String columns whose values repeat (a page captured 50 times prints the same bullets 50
 #: times): held as polars Categoricals, each distinct text stored once. At 150,000
 #: snapshots this keeps the findings frame a third of its size as plain strings.
 REPEATED = (
     "snapshot_id",
+    "version_id",
     "url",
     "area",
     "municipality",
@@ -495,41 +501,71 @@ def _json_object(side: str, flags: list[pl.Expr]) -> pl.Expr:
     return pl.lit("{") + members + pl.lit("}")
 
 
-def build_changes(frame: pl.DataFrame) -> pl.DataFrame:
-    """Added, removed and edited findings between consecutive snapshots of each page.
+def build_changes(frame: pl.DataFrame, captures: pa.Table | None = None) -> pl.DataFrame:
+    """Added, removed and edited findings between consecutive captures of each page.
 
-    A finding is followed across snapshots by (indicator, survey year); the same pair
-    twice on one page is told apart by its order.
+    A finding is followed across captures by (indicator, survey year); the same pair
+    twice on one page is told apart by its order. `captures` (`CAPTURE_COLUMNS` of
+    `pages`) gives every capture of the pages in `frame`, recaptures included: findings
+    are held once per version (by its first capture), so a page whose third capture is
+    byte-identical to its first (A -> B -> A) shows the change B -> A only through the
+    captures. Consecutive captures of one version differ in nothing and give no rows.
+    Without `captures`, the captures are those that carry findings.
     """
     rows = frame.sort("snapshot_id", "position").with_columns(
         _year_key=pl.col("survey_year").fill_null(-1)
     )
     rows = rows.with_columns(
-        _occurrence=pl.int_range(pl.len()).over("snapshot_id", "indicator_id", "_year_key")
+        _occurrence=pl.int_range(pl.len()).over("version_id", "indicator_id", "_year_key")
     )
+    versions = rows.group_by("version_id").agg(
+        pl.col("snapshot_id", "page", "url", "area", "municipality", "page_updated", "seen").first()
+    )
+    if captures is None:
+        sequence = versions.select("snapshot_id", "version_id", "page", "url", "area",
+                                   "municipality", "seen")  # fmt: skip
+    else:
+        taken = pl.from_arrow(captures.select(list(CAPTURE_COLUMNS)))
+        assert isinstance(taken, pl.DataFrame)
+        # Only captures of versions with findings, as before recaptures existed: a page
+        # that lost every bullet (or failed) is no step in its sequence.
+        sequence = taken.select(
+            pl.col("snapshot_id").cast(pl.String), pl.col("version_id").cast(pl.String),
+            pl.col("url").cast(pl.String), "captured_at",
+        ).join(
+            versions.select(pl.col("version_id").cast(pl.String), "page", "area",
+                            "municipality", "page_updated"),
+            on="version_id",
+        ).select(
+            "snapshot_id", "version_id", "page", "url", "area", "municipality",
+            seen=pl.coalesce(pl.col("captured_at").dt.date(), pl.col("page_updated")),
+        )  # fmt: skip
     snapshots = (
-        rows.group_by("snapshot_id")
-        .agg(pl.col("page", "url", "area", "municipality", "seen").first())
+        sequence.with_columns(pl.col("snapshot_id", "version_id").cast(pl.String))
         .sort("page", "seen", "snapshot_id", nulls_last=False)
         .with_columns(
             from_snapshot_id=pl.col("snapshot_id").shift(1).over("page"),
+            from_version_id=pl.col("version_id").shift(1).over("page"),
             from_seen=pl.col("seen").shift(1).over("page"),
-            _pair=pl.int_range(pl.len()),
         )
-        .filter(pl.col("from_snapshot_id").is_not_null())
-        .rename({"snapshot_id": "to_snapshot_id", "seen": "to_seen"})
+        .filter(
+            pl.col("from_snapshot_id").is_not_null()
+            & (pl.col("from_version_id") != pl.col("version_id"))
+        )
+        .with_columns(_pair=pl.int_range(pl.len()))
+        .rename({"snapshot_id": "to_snapshot_id", "seen": "to_seen", "version_id": "to_version_id"})
     )
     key = ["indicator_id", "_year_key", "_occurrence"]
     kept = ["finding_id", "position", *COMPARED]
 
-    def side(snapshot: str, suffix: str) -> pl.LazyFrame:
+    def side(version: str, suffix: str) -> pl.LazyFrame:
         return (
             snapshots.lazy()
-            .select(pl.col("to_snapshot_id"), pl.col(snapshot).alias("_snapshot"))
+            .select(pl.col("to_snapshot_id"), pl.col(version).alias("_version"))
             .join(
-                rows.lazy().select("snapshot_id", *key, *kept),
-                left_on="_snapshot",
-                right_on="snapshot_id",
+                rows.lazy().select(pl.col("version_id").cast(pl.String), *key, *kept),
+                left_on="_version",
+                right_on="version_id",
             )
             .select("to_snapshot_id", *key, *(pl.col(c).alias(f"{c}_{suffix}") for c in kept))
         )
@@ -545,9 +581,9 @@ def build_changes(frame: pl.DataFrame) -> pl.DataFrame:
     edited = pl.col("change_kind") == "edited"
     flags = [~edited | pl.col(f"{c}_before").ne_missing(pl.col(f"{c}_after")) for c in COMPARED]
     return (
-        side("from_snapshot_id", "before")
+        side("from_version_id", "before")
         .join(
-            side("to_snapshot_id", "after"), on=["to_snapshot_id", *key], how="full", coalesce=True
+            side("to_version_id", "after"), on=["to_snapshot_id", *key], how="full", coalesce=True
         )
         .with_columns(change_kind=kind)
         .with_columns(
@@ -568,7 +604,7 @@ def build_changes(frame: pl.DataFrame) -> pl.DataFrame:
             _new=before.is_null(),
             _at=pl.coalesce("position_before", "position_after"),
         )
-        .join(snapshots.lazy(), on="to_snapshot_id")
+        .join(snapshots.lazy().drop("from_version_id", "to_version_id"), on="to_snapshot_id")
         .sort("_pair", "_new", "_at")
         .collect()
     )
@@ -583,15 +619,19 @@ def _arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def derive(
-    findings: pa.Table, previous_ids: dict[tuple[str, str], str], overrides: Overrides
+    findings: pa.Table,
+    previous_ids: dict[tuple[str, str], str],
+    overrides: Overrides,
+    captures: pa.Table | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
-    """Every derived table of a release, from all of its findings: (table, Arrow table),
-    each table once, built and handed over one at a time."""
+    """Every derived table of a release, from all of its findings and (for `changes`) all
+    of its captures: (table, Arrow table), each table once, built and handed over one at a
+    time."""
     frame = with_normalized(findings_frame(findings))
     linking = link_indicators(frame, previous_ids, overrides)
     frame = resolve_survey_years(apply_linking(frame, linking))
     yield "indicator_links", _links(frame, linking)
-    yield from _derive_linked(frame, frame)
+    yield from _derive_linked(frame, frame, captures)
 
 
 def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
@@ -620,15 +660,18 @@ def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
     return _arrow(links, INDICATOR_LINKS)
 
 
-def _derive_linked(frame: pl.DataFrame, pages: pl.DataFrame) -> Iterator[tuple[str, pa.Table]]:
+def _derive_linked(
+    frame: pl.DataFrame, pages: pl.DataFrame, captures: pa.Table | None = None
+) -> Iterator[tuple[str, pa.Table]]:
     """Observations and indicators of linked findings whose years are resolved, and the
-    changes of `pages` (every finding of the pages to compare)."""
+    changes of `pages` (every finding of the pages to compare; `captures`: every capture
+    of those pages)."""
     observations = build_observations(frame)
     indicators = build_indicators(frame, observations)
     yield "observations", _arrow(observations, OBSERVATIONS)
     del observations
     yield "indicators", _arrow(indicators, INDICATORS)
-    yield "changes", _arrow(build_changes(pages), CHANGES)
+    yield "changes", _arrow(build_changes(pages, captures), CHANGES)
 
 
 # --- incremental releases ---------------------------------------------------------------------
@@ -650,6 +693,14 @@ class DerivationInputs:
 
     def finding_urls(self) -> list[str]:  # the distinct urls of all findings
         raise NotImplementedError
+
+    def captures(self, urls: set[str] | None = None) -> pa.Table | None:
+        """`CAPTURE_COLUMNS` of every capture (`pages` row), or of those of `urls`; None
+        when not known (`changes` then compares the captures that carry findings)."""
+        return None
+
+    def new_captures(self) -> pa.Table | None:  # captures this run added; None: unknown
+        return None
 
     def previous_links(self, columns: list[str]) -> pa.Table | None:  # None: no such table
         raise NotImplementedError
@@ -735,7 +786,8 @@ def _full(
         previous_ids = {(a, n): i for a, n, i in ids.unique().iter_rows()}
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
-        yield from derive(inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides)
+        findings = inputs.all_findings(list(COLUMNS_USED))
+        yield from derive(findings, previous_ids, overrides, inputs.captures())
 
     return Derivation("full", reason, tables())
 
@@ -743,7 +795,13 @@ def _full(
 def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
     # No overrides here: changed overrides always rebuild in full (`full_derivation_reason`).
     new = findings_frame(inputs.new_findings(list(COLUMNS_USED)))
-    if new.is_empty():
+    # A recapture brings no finding but may still be a change: A -> B, then A again.
+    added = inputs.new_captures()
+    recaptured = set()
+    if added is not None and added.num_rows:
+        urls_added = pc.unique(added.column("url").drop_null().cast(pa.string())).to_pylist()
+        recaptured = {page_key(url) for url in urls_added}
+    if new.is_empty() and not recaptured:
         return Derivation("incremental", "no new findings", iter(()))
     links = pl.from_arrow(previous)
     assert isinstance(links, pl.DataFrame)
@@ -762,7 +820,7 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
         raise _Fallback(f"two wordings of one question in one section of {doubled['url'][0]}")
 
     touched = new["indicator_id"].unique()
-    page_keys = set(new["page"].to_list())
+    page_keys = set(new["page"].to_list()) | recaptured
     urls = {url for url in inputs.finding_urls() if page_key(url) in page_keys}
     old_ids = set(
         links.filter(pl.col("indicator_id").is_in(touched.implode()))["finding_id"].to_list()
@@ -785,7 +843,8 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
         area = earlier["area"][0] or "an area"
         raise _Fallback(f"an earlier year for a known wording in {area}")
 
-    recomputed = resolve_survey_years(recomputed)
+    if not recomputed.is_empty():
+        recomputed = resolve_survey_years(recomputed)
     # A finding whose resolved year moved changes its page's changes too (an undated Mora
     # bullet that takes a year when a dated Växjö page with the same figure arrives).
     moved = set(
@@ -803,16 +862,23 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
         scope = pl.concat([scope, _with_links(extra, links, new, touched)])
         page_keys |= moved
     pages = scope.filter(pl.col("page").is_in(sorted(page_keys)))
-    snapshots = sorted(set(pages["snapshot_id"].to_list()))
+    captures = _captures_of(inputs, page_keys)
+    # Every capture of a touched page may start or end a pair: a backfilled older capture
+    # splits one, a recapture may revert one.
+    snapshots = sorted(
+        set(pages["snapshot_id"].cast(pl.String).to_list())
+        | set(captures.column("snapshot_id").cast(pa.string()).to_pylist() if captures else ())
+    )
     indicators = sorted(touched.to_list())
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
         yield "indicator_links", _links(recomputed, linking)
-        yield from _derive_linked(recomputed, pages)
+        yield from _derive_linked(recomputed, pages, captures)
 
     return Derivation(
         "incremental",
-        plural(new.height, "new finding"),
+        plural(new.height, "new finding")
+        + (f", {plural(added.num_rows, 'new capture')}" if added is not None else ""),
         tables(),
         replace={
             "indicator_links": ("indicator_id", indicators),
@@ -821,6 +887,17 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
             "changes": ("to_snapshot_id", snapshots),
         },
     )
+
+
+def _captures_of(inputs: DerivationInputs, page_keys: set[str]) -> pa.Table | None:
+    """Every capture of the pages `page_keys`: selected by page key, not by the URLs that
+    carry findings (an http:// recapture of an https:// page is the same page)."""
+    urls = inputs.captures(None)
+    if urls is None:
+        return None
+    distinct = pc.unique(urls.column("url").drop_null().cast(pa.string())).to_pylist()
+    wanted = pa.array(sorted(u for u in distinct if page_key(u) in page_keys), pa.string())
+    return urls.filter(pc.is_in(urls.column("url").cast(pa.string()), value_set=wanted))
 
 
 def _with_links(

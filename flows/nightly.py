@@ -163,6 +163,11 @@ def notify_failure_task(urls: list[str], message: notifying.Message) -> list[str
     return notifying.send(urls, message, failure=True)
 
 
+#: Recapture `pages` rows written per Delta commit: built from the records alone (no read,
+#: no parse), so a batch is cheap; fewer commits mean fewer small files.
+RECAPTURE_BATCH_SIZE = 20_000
+
+
 @task(name="parse-batch", cache_policy=NO_CACHE)
 def parse_batch_task(
     raw_dir: Location, records: list[raw_archive.SnapshotRecord], sources: list[Source]
@@ -398,7 +403,7 @@ def _publish(
         _say(f"{plan.repair}: re-parsing the raw archive into a new release")
     summary.update(
         pages_in_archive=plan.n_in_archive,
-        pages_read=len(plan.records) + len(plan.bad_records),
+        pages_read=plan.n_captures,
         release=plan.base_release,
         mode=plan.mode,
     )
@@ -437,6 +442,10 @@ def _publish(
         quarantined = pipeline.quarantined_rows(plan.bad_records)
         write_batch_task(writer, quarantined)
         note_failures(quarantined["pages"])
+    # Recaptures of a version published or parsed in this run are planned before any batch
+    # (`pipeline.split_versions`): a `pages` row each, no parse, no object read.
+    for recaptures in pipeline.batched(list(plan.recaptures), RECAPTURE_BATCH_SIZE):
+        write_batch_task(writer, pipeline.recapture_rows(recaptures, page_sources))
     with _progress(len(plan.records)) as progress, runner or nullcontext():
         bar = progress.add_task("parsing", total=len(plan.records))
 
@@ -469,7 +478,7 @@ def _publish(
     summary["rejects"] = writer.new_rows["rejects"]
     try:
         summary["release"], summary["derivation"], timings["derive_seconds"] = (
-            publish_release_task(writer, len(plan.records) + len(plan.bad_records), rebuild_history)
+            publish_release_task(writer, plan.n_captures, rebuild_history)
         )
     except StorageWriteError:
         # Disk full while writing latest/ after the release was committed: the release is

@@ -7,6 +7,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ from deltalake import DeltaTable
 
 from flows import history, raw_archive, storage
 from flows.location import Location
-from flows.schemas import TABLES
+from flows.schemas import SCHEMA_VERSION, TABLES
 from flows.sources import Source, page_key
 from parsers import PARSER_VERSION, parse_page
 
@@ -41,6 +42,9 @@ MAX_PAGE_BYTES = 20_000_000
 PARSE_TIMEOUT_SECONDS = 60.0
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class PageLimitError(Exception):
     """A page the pipeline does not parse or publish: `reason` is its reject reason."""
 
@@ -63,10 +67,18 @@ class Plan:
     #: Why the latest release is re-parsed although nothing asked for it: its tables
     #: disagree with its `runs` row (see `release_damage`); None when it is consistent.
     repair: str | None = None
+    #: Byte-identical recaptures of a version already published or parsed earlier in this
+    #: run (`split_versions`): a `pages` row each (`recapture_rows`), never parsed or read.
+    recaptures: tuple[raw_archive.SnapshotRecord, ...] = ()
+
+    @property
+    def n_captures(self) -> int:
+        """`pages` rows this run adds: parsed, recaptured and quarantined captures."""
+        return len(self.records) + len(self.recaptures) + len(self.bad_records)
 
     @property
     def has_work(self) -> bool:
-        return bool(self.records or self.bad_records) or (
+        return bool(self.records or self.bad_records or self.recaptures) or (
             self.mode in ("reparse", "relink") and self.base_release is not None
         )
 
@@ -91,25 +103,41 @@ def plan_run(
     base = storage.find_release(datasets_dir)
     repair = None
     published: list[str] = []
-    if base is not None and not (reparse or base["parser_version"] != parser_version):
-        column = storage.load_arrow("pages", int(base["release"]), datasets_dir, ["snapshot_id"])
-        published = column.column(0).to_pylist()
+    known: set[str] = set()
+    # A release of another schema version (schema 1 kept findings per capture and had no
+    # version_id) is rebuilt like a parser change: the raw archive holds every capture.
+    stale = base is not None and (
+        reparse
+        or base["parser_version"] != parser_version
+        or base.get("schema_version") != SCHEMA_VERSION
+    )
+    if base is not None and not stale:
+        columns = storage.load_arrow(
+            "pages", int(base["release"]), datasets_dir, ["snapshot_id", "version_id"]
+        )
+        published = columns.column("snapshot_id").to_pylist()
+        known = {v for v in columns.column("version_id").to_pylist() if v is not None}
         repair = release_damage(datasets_dir, base, published)
-    if base is not None and (reparse or repair or base["parser_version"] != parser_version):
+    if base is not None and (stale or repair):
         # A damaged release is repaired as a re-parse: every table is rewritten from the
         # raw archive, which holds every capture, so nothing published is lost.
         records = raw_archive.read_records(raw_dir, names, bad)
+        todo, again = split_versions(records, set(), parser_version)
         return Plan(
-            records, "reparse", len(names), base["release"], base["parser_version"], tuple(bad),
-            repair,
+            todo, "reparse", len(names), base["release"], base["parser_version"], tuple(bad),
+            repair, tuple(again),
         )  # fmt: skip
     # Planning from names: only records not yet published are read (a record file is
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
     done = set(published)
     todo = raw_archive.read_records(raw_dir, [name for name in names if name not in done], bad)
     n_in_archive = len(names)
+    # Before any batching: two parse workers never get the same version.
+    todo, again = split_versions(todo, known, parser_version)
     mode = "append"
-    if base is not None and not todo and base.get("overrides_sha256") != overrides_sha256:
+    if base is not None and not todo and not again and (
+        base.get("overrides_sha256") != overrides_sha256
+    ):
         mode = "relink"
     return Plan(
         todo,
@@ -118,7 +146,89 @@ def plan_run(
         base["release"] if base else None,
         base["parser_version"] if base else None,
         tuple(bad),
+        recaptures=tuple(again),
     )
+
+
+def published_versions(datasets_dir: Location, release: int | None = None) -> set[str]:
+    """The version ids a release (default: the latest) published; empty without one."""
+    if release is None:
+        base = storage.find_release(datasets_dir)
+        if base is None:
+            return set()
+        release = int(base["release"])
+    column = storage.load_arrow("pages", release, datasets_dir, ["version_id"]).column(0)
+    return {version for version in column.to_pylist() if version is not None}
+
+
+def version_id(url: str, raw_sha256: str, parser_version: str = PARSER_VERSION) -> str:
+    """The distinct page version a capture is of: the page (`flows.sources.page_key`, so
+    `http://` and `https://` captures of one page are one page), its bytes and the parser
+    that reads them. Byte-identical recaptures share it, and are parsed once."""
+    joined = "\x1f".join((page_key(url), raw_sha256, parser_version))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:20]
+
+
+def split_versions(
+    records: Iterable[raw_archive.SnapshotRecord],
+    known: set[str],
+    parser_version: str = PARSER_VERSION,
+) -> tuple[list[raw_archive.SnapshotRecord], list[raw_archive.SnapshotRecord]]:
+    """(captures to parse, recaptures): the first capture of each version not in `known`
+    (published before) is parsed; every other capture of a known or repeated version is a
+    recapture. The first is the earliest captured (unknown times first, as the archive
+    and `flows.history` order captures), so a version's findings and its survey years
+    from `captured_at` come from its first capture."""
+    records = list(records)
+    times = [record.captured_datetime for record in records]
+    ordered = sorted(
+        range(len(records)), key=lambda i: (times[i] is not None, times[i] or _EPOCH, i)
+    )
+    seen = set(known)
+    first: set[int] = set()
+    for index in ordered:
+        version = version_id(records[index].url, records[index].sha256, parser_version)
+        if version not in seen:
+            seen.add(version)
+            first.add(index)
+    return (
+        [r for i, r in enumerate(records) if i in first],
+        [r for i, r in enumerate(records) if i not in first],
+    )
+
+
+def recapture_rows(
+    records: Iterable[raw_archive.SnapshotRecord],
+    sources: Iterable[Source] = (),
+    parser_version: str = PARSER_VERSION,
+) -> dict[str, pa.Table]:
+    """`pages` rows for recaptures (`split_versions`): their own snapshot_id, captured_at
+    and source, parse_status 'recapture', no findings or rejects of their own (those are
+    the version's, by version_id). Nothing is read: the record says all this."""
+    by_page = {page_key(source.url): source for source in sources}
+    pages: dict[str, list[Any]] = {field: [] for field in TABLES["pages"].names}
+    for record in records:
+        source = by_page.get(page_key(record.url))
+        row = {
+            "snapshot_id": record.record_id,
+            "raw_sha256": record.sha256,
+            "url": record.url,
+            "captured_at": record.captured_datetime,
+            "version_id": version_id(record.url, record.sha256, parser_version),
+            "municipality": record.municipality or (source.municipality if source else None),
+            "source": record.source,
+            "parse_status": "recapture",
+            "parser_version": parser_version,
+            "n_findings": 0,
+            "n_rejects": 0,
+        }
+        for key, column in pages.items():
+            column.append(row.get(key))
+    empty = {name: {field: [] for field in TABLES[name].names} for name in storage.DATA_TABLES}
+    return {
+        name: storage.build_table(name, pages if name == "pages" else empty[name])
+        for name in storage.DATA_TABLES
+    }
 
 
 def release_damage(
@@ -192,14 +302,20 @@ def parse_snapshots(
     records: Iterable[raw_archive.SnapshotRecord],
     sources: Iterable[Source] = (),
     parser_version: str = PARSER_VERSION,
+    known: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, pa.Table]:
     """Parse a batch of snapshots into `pages`, `findings` and `rejects` rows.
 
+    Each distinct version (`version_id`) is parsed once: a capture of a version in
+    `known` (`published_versions`) or earlier in the batch becomes a recapture row
+    (`recapture_rows`) without being read.
     A snapshot that cannot be read or parsed becomes a `failed` page with the reason,
     plus an `unreadable_page` reject (`page_too_large` over `MAX_PAGE_BYTES`,
     `parse_timeout` over `PARSE_TIMEOUT_SECONDS`); it never stops the rest of the batch.
     """
+    sources = list(sources)
     by_page = {page_key(source.url): source for source in sources}
+    records, again = split_versions(records, set(known), parser_version)
     columns: dict[str, dict[str, list[Any]]] = {
         name: {field: [] for field in TABLES[name].names} for name in storage.DATA_TABLES
     }
@@ -218,6 +334,7 @@ def parse_snapshots(
             "raw_sha256": record.sha256,
             "url": record.url,
             "captured_at": captured_at,
+            "version_id": version_id(record.url, record.sha256, parser_version),
             "parser_version": parser_version,
         }
         try:
@@ -262,7 +379,11 @@ def parse_snapshots(
         for reject in page.rejects:
             add(rejects, **snapshot, reason=reject.reason, section=reject.section,
                 line=reject.line, text=reject.text)  # fmt: skip
-    return {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
+    tables = {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
+    if not again:
+        return tables
+    extra = recapture_rows(again, sources, parser_version)
+    return {name: pa.concat_tables([tables[name], extra[name]]) for name in storage.DATA_TABLES}
 
 
 def _with_objects(
@@ -312,7 +433,9 @@ def publish_release(
     versions = writer.close_data_tables()
     clock = time.perf_counter()
     derivation = history.plan_derivation(
-        writer.derivation_inputs(versions["findings"]),
+        storage.DerivationReader(
+            writer.datasets_dir, writer.base, versions["findings"], versions["pages"]
+        ),
         writer.overrides,
         full_derivation_reason(writer, rebuild),
     )

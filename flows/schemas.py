@@ -35,8 +35,21 @@ PAGE_REJECT_REASONS = {
     "page_too_large": "the raw object is larger than the pipeline parses (20 MB); not parsed",
     "parse_timeout": "parsing the page took longer than the pipeline allows (60 s)",
 }
+#: Version of the published tables' layout. "2": `findings` hold one row per bullet per
+#: distinct page version (not per capture), `pages` and `findings` carry `version_id`, and a
+#: byte-identical recapture is a `pages` row with parse_status 'recapture'. A release of
+#: another schema version is rebuilt by the next run (a re-parse, `pipeline.plan_run`).
+SCHEMA_VERSION = "2"
 #: Values of `pages.parse_status`.
-PARSE_STATUSES = ("parsed", "no_findings", "failed")
+PARSE_STATUSES = ("parsed", "no_findings", "failed", "recapture")
+#: What each parse status means (the data dictionary prints these with `pages`).
+PARSE_STATUS_MEANINGS = {
+    "parsed": "parsed, with findings",
+    "no_findings": "parsed, no finding on the page",
+    "failed": "could not be read or parsed (see error and rejects)",
+    "recapture": "byte-identical to a version parsed before (same URL, bytes and parser); its "
+    "findings are that version's, see version_id",
+}
 #: Where a snapshot came from (mirrors flows.raw_archive.SOURCES).
 SNAPSHOT_SOURCES = ("seed", "live", "wayback", "warc")
 #: How a release was built.
@@ -63,14 +76,35 @@ _SNAPSHOT_FIELDS = [
     _field("url", pa.string(), "URL of the page; null for an unreadable record without one"),
     _field("captured_at", UTC_TIMESTAMP, "when the snapshot was captured (UTC); null if unknown"),
 ]
+_VERSION_ID = _field(
+    "version_id",
+    pa.string(),
+    "the distinct page version: first 20 hex of sha256 over the page key of url, raw_sha256 "
+    "and parser_version (joined by U+001F); byte-identical recaptures of a page share it. "
+    "Null for an unreadable record",
+)
 
 PAGES = pa.schema(
     _SNAPSHOT_FIELDS
     + [
+        _VERSION_ID,
         _field("municipality", pa.string(), "municipality the page belongs to"),
-        _field("area", pa.string(), "page title: the area of social services"),
-        _field("page_updated", pa.date32(), "'Senast uppdaterad' date printed on the page"),
-        _field("page_published", pa.date32(), "'Publicerad' date printed on the page"),
+        _field(
+            "area",
+            pa.string(),
+            "page title: the area of social services; null on a recapture row (the version's "
+            "first capture has it, same version_id)",
+        ),
+        _field(
+            "page_updated",
+            pa.date32(),
+            "'Senast uppdaterad' date printed on the page; null on a recapture row",
+        ),
+        _field(
+            "page_published",
+            pa.date32(),
+            "'Publicerad' date printed on the page; null on a recapture row",
+        ),
         _field(
             "source",
             pa.string(),
@@ -78,10 +112,20 @@ PAGES = pa.schema(
         ),
         _field("input_format", pa.string(), "'html' or 'text' (detected from the content)"),
         _field("charset", pa.string(), "charset used to decode the bytes"),
-        _field("parse_status", pa.string(), f"one of {PARSE_STATUSES}", nullable=False),
+        _field(
+            "parse_status",
+            pa.string(),
+            "; ".join(f"{name}: {text}" for name, text in PARSE_STATUS_MEANINGS.items()),
+            nullable=False,
+        ),
         _field("error", pa.string(), "why the page could not be parsed (parse_status 'failed')"),
         _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
-        _field("n_findings", pa.int32(), "findings parsed from the page", nullable=False),
+        _field(
+            "n_findings",
+            pa.int32(),
+            "findings parsed from the page; 0 on a recapture row (see version_id)",
+            nullable=False,
+        ),
         _field("n_rejects", pa.int32(), "rejects recorded for the page", nullable=False),
     ]
 )
@@ -97,6 +141,7 @@ FINDINGS = pa.schema(
     ]
     + _SNAPSHOT_FIELDS
     + [
+        _VERSION_ID,
         _field("parser_version", pa.string(), "version of parsers/ that parsed it", nullable=False),
         _field("municipality", pa.string(), "municipality the answer is about"),
         _field("area", pa.string(), "page title: the area of social services"),
@@ -306,8 +351,19 @@ OBSERVATIONS = pa.schema(
         _field("local_value", pa.float64(), "local figure, from the latest snapshot"),
         _field("first_seen", pa.date32(), "first capture (or page date) that carried it"),
         _field("last_seen", pa.date32(), "last capture (or page date) that carried it"),
-        _field("n_snapshots", pa.int32(), "page snapshots that carried it", nullable=False),
-        _field("snapshot_ids", _list_of(pa.string()), "those snapshots", nullable=False),
+        _field(
+            "n_snapshots",
+            pa.int32(),
+            "distinct page versions that carried it, each counted once by its first capture "
+            "(byte-identical recaptures are not counted: see pages.version_id)",
+            nullable=False,
+        ),
+        _field(
+            "snapshot_ids",
+            _list_of(pa.string()),
+            "those versions' first captures",
+            nullable=False,
+        ),
         _field("finding_ids", _list_of(pa.string()), "the findings behind it", nullable=False),
         _field(
             "conflict", pa.bool_(), "snapshots disagree on a value (see *_values)", nullable=False
@@ -366,8 +422,19 @@ CHANGES = pa.schema(
         _field("url", pa.string(), "the page", nullable=False),
         _field("area", pa.string(), "area of the page"),
         _field("municipality", pa.string(), "municipality"),
-        _field("from_snapshot_id", pa.string(), "the earlier snapshot", nullable=False),
-        _field("to_snapshot_id", pa.string(), "the next snapshot of the same page", nullable=False),
+        _field(
+            "from_snapshot_id",
+            pa.string(),
+            "the earlier capture (its findings: its version's, by pages.version_id)",
+            nullable=False,
+        ),
+        _field(
+            "to_snapshot_id",
+            pa.string(),
+            "the next capture of the same page, of another version (a recapture of an older "
+            "version too: a page back to earlier bytes)",
+            nullable=False,
+        ),
         _field("from_seen", pa.date32(), "capture (or page) date of the earlier snapshot"),
         _field("to_seen", pa.date32(), "capture (or page) date of the later snapshot"),
         _field("change_kind", pa.string(), f"one of {CHANGE_KINDS}", nullable=False),
@@ -461,6 +528,12 @@ RUNS = pa.schema(
         _field("n_findings", pa.int64(), "findings in the release", nullable=False),
         _field("n_rejects", pa.int64(), "rejects in the release", nullable=False),
         _field(
+            "schema_version",
+            pa.string(),
+            "layout version of the published tables (flows.schemas.SCHEMA_VERSION); null for "
+            "releases written before it was recorded (schema 1: findings per capture)",
+        ),
+        _field(
             "derivation",
             pa.string(),
             f"{DERIVATIONS}: how the history tables were updated: rebuilt from every "
@@ -514,16 +587,20 @@ def describe(table: str) -> dict[str, str]:
 #: and the data package print these).
 TABLE_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "pages": {
-        "row": "one page snapshot of the raw archive, parsed or not",
+        "row": "one page snapshot (capture) of the raw archive, parsed or not",
         "key": "snapshot_id",
-        "source": "parsed from raw/ by `parsers.parse_page`; a page that cannot be parsed is "
-        "here too, with parse_status 'failed' and the error",
+        "source": "parsed from raw/ by `parsers.parse_page`, once per distinct version "
+        "(version_id); a byte-identical recapture is here with parse_status 'recapture' and "
+        "is not parsed again; a page that cannot be parsed is here too, with parse_status "
+        "'failed' and the error",
     },
     "findings": {
-        "row": "one bullet pair: a national statement with its share and the municipality's "
-        "local answer",
+        "row": "one bullet pair of one distinct page version: a national statement with its "
+        "share and the municipality's local answer",
         "key": "finding_id",
-        "source": "parsed from the page snapshot; survey_year is what that page alone tells",
+        "source": "parsed from the version's first capture (snapshot_id, captured_at); every "
+        "capture's findings: pages[['snapshot_id', 'captured_at', 'version_id']] joined with "
+        "findings on version_id; survey_year is what that page alone tells",
     },
     "rejects": {
         "row": "a line or page the parser could not turn into a finding, with the reason",

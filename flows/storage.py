@@ -42,7 +42,14 @@ from filelock import FileLock, Timeout
 from flows import history, location
 from flows.errors import LockTimeout, StorageWriteError, UsageError, one_line
 from flows.location import Location, parse_location
-from flows.schemas import DATA_TABLES, DERIVED_TABLES, FIXED_SETS, TABLES, VERSIONED_TABLES
+from flows.schemas import (
+    DATA_TABLES,
+    DERIVED_TABLES,
+    FIXED_SETS,
+    SCHEMA_VERSION,
+    TABLES,
+    VERSIONED_TABLES,
+)
 
 DEFAULT_DATASETS_DIR = Path("datasets")
 #: Target size of a derived table's files: an incremental release rewrites only the
@@ -1051,6 +1058,7 @@ class ReleaseWriter:
             "n_pages": [totals["pages"]],
             "n_findings": [totals["findings"]],
             "n_rejects": [totals["rejects"]],
+            "schema_version": [SCHEMA_VERSION],
             "derivation": [derivation],
         }
         runs = build_table("runs", row)
@@ -1135,46 +1143,74 @@ class DerivationReader(history.DerivationInputs):
     """Reads what a derivation needs at the versions of the release being written."""
 
     def __init__(
-        self, datasets_dir: Location, base: dict[str, Any] | None, findings_version: int
+        self,
+        datasets_dir: Location,
+        base: dict[str, Any] | None,
+        findings_version: int,
+        pages_version: int | None = None,
     ) -> None:
         self.datasets_dir = parse_location(datasets_dir)
         self.base = base
         self.findings_version = findings_version
+        self.pages_version = pages_version  # None: the table's latest version
         self._dataset: ds.Dataset | None = None
+        self._pages: ds.Dataset | None = None
         self._urls: list[str] | None = None
+
+    def _read(self, name: str, version: int | None) -> ds.Dataset:
+        path = table_path(self.datasets_dir, name)
+        table = DeltaTable(str(path)) if version is None else DeltaTable(str(path), version=version)
+        files = table.file_uris()
+        # Texts that repeat (the same bullets on every version of a page) are read as
+        # Arrow dictionaries: each distinct text is held once. At 150,000 snapshots
+        # the findings read this way take a third of the memory.
+        columns = history.REPEATED if name == "findings" else ("url",)
+        options = ds.ParquetReadOptions(dictionary_columns=list(columns))
+        if files and all("://" not in file for file in files):
+            # local files: Arrow reads them itself (faster than through delta-rs)
+            parquet = ds.ParquetFileFormat(read_options=options)
+            return ds.dataset(files, format=parquet)
+        # an object store: through delta-rs's store, same settings as its writes
+        return table.to_pyarrow_dataset(parquet_read_options=options)
 
     def _findings(self) -> ds.Dataset:
         if self._dataset is None:
-            path = table_path(self.datasets_dir, "findings")
-            table = DeltaTable(str(path), version=self.findings_version)
-            files = table.file_uris()
-            # Texts that repeat (the same bullets on every capture of a page) are read as
-            # Arrow dictionaries: each distinct text is held once. At 150,000 snapshots
-            # the findings read this way take a third of the memory.
-            options = ds.ParquetReadOptions(dictionary_columns=list(history.REPEATED))
-            if files and all("://" not in file for file in files):
-                # local files: Arrow reads them itself (faster than through delta-rs)
-                parquet = ds.ParquetFileFormat(read_options=options)
-                self._dataset = ds.dataset(files, format=parquet)
-            else:  # an object store: through delta-rs's store, same settings as its writes
-                self._dataset = table.to_pyarrow_dataset(parquet_read_options=options)
+            self._dataset = self._read("findings", self.findings_version)
         return self._dataset
+
+    def _captures(self) -> ds.Dataset:
+        if self._pages is None:
+            self._pages = self._read("pages", self.pages_version)
+        return self._pages
+
+    def _added(self, name: str, dataset: ds.Dataset) -> ds.Dataset:
+        """The files of `dataset` added since the base release: no scan of older rows."""
+        if self.base is None:
+            return dataset
+        path = table_path(self.datasets_dir, name)
+        before = DeltaTable(str(path), version=int(self.base[f"{name}_version"]))
+        # Delta file names are unique (local paths or object URLs alike)
+        old = {location.name_of(file) for file in before.file_uris()}
+        fragments = [f for f in dataset.get_fragments() if location.name_of(f.path) not in old]
+        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
 
     def all_findings(self, columns: list[str]) -> pa.Table:
         return self._findings().to_table(columns=columns)
 
     def new_findings(self, columns: list[str]) -> pa.Table:
-        """The findings of files added since the base release: no scan of older rows."""
-        dataset = self._findings()
-        if self.base is None:
-            return dataset.to_table(columns=columns)
-        path = table_path(self.datasets_dir, "findings")
-        before = DeltaTable(str(path), version=int(self.base["findings_version"]))
-        # Delta file names are unique (local paths or object URLs alike)
-        old = {location.name_of(file) for file in before.file_uris()}
-        fragments = [f for f in dataset.get_fragments() if location.name_of(f.path) not in old]
-        added = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
-        return added.to_table(columns=columns)
+        """The findings of files added since the base release."""
+        return self._added("findings", self._findings()).to_table(columns=columns)
+
+    def captures(self, urls: set[str] | None = None) -> pa.Table:
+        """`pages` rows (`history.CAPTURE_COLUMNS`) of every capture, or of `urls`."""
+        wanted = None if urls is None else pc.field("url").isin(pa.array(sorted(urls), pa.string()))
+        return self._captures().to_table(columns=list(history.CAPTURE_COLUMNS), filter=wanted)
+
+    def new_captures(self) -> pa.Table:
+        """`pages` rows this run added (recaptures too: they carry no findings)."""
+        return self._added("pages", self._captures()).to_table(
+            columns=list(history.CAPTURE_COLUMNS)
+        )
 
     def finding_urls(self) -> list[str]:
         if self._urls is None:

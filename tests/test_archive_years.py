@@ -113,13 +113,15 @@ def test_an_unchanged_bullet_on_later_captures_keeps_its_first_year(tmp_path: Pa
     # No page dates: each capture is dated by the calendar (September -> that year). The
     # same bullet, unchanged, on the 2021 and 2022 captures was already there in 2020, so
     # it cannot be 2021's or 2022's result.
+    # The later captures differ in bytes elsewhere (a trailing blank line: three versions);
+    # byte-identical recaptures are one version, parsed once (the next test).
     body = _page("Årets resultat visar att:", SKOLGANG)
     datasets = _publish(
         tmp_path,
         [
             (body, datetime(2020, 9, 1, tzinfo=UTC)),
-            (body, datetime(2021, 9, 1, tzinfo=UTC)),
-            (body, datetime(2022, 9, 1, tzinfo=UTC)),
+            (body + b"\n", datetime(2021, 9, 1, tzinfo=UTC)),
+            (body + b"\n\n", datetime(2022, 9, 1, tzinfo=UTC)),
         ],
     )
     findings = storage.load_table("findings", datasets_dir=datasets)
@@ -134,3 +136,21 @@ def test_an_unchanged_bullet_on_later_captures_keeps_its_first_year(tmp_path: Pa
     observations = storage.load_table("observations", datasets_dir=datasets)
     assert list(observations["survey_year"]) == [2020]
     assert list(observations["n_snapshots"]) == [3]
+
+
+def test_byte_identical_recaptures_keep_the_first_captures_year(tmp_path: Path) -> None:
+    # Issue 21 item 2: a version's findings come from its first capture, so its survey
+    # year from the calendar is the first capture's (2020), not a later recapture's.
+    body = _page("Årets resultat visar att:", SKOLGANG)
+    datasets = _publish(
+        tmp_path,
+        [(body, datetime(year, 9, 1, tzinfo=UTC)) for year in (2020, 2021, 2022)],
+    )
+    findings = storage.load_table("findings", datasets_dir=datasets)
+    assert list(findings["survey_year"]) == [2020]
+    assert list(findings["survey_year_basis"]) == ["captured_at"]
+    pages = storage.load_table("pages", datasets_dir=datasets)
+    assert sorted(pages["parse_status"]) == ["parsed", "recapture", "recapture"]
+    observations = storage.load_table("observations", datasets_dir=datasets)
+    assert list(observations["survey_year"]) == [2020]
+    assert list(observations["n_snapshots"]) == [1]  # one version

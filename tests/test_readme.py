@@ -86,6 +86,27 @@ def test_using_the_dataset_snippets_run(tmp_path: Path) -> None:
     assert namespace["findings"].height == len(storage.load_table("findings", None, datasets))
 
 
+def test_every_capture_join_gives_recaptures_their_versions_findings(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from flows import raw_archive, storage
+
+    seeds = list(seed_records().values())
+    first = len(golden(next(iter(seed_records()))))
+    # seed 0 captured again, byte for byte: one more capture, no more findings
+    again = raw_archive.add_snapshot(
+        tmp_path / "raw", raw_archive.read_object(ROOT / "raw", seeds[0].sha256),
+        url=seeds[0].url, source="wayback", captured_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )[0]  # fmt: skip
+    publish(tmp_path / "datasets", [*seeds, again])
+    namespace = run_snippet("docs/using-the-dataset.md", r"# every capture's findings", tmp_path)
+    by_capture = namespace["by_capture"]
+    findings = storage.load_table("findings", None, tmp_path / "datasets")
+    assert len(findings) == sum(len(golden(seed)) for seed in seed_records())
+    assert len(by_capture) == len(findings) + first
+    assert (by_capture.snapshot_id == again.record_id).sum() == first
+
+
 def test_researcher_snippet_runs(tmp_path: Path) -> None:
     publish(tmp_path / "datasets", overrides=_overrides())
     namespace = run_snippet(
