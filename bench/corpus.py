@@ -14,7 +14,7 @@ import html
 import random
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -208,14 +208,16 @@ def slug(area: str) -> str:
 DISTINCT_PAGES = 10_000
 
 
-def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archive.SnapshotRecord]:
+def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> int:
     """Write n snapshots into a raw archive at raw_dir (pages spread over municipalities x
-    areas, several captures each, in capture order).
+    areas, several captures each, in capture order); the number written.
 
     Up to DISTINCT_PAGES snapshots every page is new; beyond, a snapshot is new with
     probability DISTINCT_PAGES / n and otherwise an unchanged recapture of a page seen
     before (its latest bytes, a later capture time), as most Wayback captures of a page
-    are. The objects are shared, so 150,000 snapshots take ~1 GB and build in minutes.
+    are. The objects are shared; the records go to segment files (`ArchiveAppender`), and
+    a recapture's record is made from the page's known digest without hashing its bytes
+    again, so a recapture costs a JSON line: 150,000 snapshots take ~1 GB.
     """
     rng = random.Random(seed)
     recapture = random.Random(seed + 1)  # its own stream: n <= DISTINCT_PAGES is unchanged
@@ -224,43 +226,68 @@ def build_corpus(raw_dir: Path, n: int, seed: int = 20261122) -> list[raw_archiv
     chrome = load_chrome()
     municipalities = municipality_names(max(1, min(290, n // 30)))
     start = datetime(2016, 1, 1, tzinfo=UTC)
-    records = []
-    latest: dict[str, tuple[bytes, str]] = {}  # url -> its latest bytes and municipality
+    latest: dict[str, raw_archive.SnapshotRecord] = {}  # url -> the record of its latest bytes
     urls: list[str] = []
-    for index in range(n):
-        captured = start + timedelta(seconds=index * (10 * 365 * 86400 // max(n, 1)))
-        if urls and recapture.random() >= new_share:
-            url = recapture.choice(urls)
-            data, municipality = latest[url]
-            record, _ = raw_archive.add_snapshot(
-                raw_dir, data, url=url, source="wayback", municipality=municipality,
-                captured_at=captured, content_type="text/html",
-            )  # fmt: skip
-            records.append(record)
-            continue
-        municipality = rng.choice(municipalities)
-        area = rng.choice(AREAS)
-        page, legacy = build_page(rng, pool, chrome, municipality, area, captured.year)
-        if legacy:  # older pages: Windows-1252 and no charset declared anywhere
-            data = page.replace('<meta charset="utf-8">', "").encode("cp1252", "xmlcharrefreplace")
-        else:
-            data = page.encode("utf-8")
-        url = (
-            f"https://{municipality.lower().translate(str.maketrans('åäö', 'aao'))}.se/"
-            f"kommun-och-politik/jamforelser/{slug(area)}.html"
-        )
-        record, _ = raw_archive.add_snapshot(
-            raw_dir,
-            data,
-            url=url,
-            source="wayback",
-            municipality=municipality,
-            captured_at=captured,
-            content_type="text/html",
-        )
-        records.append(record)
-        if new_share < 1:
-            if url not in latest:
-                urls.append(url)
-            latest[url] = (data, municipality)
-    return records
+    written = 0
+    with raw_archive.ArchiveAppender(raw_dir) as archive:
+        for index in range(n):
+            captured = start + timedelta(seconds=index * (10 * 365 * 86400 // max(n, 1)))
+            if urls and recapture.random() >= new_share:
+                url = recapture.choice(urls)
+                seen = latest[url]
+                when = raw_archive.iso(captured)
+                record = replace(
+                    seen,
+                    record_id=raw_archive.record_id_for(seen.sha256, url, when, "wayback"),
+                    captured_at=when,
+                    fetched_at=raw_archive.iso(datetime.now(UTC)),
+                )
+                written += archive.add_record(record)
+                continue
+            municipality = rng.choice(municipalities)
+            area = rng.choice(AREAS)
+            page, legacy = build_page(rng, pool, chrome, municipality, area, captured.year)
+            if legacy:  # older pages: Windows-1252 and no charset declared anywhere
+                data = page.replace('<meta charset="utf-8">', "").encode(
+                    "cp1252", "xmlcharrefreplace"
+                )
+            else:
+                data = page.encode("utf-8")
+            url = (
+                f"https://{municipality.lower().translate(str.maketrans('åäö', 'aao'))}.se/"
+                f"kommun-och-politik/jamforelser/{slug(area)}.html"
+            )
+            record, added = archive.add(
+                data,
+                url=url,
+                source="wayback",
+                municipality=municipality,
+                captured_at=captured,
+                content_type="text/html",
+            )
+            written += added
+            if new_share < 1:
+                if url not in latest:
+                    urls.append(url)
+                latest[url] = record
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python bench/corpus.py DIR --n N`: build a corpus and say how long it took."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("raw_dir", type=Path)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=20261122)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    written = build_corpus(args.raw_dir, args.n, args.seed)
+    print(f"{written:,} snapshots in {time.perf_counter() - started:.1f} s -> {args.raw_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

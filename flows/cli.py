@@ -175,28 +175,31 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"oj add: --url: {error}", file=sys.stderr)
         return 2
     status = 0
-    for name in args.files:
-        path = Path(name)
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            print(f"oj add: {path}: {error.strerror}", file=sys.stderr)
-            status = max(status, _read_failure_code(error))
-            continue
-        record, added = raw_archive.add_snapshot(
-            args.raw_dir,
-            data,
-            url=args.url,
-            source=args.source,
-            municipality=args.municipality,
-            captured_at=captured,
-            content_type=args.content_type,
-            note=args.note or f"added from {path.name}",
-        )
-        print(
-            f"{'added' if added else 'already in archive'}: {path} -> {record.record_id} "
-            f"(sha256 {record.sha256[:12]})"
-        )
+    # One segment for all the files added (raw/segments/), not a record file each; the ids
+    # known so a file added twice is said to be there already, not recorded again.
+    known = raw_archive.record_ids(args.raw_dir)
+    with raw_archive.ArchiveAppender(args.raw_dir, known_ids=known) as archive:
+        for name in args.files:
+            path = Path(name)
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                print(f"oj add: {path}: {error.strerror}", file=sys.stderr)
+                status = max(status, _read_failure_code(error))
+                continue
+            record, added = archive.add(
+                data,
+                url=args.url,
+                source=args.source,
+                municipality=args.municipality,
+                captured_at=captured,
+                content_type=args.content_type,
+                note=args.note or f"added from {path.name}",
+            )
+            print(
+                f"{'added' if added else 'already in archive'}: {path} -> {record.record_id} "
+                f"(sha256 {record.sha256[:12]})"
+            )
     return status
 
 

@@ -76,7 +76,7 @@ def _is_html(content_type: str | None) -> bool:
 
 
 def _archive(
-    raw_dir: Path,
+    archive: raw_archive.ArchiveAppender,
     fetched: Fetched,
     *,
     url: str,
@@ -95,8 +95,7 @@ def _archive(
         _, charset = decode_page(fetched.body, header_charset(content_type))
     except PageError as error:
         raise FetchError(f"unusable body: {error}", fetched.status) from error
-    record, _ = raw_archive.add_snapshot(
-        raw_dir,
+    record, _ = archive.add(
         fetched.body,
         url=url,
         source=kind,
@@ -185,73 +184,86 @@ def fetch_live(
     robots = RobotsCache(session, settings, limiter)
     latest = raw_archive.latest_by_page(raw_dir, source="live")
     outcomes = []
-    for source in sources:
-        attempted = _now()
-        try:
-            check_url(source.url, hosts)
-            refused = robots.check(source.url)
-            if refused:
-                outcomes.append(
-                    FetchOutcome(source.url, "live", "robots_disallowed", attempted, reason=refused)
+    with raw_archive.ArchiveAppender(raw_dir) as archive:
+        for source in sources:
+            attempted = _now()
+            try:
+                check_url(source.url, hosts)
+                refused = robots.check(source.url)
+                if refused:
+                    outcomes.append(
+                        FetchOutcome(
+                            source.url, "live", "robots_disallowed", attempted, reason=refused
+                        )
+                    )
+                    continue
+                last = latest.get(page_key(source.url))
+                headers = {}
+                if last and last.etag:
+                    headers["If-None-Match"] = last.etag
+                if last and last.last_modified:
+                    headers["If-Modified-Since"] = last.last_modified
+                fetched = get(
+                    session,
+                    source.url,
+                    settings,
+                    limiter=limiter,
+                    allowed_hosts=hosts,
+                    headers=headers,
                 )
-                continue
-            last = latest.get(page_key(source.url))
-            headers = {}
-            if last and last.etag:
-                headers["If-None-Match"] = last.etag
-            if last and last.last_modified:
-                headers["If-Modified-Since"] = last.last_modified
-            fetched = get(
-                session, source.url, settings, limiter=limiter, allowed_hosts=hosts, headers=headers
-            )
-            if fetched.status == 304:
+                if fetched.status == 304:
+                    outcomes.append(
+                        FetchOutcome(
+                            source.url,
+                            "live",
+                            "not_modified",
+                            attempted,
+                            304,
+                            record_id=last.record_id if last else None,
+                        )
+                    )
+                    continue
+                if (
+                    last
+                    and fetched.status == 200
+                    and raw_archive.sha256_hex(fetched.body) == last.sha256
+                ):
+                    outcomes.append(
+                        FetchOutcome(
+                            source.url,
+                            "live",
+                            "unchanged",
+                            attempted,
+                            200,
+                            record_id=last.record_id,
+                        )
+                    )
+                    continue
+                record = _archive(
+                    archive,
+                    fetched,
+                    url=source.url,
+                    municipality=source.municipality,
+                    kind="live",
+                    captured_at=datetime.now(UTC),
+                )
                 outcomes.append(
                     FetchOutcome(
                         source.url,
                         "live",
-                        "not_modified",
+                        "new_snapshot",
                         attempted,
-                        304,
-                        record_id=last.record_id if last else None,
+                        200,
+                        record_id=record.record_id,
+                        captured_at=record.captured_at,
                     )
                 )
-                continue
-            if (
-                last
-                and fetched.status == 200
-                and raw_archive.sha256_hex(fetched.body) == last.sha256
-            ):
+            except FetchError as error:
                 outcomes.append(
                     FetchOutcome(
-                        source.url, "live", "unchanged", attempted, 200, record_id=last.record_id
+                        source.url, "live", "failed", attempted, error.http_status, error.reason
                     )
                 )
-                continue
-            record = _archive(
-                raw_dir,
-                fetched,
-                url=source.url,
-                municipality=source.municipality,
-                kind="live",
-                captured_at=datetime.now(UTC),
-            )
-            outcomes.append(
-                FetchOutcome(
-                    source.url,
-                    "live",
-                    "new_snapshot",
-                    attempted,
-                    200,
-                    record_id=record.record_id,
-                    captured_at=record.captured_at,
-                )
-            )
-        except FetchError as error:
-            outcomes.append(
-                FetchOutcome(
-                    source.url, "live", "failed", attempted, error.http_status, error.reason
-                )
-            )
     return outcomes
 
 
@@ -350,81 +362,84 @@ def fetch_wayback(
     session = make_session(settings)
     have = raw_archive.captures_by_page(raw_dir, source="wayback")
     outcomes = []
-    for source in sources:
-        if cdx_limiter.tripped:
-            # Still rate-limited after waiting and retrying: the Archive blocks clients
-            # that keep going after a 429, so this run asks it nothing more.
-            outcomes.append(
-                FetchOutcome(source.url, "wayback", "failed", _now(), 429,
-                             "CDX: not asked: the Archive rate-limited this run (HTTP 429)")
-            )  # fmt: skip
-            continue
-        try:
-            captures = cdx_captures(session, wayback_url, source.url, settings, cdx_limiter, since)
-        except FetchError as error:
-            if error.http_status == 429:
-                cdx_limiter.trip()
-            outcomes.append(
-                FetchOutcome(
-                    source.url,
-                    "wayback",
-                    "failed",
-                    _now(),
-                    error.http_status,
-                    f"CDX: {error.reason}",
-                )
-            )
-            continue
-        known = have.get(page_key(source.url), set())
-        for capture in captures:
-            captured = raw_archive.iso(capture.captured_at)
-            if captured in known:
+    with raw_archive.ArchiveAppender(raw_dir) as archive:
+        for source in sources:
+            if cdx_limiter.tripped:
+                # Still rate-limited after waiting and retrying: the Archive blocks clients
+                # that keep going after a 429, so this run asks it nothing more.
                 outcomes.append(
-                    FetchOutcome(
-                        source.url, "wayback", "already_archived", _now(), captured_at=captured
-                    )
-                )
+                    FetchOutcome(source.url, "wayback", "failed", _now(), 429,
+                                 "CDX: not asked: the Archive rate-limited this run (HTTP 429)")
+                )  # fmt: skip
                 continue
-            attempted = _now()
-            replay = f"{wayback_url}/web/{capture.timestamp}id_/{capture.original}"
             try:
-                fetched = get(
-                    session, replay, settings, limiter=replay_limiter, limiter_key="replay"
-                )
-                record = _archive(
-                    raw_dir,
-                    fetched,
-                    url=source.url,
-                    municipality=source.municipality,
-                    kind="wayback",
-                    captured_at=capture.captured_at,
-                    note=f"wayback {capture.timestamp} {capture.original}",
+                captures = cdx_captures(
+                    session, wayback_url, source.url, settings, cdx_limiter, since
                 )
             except FetchError as error:
+                if error.http_status == 429:
+                    cdx_limiter.trip()
                 outcomes.append(
                     FetchOutcome(
                         source.url,
                         "wayback",
                         "failed",
-                        attempted,
+                        _now(),
                         error.http_status,
-                        f"{replay}: {error.reason}",
-                        captured_at=captured,
+                        f"CDX: {error.reason}",
                     )
                 )
                 continue
-            known.add(captured)
-            outcomes.append(
-                FetchOutcome(
-                    source.url,
-                    "wayback",
-                    "new_snapshot",
-                    attempted,
-                    200,
-                    record_id=record.record_id,
-                    captured_at=captured,
+            known = have.get(page_key(source.url), set())
+            for capture in captures:
+                captured = raw_archive.iso(capture.captured_at)
+                if captured in known:
+                    outcomes.append(
+                        FetchOutcome(
+                            source.url, "wayback", "already_archived", _now(), captured_at=captured
+                        )
+                    )
+                    continue
+                attempted = _now()
+                replay = f"{wayback_url}/web/{capture.timestamp}id_/{capture.original}"
+                try:
+                    fetched = get(
+                        session, replay, settings, limiter=replay_limiter, limiter_key="replay"
+                    )
+                    record = _archive(
+                        archive,
+                        fetched,
+                        url=source.url,
+                        municipality=source.municipality,
+                        kind="wayback",
+                        captured_at=capture.captured_at,
+                        note=f"wayback {capture.timestamp} {capture.original}",
+                    )
+                except FetchError as error:
+                    outcomes.append(
+                        FetchOutcome(
+                            source.url,
+                            "wayback",
+                            "failed",
+                            attempted,
+                            error.http_status,
+                            f"{replay}: {error.reason}",
+                            captured_at=captured,
+                        )
+                    )
+                    continue
+                known.add(captured)
+                outcomes.append(
+                    FetchOutcome(
+                        source.url,
+                        "wayback",
+                        "new_snapshot",
+                        attempted,
+                        200,
+                        record_id=record.record_id,
+                        captured_at=captured,
+                    )
                 )
-            )
     return outcomes
 
 
@@ -481,7 +496,11 @@ def import_warc(
     outcomes = []
     _check_warc_magic(path)
     n_records = 0
-    with open(path, "rb") as handle:
+    known = raw_archive.record_ids(raw_dir)  # importing a WARC again adds nothing
+    with (
+        open(path, "rb") as handle,
+        raw_archive.ArchiveAppender(raw_dir, known_ids=known) as archive,
+    ):
         for record in ArchiveIterator(handle):
             n_records += 1
             if record.rec_type != "response" or record.http_headers is None:
@@ -519,7 +538,7 @@ def import_warc(
             fetched = Fetched(uri, status, headers, body)
             try:
                 stored = _archive(
-                    raw_dir,
+                    archive,
                     fetched,
                     url=source.url if source else uri,
                     municipality=source.municipality if source else None,

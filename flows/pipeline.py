@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from flows import history, raw_archive, storage
@@ -98,7 +100,7 @@ def plan_run(
     re-links the indicators into a new release. Record files that cannot be used are
     planned as failed pages, once each.
     """
-    names = raw_archive.record_names(raw_dir)
+    names = raw_archive.record_file_names(raw_dir)  # records/: none or few (segments/)
     bad: list[raw_archive.BadRecord] = []
     base = storage.find_release(datasets_dir)
     repair = None
@@ -121,17 +123,19 @@ def plan_run(
     if base is not None and (stale or repair):
         # A damaged release is repaired as a re-parse: every table is rewritten from the
         # raw archive, which holds every capture, so nothing published is lost.
-        records = raw_archive.read_records(raw_dir, names, bad)
+        records = raw_archive.read_all(raw_dir, bad)
         todo, again = split_versions(records, set(), parser_version)
         return Plan(
-            todo, "reparse", len(names), base["release"], base["parser_version"], tuple(bad),
+            todo, "reparse", len(records) + len(bad), base["release"], base["parser_version"],
+            tuple(bad),
             repair, tuple(again),
         )  # fmt: skip
     # Planning from names: only records not yet published are read (a record file is
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
     done = set(published)
-    todo = raw_archive.read_records(raw_dir, [name for name in names if name not in done], bad)
-    n_in_archive = len(names)
+    # Segments: only those the release did not consume are read (`pages.raw_segment`).
+    todo = raw_archive.read_new(raw_dir, done, consumed_segments(datasets_dir, base), bad, names)
+    n_in_archive = len(done.union(names, (r.record_id for r in todo), (b.record_id for b in bad)))
     # Before any batching: two parse workers never get the same version.
     todo, again = split_versions(todo, known, parser_version)
     mode = "append"
@@ -219,6 +223,7 @@ def recapture_rows(
             "source": record.source,
             "parse_status": "recapture",
             "parser_version": parser_version,
+            "raw_segment": record.raw_segment,
             "n_findings": 0,
             "n_rejects": 0,
         }
@@ -229,6 +234,21 @@ def recapture_rows(
         name: storage.build_table(name, pages if name == "pages" else empty[name])
         for name in storage.DATA_TABLES
     }
+
+
+def consumed_segments(datasets_dir: Location, release: dict[str, Any] | None) -> set[str]:
+    """The raw segment files a release consumed: the distinct `pages.raw_segment` (one
+    column, a few hundred distinct values at a million captures). Empty for a release
+    written before the column existed (its archive had no segments)."""
+    if release is None:
+        return set()
+    table = DeltaTable(
+        str(storage.table_path(datasets_dir, "pages")), version=int(release["pages_version"])
+    )
+    if "raw_segment" not in table.schema().to_arrow().names:
+        return set()
+    column = table.to_pyarrow_table(columns=["raw_segment"]).column(0)
+    return {name for name in pc.unique(column).to_pylist() if name is not None}
 
 
 def release_damage(
@@ -288,7 +308,8 @@ def quarantined_rows(
     }
     for bad in bad_records:
         snapshot = {"snapshot_id": bad.record_id, "raw_sha256": None, "url": bad.url,
-                    "captured_at": None, "parser_version": parser_version}  # fmt: skip
+                    "captured_at": None, "parser_version": parser_version,
+                    "raw_segment": bad.raw_segment}  # fmt: skip
         for key, column in columns["pages"].items():
             column.append({**snapshot, "parse_status": "failed", "error": bad.reason,
                            "n_findings": 0, "n_rejects": 1}.get(key))  # fmt: skip
@@ -336,6 +357,7 @@ def parse_snapshots(
             "captured_at": captured_at,
             "version_id": version_id(record.url, record.sha256, parser_version),
             "parser_version": parser_version,
+            "raw_segment": record.raw_segment,  # pages only: the segments a release consumed
         }
         try:
             if isinstance(data, Exception):
@@ -390,17 +412,31 @@ def _with_objects(
     raw_dir: Location, records: Iterable[raw_archive.SnapshotRecord]
 ) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception]]:
     """Each record with its object's bytes (or the error reading them), read a chunk at a
-    time. An object its record says is over `MAX_PAGE_BYTES` is not read at all."""
-    for chunk in batched(list(records), OBJECT_READ_CHUNK):
-        too_large = {index for index, r in enumerate(chunk) if (r.size_bytes or 0) > MAX_PAGE_BYTES}
-        read = iter(raw_archive.read_objects(
-            raw_dir, [r.sha256 for i, r in enumerate(chunk) if i not in too_large]
-        ))  # fmt: skip
-        for index, record in enumerate(chunk):
-            if index in too_large:
+    time. An object its record says is over `MAX_PAGE_BYTES` is not read at all.
+
+    Each distinct object is read once per batch (one GET on a bucket): bytes that a later
+    record of the batch shares (the same page under two URLs, `http://` and `https://`
+    captures) are kept until that record, then dropped, so memory stays within one batch's
+    distinct objects."""
+    records = list(records)
+    fits = [(record.size_bytes or 0) <= MAX_PAGE_BYTES for record in records]
+    remaining = Counter(r.sha256 for r, ok in zip(records, fits, strict=True) if ok)
+    kept: dict[str, bytes | Exception] = {}
+    for start in range(0, len(records), OBJECT_READ_CHUNK):
+        chunk = records[start : start + OBJECT_READ_CHUNK]
+        ok = fits[start : start + OBJECT_READ_CHUNK]
+        wanted = [sha for sha in dict.fromkeys(r.sha256 for r, o in zip(chunk, ok, strict=True)
+                                               if o) if sha not in kept]  # fmt: skip
+        kept.update(zip(wanted, raw_archive.read_objects(raw_dir, wanted), strict=True))
+        for record, fit in zip(chunk, ok, strict=True):
+            if not fit:
                 yield record, _too_large(record.size_bytes or 0)
-            else:
-                yield record, next(read)
+                continue
+            data = kept[record.sha256]
+            remaining[record.sha256] -= 1
+            if not remaining[record.sha256]:
+                del kept[record.sha256]
+            yield record, data
 
 
 def _too_large(size: int) -> PageLimitError:

@@ -127,6 +127,13 @@ PAGES = pa.schema(
             nullable=False,
         ),
         _field("n_rejects", pa.int32(), "rejects recorded for the page", nullable=False),
+        _field(
+            "raw_segment",
+            pa.string(),  # one value per ~10,000 rows: Parquet dictionary-encodes it
+            "segment file the record was read from (raw/segments/<name>); null for a "
+            "record file (raw/records/<id>.json). Its distinct values are the segments "
+            "the release consumed: a run lists raw/segments/ and reads only the others",
+        ),
     ]
 )
 
