@@ -48,15 +48,15 @@ def prepare_corpus(workdir: Path, n: int, seed: int) -> tuple[Path, Path]:
     if not (small / ".complete").exists():
         shutil.rmtree(small, ignore_errors=True)
         records = sorted(raw_archive.iter_records(raw), key=lambda r: r.captured_at or "")
-        for record in records[: n // 5]:
-            for relative in (
-                Path("objects") / record.sha256[:2] / record.sha256,
-                Path("records") / f"{record.record_id}.json",
-            ):
+        # the records in segment files, as the corpus keeps them (raw_archive.ArchiveAppender)
+        with raw_archive.ArchiveAppender(small) as archive:
+            for record in records[: n // 5]:
+                relative = Path("objects") / record.sha256[:2] / record.sha256
                 target = small / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not target.exists():
                     os.link(raw / relative, target)
+                archive.add_record(record)
         (small / ".complete").write_text("ok")
     return raw, small
 

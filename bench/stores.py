@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         clock = time.perf_counter()
         fs, path = location.filesystem("s3://oj-bench/raw")
         fs.put(f"{raw}/objects/", f"{path}/objects/", recursive=True)
-        fs.put(f"{raw}/records/", f"{path}/records/", recursive=True)
+        for folder in ("records", "segments"):  # the corpus keeps its records in segments
+            if (raw / folder).is_dir():
+                fs.put(f"{raw}/{folder}/", f"{path}/{folder}/", recursive=True)
         results["upload_raw_seconds"] = round(time.perf_counter() - clock, 1)
 
         servers = [server.pid, s3.pid] + [process.pid for process in dask]

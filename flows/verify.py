@@ -78,6 +78,28 @@ def verify_raw(raw_dir: Location) -> tuple[list[str], dict[str, int]]:
                 )
             if record.sha256 not in present:
                 problems.append(f"{path}: its object {record.sha256[:12]}... is missing")
+    # Segments (raw/segments/*.jsonl): every line a record, checked like a record file.
+    segments = raw_archive.segment_names(raw_dir)
+    for chunk in batched(segments, raw_archive.SEGMENT_READ_CHUNK):
+        paths = [raw_archive.segment_path(raw_dir, name) for name in chunk]
+        for path, data in zip(paths, location.read_many(paths), strict=True):
+            if isinstance(data, Exception):
+                reason = data.strerror if isinstance(data, OSError) and data.strerror else data
+                problems.append(f"{path}: unreadable segment: {reason}")
+                continue
+            for number, line in enumerate(data.split(b"\n"), 1):
+                if not line.strip():
+                    continue
+                n_records += 1
+                try:
+                    record = raw_archive.parse_record(line)
+                except ValueError as error:
+                    problems.append(f"{path} line {number}: unreadable record: {error}")
+                    continue
+                if record.sha256 not in present:
+                    problems.append(
+                        f"{path} line {number}: its object {record.sha256[:12]}... is missing"
+                    )
     return problems, {"objects": n_objects, "records": n_records}
 
 
@@ -248,7 +270,7 @@ def verify_archive_covers(raw_dir: Location, datasets_dir: Location) -> list[str
     except Exception:  # noqa: BLE001 - reported by verify_releases already
         return []
     records_dir = location.join(raw_dir, "records")
-    present = {n.removesuffix(".json") for n in location.list_names(records_dir)}
+    present = raw_archive.archive_ids(raw_dir)  # record files and segment lines
     missing = sorted(published - present)
     if not missing:
         return []

@@ -119,3 +119,23 @@ def test_each_distinct_object_is_read_once_per_batch(tmp_path: Path, monkeypatch
     assert [r.record_id for r, _ in got] == [r.record_id for r in records]
     assert got[3][1] == got[0][1] == raw_archive.read_object(raw, seeds[0].sha256)
     assert sorted(reads) == sorted({r.sha256 for r in records})
+
+
+def test_verify_checks_segments_line_by_line(tmp_path: Path, capsys) -> None:
+    from flows.cli import main
+
+    raw, datasets = tmp_path / "raw", tmp_path / "datasets"
+    added = _seed_archive(raw, batch=10)
+    _release(raw, datasets)
+    args = ["verify", "--raw-dir", str(raw), "--datasets-dir", str(datasets)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "3 objects, 3 records, 1 release checked" in capsys.readouterr().out
+    (name,) = raw_archive.segment_names(raw)
+    path = raw / "segments" / name
+    lines = path.read_text("utf-8").splitlines()
+    path.write_text("\n".join([lines[0], lines[1][:30], lines[2]]) + "\n", "utf-8")
+    raw_archive.object_path(raw, added[2].sha256).unlink()
+    assert main(args) == 1
+    problems = capsys.readouterr().err.splitlines()
+    assert any(f"{path} line 2: unreadable record" in line for line in problems), problems
+    assert any(f"{path} line 3: its object" in line for line in problems), problems
