@@ -47,6 +47,9 @@ def _upload(local: Path, url: str) -> None:
 def _frame(name: str, datasets: object) -> pl.DataFrame:
     """A table of the latest release in a stable row order (comparable across stores)."""
     frame = pl.from_arrow(storage.load_arrow(name, datasets_dir=datasets))
+    # where a record is kept (a segment file, or a record file as RAW_DIR ships them) is
+    # the archive's storage, not the data: `oj add` writes segments
+    frame = frame.drop("raw_segment", strict=False)
     return frame.sort([c for c, kind in frame.schema.items() if not kind.is_nested()])
 
 
