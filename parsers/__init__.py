@@ -5,6 +5,7 @@ output and a notebook can call `parse_page` directly.
 """
 
 from parsers.decode import PageError, decode_page, looks_like_html
+from parsers.layouts import DIRECTIONS, PageContext, normalize_label
 from parsers.numbers import (
     NationalReading,
     find_levels,
@@ -12,12 +13,15 @@ from parsers.numbers import (
     national_figures,
     national_reading,
 )
-from parsers.page import parse_page, relative_heading
+from parsers.page import LAYOUTS, parse_page, relative_heading
 from parsers.records import (
+    COMPARISONS,
+    ENTITY_KINDS,
     FLAGS,
     LOCAL_STATUSES,
     NATIONAL_COMPARISONS,
     NATIONAL_FLAGS,
+    NATIONAL_MEASURES,
     REJECT_REASONS,
     SURVEY_YEAR_BASES,
     Finding,
@@ -29,17 +33,23 @@ from parsers.years import section_years, statement_years
 
 #: Bump when a change can alter any parsed record: the flow re-parses the raw archive
 #: into a new release when this differs from the version that parsed it.
-PARSER_VERSION = "2.1.0"
+PARSER_VERSION = "2.2.0"
 
 __all__ = [
+    "COMPARISONS",
+    "DIRECTIONS",
+    "ENTITY_KINDS",
     "FLAGS",
+    "LAYOUTS",
     "LOCAL_STATUSES",
     "NATIONAL_COMPARISONS",
+    "NATIONAL_MEASURES",
     "NATIONAL_FLAGS",
     "PARSER_VERSION",
     "REJECT_REASONS",
     "SURVEY_YEAR_BASES",
     "Finding",
+    "PageContext",
     "PageError",
     "ParsedPage",
     "Reject",
@@ -50,6 +60,7 @@ __all__ = [
     "looks_like_html",
     "national_figures",
     "national_reading",
+    "normalize_label",
     "NationalReading",
     "parse_page",
     "relative_heading",

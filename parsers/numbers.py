@@ -207,7 +207,9 @@ def _earlier(text: str, start: int) -> bool:
     return bool(_EARLIER_BEFORE.search(text, max(0, start - 40), start))
 
 
-def _bounded(text: str, start: int) -> bool:
+def bounded_at(text: str, start: int) -> bool:
+    """Is the figure starting at `start` a bound, not a level ("över 74 procent", "minst
+    80 procent")? Shared with the card layout (parsers/layouts/cards.py)."""
     return bool(_BOUND_BEFORE.search(text, max(0, start - 20), start))
 
 
@@ -257,7 +259,7 @@ def find_levels(text: str) -> tuple[Level, ...]:
         value = _share(_to_float(match.group("part")), _to_float(match.group("whole")))
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
-                                bounded=_bounded(text, match.start()),
+                                bounded=bounded_at(text, match.start()),
                                 is_from=_earlier(text, match.start())))  # fmt: skip
     for match in _FRACTION.finditer(text) if "del" in lowered or "hälft" in lowered else ():
         if match.group("half"):
@@ -266,13 +268,13 @@ def find_levels(text: str) -> tuple[Level, ...]:
             value = _share(_to_float(match.group("part")), _FRACTIONS[match.group("frac").lower()])
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
-                                bounded=_bounded(text, match.start()),
+                                bounded=bounded_at(text, match.start()),
                                 is_from=_earlier(text, match.start())))  # fmt: skip
     for match in _EVERY_NTH.finditer(text) if "var" in lowered else ():
         value = _share(1, _ORDINALS[match.group("ord").lower()])
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
-                                bounded=_bounded(text, match.start())))  # fmt: skip
+                                bounded=bounded_at(text, match.start())))  # fmt: skip
     levels.sort(key=lambda level: level.start)
     return tuple(levels)
 

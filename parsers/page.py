@@ -1,14 +1,39 @@
-"""Parse one Öppna jämförelser page (HTML or plain-text extract) into findings."""
+"""Parse one Öppna jämförelser page (HTML or plain-text extract) into findings.
+
+Layouts, chosen per region of the page (issue 22):
+
+1. Kalmar's statement-and-answer pairs under "... resultat visar att:" and the lists
+   relative to the nation ("... ligger bättre till än medlet i riket gällande:") read the
+   whole page first, exactly as before the other layouts existed. A section with bullets
+   claims its lines: its heading, bullets, answers and the paragraphs it keeps back, to
+   the next heading or end marker.
+2. Every maximal run of lines no such section claims is a region (a page with no results
+   heading is one region). Each region is offered to the modules of `LAYOUTS` in order
+   (result tables, then county cards, parsers/layouts/); the first whose `detect()` says
+   yes reads the region with its `parse()`. So a Kalmar page gives byte for byte what it
+   gave before, and a page the pairs do not read gets its tables or cards.
+
+A new municipality's layout is one module in parsers/layouts/ (a `detect` and a `parse`
+over the line form of parsers/lines.py, returning `Finding`/`Reject` records), one line
+in `LAYOUTS`, and its fixtures. The number grammar (parsers/numbers.py), year rules
+(parsers/years.py) and status rules (parsers/status.py) stay shared.
+Deliberately not: two layouts in one region (the first that detects itself reads it),
+and the page-level year fallbacks of `section_years` for a table or card: their year is
+the column header's or the paragraph's, or none.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Protocol
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
+from parsers.layouts import PageContext, cards, tables
 from parsers.lines import Line, html_lines_checked, html_title, normalize_space, text_lines
 from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
 from parsers.numbers import NationalReading, local_value, national_reading
@@ -422,8 +447,9 @@ _NATIONAL_SOURCE = re.compile(
 
 def _collect_sections(
     lines: list[Line], opener: re.Pattern[str], municipality: str | None
-) -> tuple[list[_Section], list[Reject]]:
-    """Walk the lines: results sections with their bullet pairs, and what fits nowhere.
+) -> tuple[list[_Section], list[Reject], list[bool]]:
+    """Walk the lines: results sections with their bullet pairs, what fits nowhere, and
+    per line whether a section with bullets claims it (see `_unclaimed_regions`).
 
     A page that belongs to no municipality (`municipality` None: none given, none in its
     title, site name, answers or host) has no local answers: a national summary page
@@ -432,12 +458,17 @@ def _collect_sections(
     bullet as that bullet's answer. Its paragraphs are rejects."""
     sections: list[_Section] = []
     rejects: list[Reject] = []
+    owners: list[_Section | None] = [None] * len(lines)
     current: _Section | None = None
     for index, line in enumerate(lines):
         text_ = line.text
+        # The line belongs to the section open when it is read (a heading: its own
+        # section); lines read while no section with bullets is open stay unclaimed.
+        owners[index] = current
         if not line.is_bullet and len(text_) <= 120 and _is_section_heading(text_):
             current = _Section(text_)
             sections.append(current)
+            owners[index] = current
             continue
         if not line.is_bullet and _END_MARKER.match(text_):
             current = None
@@ -452,6 +483,7 @@ def _collect_sections(
         if comparison is not None:
             current = _Section(text_, comparison=comparison)
             sections.append(current)
+            owners[index] = current
             continue
         if line.is_bullet:
             if not text_:
@@ -493,7 +525,8 @@ def _collect_sections(
             last.answer = text_
         else:
             rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
-    return sections, rejects
+    claimed = [owner is not None and bool(owner.pairs) for owner in owners]
+    return sections, rejects, claimed
 
 
 def _title_lines(lines: list[Line]) -> tuple[list[str], str | None]:
@@ -551,6 +584,83 @@ _ALERT = re.compile(
 )
 
 
+# --- other layouts: result tables, county cards --------------------------------------------
+
+
+class Layout(Protocol):
+    """What a layout module offers (parsers/layouts/): a detector and a parser over a
+    region of the page's lines."""
+
+    def detect(self, lines: Sequence[Line], *, entity: str | None = None) -> bool: ...
+
+    def parse(
+        self,
+        lines: Sequence[Line],
+        *,
+        context: PageContext | None = None,
+        directions: Mapping[str, str] | None = None,
+    ) -> tuple[tuple[Finding, ...], tuple[Reject, ...]]: ...
+
+
+#: The layouts tried, in this order, on each region the statement-and-answer pairs and the
+#: relative lists leave unclaimed; the first that detects itself reads the region. A new
+#: layout is a module with `detect`/`parse` in parsers/layouts/, one line here, and its
+#: fixtures.
+LAYOUTS: tuple[Layout, ...] = (tables, cards)  # type: ignore[assignment]
+
+# Layouts that report a county's (or region's) figures, not a municipality's.
+_COUNTY_LAYOUTS = frozenset({cards})
+# "Öppna jämförelser i Kronobergs län", "Region Kronoberg": the county a card page is of.
+_COUNTY_NAME = re.compile(
+    r"\b(?:[A-ZÅÄÖ][a-zåäö]+(?:[- ][A-ZÅÄÖ][a-zåäö]+)? län|Region [A-ZÅÄÖ][a-zåäö]+)\b"
+)
+
+
+def _county_name(title_text: str | None, configured: str | None) -> str | None:
+    """The county or region a page's cards are of: named in its title ("Öppna jämförelser
+    i Granåsens län"), or the configured entity when that is a county or region."""
+    for text in (title_text, configured):
+        match = _COUNTY_NAME.search(text) if text else None
+        if match:
+            return match.group(0)
+    return None
+
+
+def _unclaimed_regions(lines: list[Line], claimed: list[bool]) -> list[list[Line]]:
+    """Maximal runs of lines no section with bullets claims: where a page prints results
+    in another layout (a page with no "... resultat visar att:" heading is one region)."""
+    regions: list[list[Line]] = []
+    run: list[Line] = []
+    for line, taken in zip(lines, claimed, strict=True):
+        if taken:
+            if run:
+                regions.append(run)
+                run = []
+        else:
+            run.append(line)
+    if run:
+        regions.append(run)
+    return regions
+
+
+def _read_region(
+    region: list[Line],
+    context: PageContext,
+    county: str | None,
+    directions: Mapping[str, str] | None,
+) -> tuple[tuple[Finding, ...], tuple[Reject, ...]]:
+    """The first layout of `LAYOUTS` that detects itself in the region reads it."""
+    for layout in LAYOUTS:
+        if layout in _COUNTY_LAYOUTS:
+            own = PageContext(context.url, county, context.area, context.page_updated,
+                              context.page_published)  # fmt: skip
+            if layout.detect(region, entity=county):
+                return layout.parse(region, context=own, directions=directions)
+        elif layout.detect(region, entity=context.municipality):
+            return layout.parse(region, context=context, directions=directions)
+    return (), ()
+
+
 _TOO_DEEP_TEXT = "HTML nested deeper than 256 levels: the content inside was lost"
 
 
@@ -561,12 +671,17 @@ def parse_page(
     municipality: str | None = None,
     captured_at: date | datetime | None = None,
     charset: str | None = None,
+    directions: Mapping[str, str] | None = None,
 ) -> ParsedPage:
     """Parse one page snapshot, HTML or plain-text extract (detected from the content).
 
     `content` may be bytes (decoded with `charset` if given, else detected) or text.
     `municipality` overrides the name inferred from the page; `captured_at` is the
-    fallback for a survey year when the page has no other evidence. Raises PageError
+    fallback for a survey year when the page has no other evidence. `directions` maps
+    an indicator's normalised label (`parsers.layouts.normalize_label`) to
+    "higher_is_better" / "lower_is_better": a table's or card's higher/lower then also
+    reads as better/worse in `national_comparison` (the pipeline passes none and judges
+    in flows/history instead, see docs/parsing.md). Raises PageError
     for empty or binary input; a readable page with no results is returned with rejects.
     """
     if isinstance(content, bytes):
@@ -612,13 +727,9 @@ def parse_page(
         )
     opener = _answer_opener(municipality)
 
-    sections, rejects = _collect_sections(lines, opener, municipality)
+    sections, rejects, claimed = _collect_sections(lines, opener, municipality)
     if too_deep:
         rejects.insert(0, Reject("nesting_too_deep", _TOO_DEEP_TEXT, None, None))
-    if not sections:
-        rejects.append(
-            Reject("no_results_section", "no '... resultat visar att:' heading found", None, None)
-        )
     for section in sections:
         if not section.pairs:
             rejects.append(Reject("empty_section", section.heading, section.heading, None))
@@ -678,6 +789,32 @@ def parse_page(
                     flags=tuple(flags),
                 )
             )
+    context = PageContext(url, municipality, area, page_updated, page_published)
+    county = _county_name(title_text, municipality)
+    n_layout_regions = 0
+    for region in _unclaimed_regions(lines, claimed):
+        layout_findings, layout_rejects = _read_region(region, context, county, directions)
+        if layout_findings or layout_rejects:
+            n_layout_regions += 1
+        for finding in layout_findings:  # numbered on after the pairs: one page, one count
+            findings.append(replace(finding, position=len(findings) + 1))
+        rejects.extend(layout_rejects)
+    if input_format == "text" and not sections and n_layout_regions:
+        # With no results heading to stop at, the title lines of a text extract run to the
+        # end of the page ("Placering bland landets kommuner plats 41 plats 23" would be
+        # the title): the title is read before the first table or card instead.
+        first = (
+            next((i for i, line in enumerate(lines) if line.text == findings[0].section), None)
+            if findings
+            else None
+        )
+        if first is not None:
+            area = _area_from_text(_title_lines(lines[:first])[0])
+            findings = [replace(finding, area=area) for finding in findings]
+    if not sections and not n_layout_regions:
+        rejects.append(
+            Reject("no_results_section", "no '... resultat visar att:' heading found", None, None)
+        )
     return ParsedPage(
         url=url,
         municipality=municipality,
@@ -688,7 +825,7 @@ def parse_page(
         charset=used_charset,
         findings=tuple(findings),
         rejects=tuple(rejects),
-        n_sections=len(sections),
+        n_sections=len(sections) + n_layout_regions,
     )
 
 

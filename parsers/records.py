@@ -51,6 +51,7 @@ _LAYOUT_DEFAULTS: dict[str, Any] = {
     "national_measure": "share_of_municipalities",
     "national_value": None,
     "comparison": None,
+    "entity": None,
 }
 
 #: Quality flags a finding can carry.
@@ -99,6 +100,12 @@ REJECT_REASONS: dict[str, str] = {
         "the HTML nests deeper than the HTML parser builds (256 levels): what sits deeper "
         "was lost, so the page's findings may be incomplete"
     ),
+    # Kept back by the result-table layout (parsers/layouts/tables.py).
+    "table_row_incomplete": (
+        "a table row with fewer cells than the header has columns (an empty cell prints "
+        "nothing in HTML or text): which figure belongs to which year cannot be told"
+    ),
+    "table_rank_row": "a table row that states a rank ('Placering', 'plats 23'), not a figure",
 }
 
 
@@ -122,6 +129,10 @@ class Finding:
       medianen i riket". Better/worse is a judgement: it goes in `national_comparison`
       as printed ("bättre än riket"), or from `comparison` only where the indicator's
       direction is known.
+    - `entity`: the name of the entity whose figure `local_value` is: the municipality
+      on a result table, the county or region on a county card (whose `municipality` is
+      None: a county is no municipality). None on Kalmar's pairs and relative lists,
+      whose entity is `municipality`.
     """
 
     url: str | None
@@ -145,14 +156,15 @@ class Finding:
     national_measure: str | None = "share_of_municipalities"
     national_value: float | None = None
     comparison: str | None = None
+    entity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: dates as ISO strings, tuples as lists.
 
-        The four layout fields are left out when all of them hold their defaults (every
+        The layout fields are left out when all of them hold their defaults (every
         finding of Kalmar's pairs and the relative lists): `oj parse` output and the
         golden files of those layouts stay byte for byte what they were before the
-        fields existed. A finding with any of them set carries all four, so one record
+        fields existed. A finding with any of them set carries all of them, so one record
         never has half of them.
         """
         record = _jsonable(asdict(self))

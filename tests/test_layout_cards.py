@@ -27,7 +27,7 @@ KEYS = (
     "national_value",
     "national_measure",
     "entity_kind",
-    "municipality",
+    "entity",
 )
 G = "Granåsens län"
 UPPSOKANDE = "Uppsökande verksamhet för äldre"
@@ -62,6 +62,9 @@ def test_card_fixture_gives_the_expected_findings(form: str) -> None:
     findings, rejects = cards.parse(lines, context=PageContext(municipality=G))
     assert [tuple(getattr(f, key) for key in KEYS) for f in findings] == EXPECTED
     assert rejects == ()
+    # a county is no municipality: its name is the entity (issue 22: "`municipality`
+    # stays for municipalities")
+    assert {f.municipality for f in findings} == {None}
     # the paragraph is the county's answer, both of its <p> included
     assert findings[0].local_answer is not None
     assert findings[0].local_answer.endswith("något under medianen i riket 2023.")

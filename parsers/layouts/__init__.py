@@ -23,15 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-#: Why a layout module kept text back as a reject. Not yet in records.REJECT_REASONS:
-#: the lead merges them when the modules are wired into parse_page (the data dictionary
-#: and README list every reason).
+from parsers.records import REJECT_REASONS
+
+#: Why a layout module kept text back: the reasons live with every other reason in
+#: records.REJECT_REASONS (one place, the data dictionary lists them); this is the
+#: layouts' part of it.
 LAYOUT_REJECT_REASONS: dict[str, str] = {
-    "table_row_incomplete": (
-        "a table row with fewer cells than the header has columns (an empty cell prints "
-        "nothing in HTML or text): which figure belongs to which year cannot be told"
-    ),
-    "table_rank_row": "a table row that states a rank ('Placering', 'plats 23'), not a figure",
+    key: REJECT_REASONS[key] for key in ("table_row_incomplete", "table_rank_row")
 }
 
 #: Values of the `directions` mapping each parse() accepts.

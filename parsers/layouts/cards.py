@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 
 from parsers.layouts import PageContext, judged, normalize_label
 from parsers.lines import Line
-from parsers.numbers import Level, _bounded, stated_levels
+from parsers.numbers import Level, bounded_at, stated_levels
 from parsers.records import Finding, Reject
 from parsers.status import local_status
 from parsers.years import statement_years
@@ -88,7 +88,7 @@ def _county_share(paragraph: str) -> Level | None:
         first.in_words
         or first.is_from
         or first.in_range
-        or _bounded(paragraph, first.start)  # "över 74 procent": a bound, no figure
+        or bounded_at(paragraph, first.start)  # "över 74 procent": a bound, no figure
         or not _OF_COUNTY.match(paragraph, first.end)
     ):
         return None
@@ -169,7 +169,8 @@ def parse(
         findings.append(
             Finding(
                 url=context.url,
-                municipality=context.municipality,
+                # A county is no municipality: its name goes in `entity`.
+                municipality=None,
                 area=context.area,
                 page_updated=context.page_updated,
                 page_published=context.page_published,
@@ -189,6 +190,7 @@ def parse(
                 national_measure=None,
                 national_value=None,
                 comparison=comparison,
+                entity=context.municipality,
             )
         )
     return tuple(findings), ()

@@ -392,10 +392,11 @@ def parse(
                     else None
                 )
                 comparison = compare(local, national_value)
+                entity = context.municipality or column.name
                 findings.append(
                     Finding(
                         url=context.url,
-                        municipality=context.municipality or column.name,
+                        municipality=entity,
                         area=context.area,
                         page_updated=context.page_updated,
                         page_published=context.page_published,
@@ -415,6 +416,7 @@ def parse(
                         national_measure=measure if national_value is not None else None,
                         national_value=national_value,
                         comparison=comparison,
+                        entity=entity,
                     )
                 )
     return tuple(findings), tuple(rejects)
