@@ -281,13 +281,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isinstance(result, dict) and "error" in result:
             for failure in result.get("notification_failures", []):
                 print(f"oj run: notification failed: {failure}", file=sys.stderr)
-            print(f"oj run: {result['error']}", file=sys.stderr)
-            return int(result["exit_code"])
-        if not (isinstance(result, dict) and result.get("fetch_failures")):
             if result.get("new_release"):
                 # The release was written and a later step failed (latest/ on a full
                 # disk): the summary says what the run did, the error line what it did not.
                 print(summary_line(result), flush=True)
+            print(f"oj run: {result['error']}", file=sys.stderr)
+            return int(result["exit_code"])
+        if not (isinstance(result, dict) and result.get("fetch_failures")):
             if isinstance(result, BaseException):
                 raise result  # main() prints it as one line (the traceback with --debug)
             raise RuntimeError(state.message or "the run failed")
