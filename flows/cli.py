@@ -48,6 +48,7 @@ PARSE_KEYS = (
     "local_value",
     "flags",
 )
+LAYOUT_KEYS = ("entity_kind", "entity", "national_measure", "national_value", "comparison")
 
 
 def _parse_time(value: str | None, command: str) -> datetime | None:
@@ -156,7 +157,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
         for finding in page.findings:
             record = finding.to_dict()
             sys.stdout.write(
-                json.dumps({key: record[key] for key in PARSE_KEYS}, ensure_ascii=False) + "\n"
+                # the layout keys (entity_kind, entity, national_measure, ...) only where
+                # to_dict carries them: tables and cards, never Kalmar's pairs
+                json.dumps({key: record[key] for key in PARSE_KEYS + LAYOUT_KEYS if key in record},
+                           ensure_ascii=False) + "\n"  # fmt: skip
             )
     return status
 

@@ -33,7 +33,8 @@ from flows.schemas import (
     RESOLVED_YEAR_BASES,
 )
 from flows.sources import page_key
-from parsers import NATIONAL_FLAGS
+from parsers import DIRECTIONS, NATIONAL_FLAGS, normalize_label
+from parsers.layouts import judged
 from parsers.linking import Occurrence, link_statements, normalize_statement
 
 #: Columns compared between snapshots and between observations.
@@ -59,7 +60,16 @@ COLUMNS_USED = (
     "local_status",
     "local_value",
     "flags",
+    # the table and card layouts (issue 22)
+    "national_comparison",
+    "entity_kind",
+    "entity",
+    "national_measure",
+    "national_value",
+    "comparison",
 )
+#: Carried from the latest snapshot into `observations` as they are (not compared).
+LAYOUT_CARRIED = ("national_measure", "national_value", "comparison", "national_comparison")
 #: The `pages` columns `changes` reads: every capture of a page in time order, recaptures
 #: included (they carry no findings of their own: their version's are theirs).
 CAPTURE_COLUMNS = ("snapshot_id", "url", "captured_at", "version_id")
@@ -107,6 +117,8 @@ class Overrides:
 
     same: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     different: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: normalised indicator label -> "higher_is_better" / "lower_is_better" ([directions])
+    directions: dict[str, str] = field(default_factory=dict)
     sha256: str | None = None
 
 
@@ -136,6 +148,18 @@ def load_overrides(path: Path | str | None) -> Overrides:
             pairs = [(normalized[0], other) for other in normalized[1:]]
             target = overrides.same if kind == "same" else overrides.different
             target.setdefault(entry["area"], []).extend(pairs)
+    # [directions]: whether a higher figure is better, per indicator. Applied here, when
+    # observations are derived, not by the parser: editing it changes the file's sha256,
+    # which rebuilds the derived tables in full (a re-link), with no re-parse.
+    directions = data.get("directions", {})
+    if not isinstance(directions, dict):
+        raise OverridesError(f"{path}: [directions] must be a table of label = direction")
+    for label, direction in directions.items():
+        if direction not in DIRECTIONS:
+            raise OverridesError(
+                f"{path}: [directions] {label!r} = {direction!r}: use one of {list(DIRECTIONS)}"
+            )
+        overrides.directions[normalize_label(label)] = direction
     return overrides
 
 
@@ -164,6 +188,11 @@ def findings_frame(findings: pa.Table) -> pl.DataFrame:
         # rounded: 100 - 33.3 is 66.69999999999999 in binary floating point
         national_percent=pl.when(negated).then((100.0 - printed).round(6)).otherwise(printed),
         national_flags=pl.col("flags").list.set_intersection(pl.lit(list(NATIONAL_FLAGS))),
+        # the entity whose figure it is: a county card names its county, every other
+        # finding is its municipality's
+        entity=pl.coalesce(
+            pl.col("entity").cast(pl.String), pl.col("municipality").cast(pl.String)
+        ),
     ).drop("flags")
 
 
@@ -398,8 +427,42 @@ def national_figures_by_year(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_observations(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (municipality, indicator, survey year), over every snapshot."""
+def judge_directions(frame: pl.DataFrame, directions: dict[str, str] | None) -> pl.DataFrame:
+    """`national_comparison` better/worse from `comparison` higher/lower where the
+    indicator's direction is declared (indicator_overrides.toml [directions]) and the page
+    printed no judgement: 7,3 against 6,8 is worse for "olämpliga läkemedel" and better
+    for "mycket nöjda", and a table does not say which."""
+    if not directions:
+        return frame
+    todo = (
+        frame.filter(pl.col("comparison").is_not_null() & pl.col("national_comparison").is_null())
+        .select(pl.col("national_statement").cast(pl.String), "comparison")
+        .unique()
+    )
+    verdicts = pl.DataFrame(
+        [(s, c, judged(c, s, directions)) for s, c in todo.iter_rows()],
+        schema={"national_statement": pl.String, "comparison": pl.String, "_judged": pl.String},
+        orient="row",
+    )
+    return (
+        frame.with_columns(_statement=pl.col("national_statement").cast(pl.String))
+        .join(
+            verdicts.rename({"national_statement": "_statement"}),
+            on=["_statement", "comparison"],
+            how="left",
+            nulls_equal=False,
+        )
+        .with_columns(national_comparison=pl.coalesce("national_comparison", "_judged"))
+        .drop("_statement", "_judged")
+    )
+
+
+def build_observations(
+    frame: pl.DataFrame, directions: dict[str, str] | None = None
+) -> pl.DataFrame:
+    """One row per (entity, indicator, survey year), over every snapshot: a county's
+    observation never mixes with a municipality's (`entity_kind`, `entity` in the key)."""
+    frame = judge_directions(frame, directions)
     national = national_figures_by_year(frame)
     basis_rank = pl.col("survey_year_basis").replace_strict(
         _BASIS_RANK, default=99, return_dtype=pl.Int32
@@ -407,9 +470,10 @@ def build_observations(frame: pl.DataFrame) -> pl.DataFrame:
     observations = (
         frame.lazy()
         .sort(_TIME_ORDER, nulls_last=False, maintain_order=True)
-        .group_by("municipality", "indicator_id", "survey_year")
+        .group_by("entity_kind", "entity", "municipality", "indicator_id", "survey_year")
         .agg(
             area=pl.col("area").last().fill_null(""),
+            **{column: pl.col(column).last() for column in LAYOUT_CARRIED},
             # the strongest evidence any snapshot had for the year
             survey_year_basis=pl.col("survey_year_basis")
             .sort_by(basis_rank, maintain_order=True)
@@ -446,7 +510,7 @@ def build_observations(frame: pl.DataFrame) -> pl.DataFrame:
         .with_columns(national_conflict=pl.col("national_percent_all_values").list.len() > 1)
         # Ordered by indicator first: an incremental release replaces whole indicators, and
         # their rows then sit together in a few files (fewer files rewritten by the delete).
-        .sort("indicator_id", "municipality", "survey_year", nulls_last=False)
+        .sort("indicator_id", "entity_kind", "entity", "survey_year", nulls_last=False)
         .collect()
     )
     return observations
@@ -631,7 +695,7 @@ def derive(
     linking = link_indicators(frame, previous_ids, overrides)
     frame = resolve_survey_years(apply_linking(frame, linking))
     yield "indicator_links", _links(frame, linking)
-    yield from _derive_linked(frame, frame, captures)
+    yield from _derive_linked(frame, frame, captures, overrides.directions)
 
 
 def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
@@ -661,12 +725,15 @@ def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
 
 
 def _derive_linked(
-    frame: pl.DataFrame, pages: pl.DataFrame, captures: pa.Table | None = None
+    frame: pl.DataFrame,
+    pages: pl.DataFrame,
+    captures: pa.Table | None = None,
+    directions: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Observations and indicators of linked findings whose years are resolved, and the
     changes of `pages` (every finding of the pages to compare; `captures`: every capture
     of those pages)."""
-    observations = build_observations(frame)
+    observations = build_observations(frame, directions)
     indicators = build_indicators(frame, observations)
     yield "observations", _arrow(observations, OBSERVATIONS)
     del observations
@@ -752,7 +819,7 @@ def plan_derivation(
     if previous is None:
         return _full(inputs, overrides, "no derived tables yet")
     try:
-        return _incremental(inputs, previous)
+        return _incremental(inputs, previous, overrides.directions)
     except _Fallback as why:
         return _full(inputs, overrides, str(why), previous)
 
@@ -792,8 +859,11 @@ def _full(
     return Derivation("full", reason, tables())
 
 
-def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
-    # No overrides here: changed overrides always rebuild in full (`full_derivation_reason`).
+def _incremental(
+    inputs: DerivationInputs, previous: pa.Table, directions: dict[str, str] | None = None
+) -> Derivation:
+    # No links from the overrides here: changed overrides always rebuild in full
+    # (`full_derivation_reason`); their unchanged directions still judge the new rows.
     new = findings_frame(inputs.new_findings(list(COLUMNS_USED)))
     # A recapture brings no finding but may still be a change: A -> B, then A again.
     added = inputs.new_captures()
@@ -873,7 +943,7 @@ def _incremental(inputs: DerivationInputs, previous: pa.Table) -> Derivation:
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
         yield "indicator_links", _links(recomputed, linking)
-        yield from _derive_linked(recomputed, pages, captures)
+        yield from _derive_linked(recomputed, pages, captures, directions)
 
     return Derivation(
         "incremental",

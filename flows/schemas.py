@@ -9,10 +9,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from parsers import (
+    COMPARISONS,
+    ENTITY_KINDS,
     FLAGS,
     LOCAL_STATUSES,
     NATIONAL_COMPARISONS,
     NATIONAL_FLAGS,
+    NATIONAL_MEASURES,
     REJECT_REASONS,
     SURVEY_YEAR_BASES,
 )
@@ -39,7 +42,9 @@ PAGE_REJECT_REASONS = {
 #: distinct page version (not per capture), `pages` and `findings` carry `version_id`, and a
 #: byte-identical recapture is a `pages` row with parse_status 'recapture'. A release of
 #: another schema version is rebuilt by the next run (a re-parse, `pipeline.plan_run`).
-SCHEMA_VERSION = "2"
+#: "3": `findings` and `observations` carry entity_kind, entity, national_measure,
+#: national_value and comparison (result tables and county cards, issue 22).
+SCHEMA_VERSION = "3"
 #: Values of `pages.parse_status`.
 PARSE_STATUSES = ("parsed", "no_findings", "failed", "recapture")
 #: What each parse status means (the data dictionary prints these with `pages`).
@@ -137,6 +142,62 @@ PAGES = pa.schema(
     ]
 )
 
+
+def _layout_fields(row: str) -> list[pa.Field]:
+    """The columns of the table and card layouts (parsers/layouts/, issue 22), shared by
+    `findings` and `observations`."""
+    return [
+        _field(
+            "entity_kind",
+            pa.string(),
+            f"whose figure local_value is: {ENTITY_KINDS}; 'county' for a county's indicator "
+            "card ('80 procent av länets kommuner ...'), whose municipality is null",
+            nullable=False,
+        ),
+        _field(
+            "entity",
+            pa.string(),
+            "the county's or region's name when entity_kind is 'county' (from the page title, "
+            "'Öppna jämförelser i Kronobergs län'; null when the page does not name it); "
+            + (
+                "the municipality's name on a result table; null on statement/answer pairs and "
+                "relative lists, whose entity is `municipality`"
+                if row == "finding"
+                else "otherwise the municipality (part of the row's key: a county's "
+                "observation never mixes with a municipality's)"
+            ),
+        ),
+        _field(
+            "national_measure",
+            pa.string(),
+            f"what the national figure measures: {NATIONAL_MEASURES}; statement/answer pairs "
+            "state shares of municipalities; a result table's column is a mean of respondents, "
+            "an index or a count as often: chart only share_of_municipalities as such. Null "
+            "when no national figure is stated (cards, relative lists on tables)",
+        ),
+        _field(
+            "national_value",
+            pa.float64(),
+            "the national figure beside the entity's on a result table, whatever it measures "
+            "(national_measure); national_percent holds it only when it is a share. Null on "
+            "statement/answer pairs (their figure is national_percent) and cards",
+        ),
+        _field(
+            "comparison",
+            pa.string(),
+            f"{COMPARISONS}: the entity's figure against the national one, or the page's "
+            "verbal 'högre/lägre än riket', 'något under medianen i riket'; before any "
+            "judgement of better or worse"
+            + (
+                ""
+                if row == "finding"
+                else " (national_comparison is that judgement where the indicator's direction "
+                "is declared in indicator_overrides.toml [directions])"
+            ),
+        ),
+    ]
+
+
 FINDINGS = pa.schema(
     [
         _field(
@@ -210,6 +271,9 @@ FINDINGS = pa.schema(
         _field("local_answer", pa.string(), "the municipality's answer; null when none"),
         _field("local_status", pa.string(), f"one of {LOCAL_STATUSES}; null without an answer"),
         _field("local_value", pa.float64(), "a figure stated for the municipality"),
+    ]
+    + _layout_fields("finding")
+    + [
         _field(
             "flags",
             _list_of(pa.string()),
@@ -356,6 +420,16 @@ OBSERVATIONS = pa.schema(
         _field("local_status", pa.string(), "local status, from the latest snapshot"),
         _field("local_answer", pa.string(), "local answer, from the latest snapshot"),
         _field("local_value", pa.float64(), "local figure, from the latest snapshot"),
+        _field(
+            "national_comparison",
+            pa.string(),
+            f"{NATIONAL_COMPARISONS}: as printed ('bättre än riket', a relative list's "
+            "heading), or from comparison higher/lower where indicator_overrides.toml "
+            "[directions] declares whether higher is better; from the latest snapshot",
+        ),
+    ]
+    + _layout_fields("observation")
+    + [
         _field("first_seen", pa.date32(), "first capture (or page date) that carried it"),
         _field("last_seen", pa.date32(), "last capture (or page date) that carried it"),
         _field(
@@ -575,6 +649,13 @@ FIXED_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("findings", "survey_year_basis"): SURVEY_YEAR_BASES,
     ("findings", "local_status"): LOCAL_STATUSES,
     ("findings", "national_comparison"): NATIONAL_COMPARISONS,
+    ("findings", "entity_kind"): ENTITY_KINDS,
+    ("findings", "national_measure"): NATIONAL_MEASURES,
+    ("findings", "comparison"): COMPARISONS,
+    ("observations", "entity_kind"): ENTITY_KINDS,
+    ("observations", "national_measure"): NATIONAL_MEASURES,
+    ("observations", "comparison"): COMPARISONS,
+    ("observations", "national_comparison"): NATIONAL_COMPARISONS,
     ("indicator_links", "resolved_survey_year_basis"): RESOLVED_YEAR_BASES,
     ("observations", "survey_year_basis"): RESOLVED_YEAR_BASES,
     ("rejects", "reason"): tuple(REJECT_REASONS) + tuple(PAGE_REJECT_REASONS),
@@ -602,8 +683,9 @@ TABLE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "'failed' and the error",
     },
     "findings": {
-        "row": "one bullet pair of one distinct page version: a national statement with its "
-        "share and the municipality's local answer",
+        "row": "one result of one distinct page version: a bullet pair (a national statement "
+        "with its share and the municipality's local answer), a relative list's bullet, a "
+        "result table's row and year, or a county's indicator card",
         "key": "finding_id",
         "source": "parsed from the version's first capture (snapshot_id, captured_at); every "
         "capture's findings: pages[['snapshot_id', 'captured_at', 'version_id']] joined with "
@@ -627,9 +709,9 @@ TABLE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "source": "derived from every finding of the release (flows/history.py)",
     },
     "observations": {
-        "row": "one (municipality, indicator, survey year), deduplicated over every snapshot "
+        "row": "one (entity, indicator, survey year), deduplicated over every snapshot "
         "that carried it; disagreeing snapshots keep every value",
-        "key": "(municipality, indicator_id, survey_year)",
+        "key": "(entity_kind, entity, indicator_id, survey_year)",
         "source": "derived from the findings and their links (flows/history.py)",
     },
     "changes": {
