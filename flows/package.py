@@ -231,10 +231,11 @@ def _write_package(datasets_dir: Path | str, out: Path, found: dict[str, Any]) -
         "title": f"Öppna jämförelser: municipal pages as data, release {found['release']}",
         "description": (
             "National statements with their share and each municipality's local answer, "
-            "parsed from Swedish municipal web pages about Öppna jämförelser (Open "
+            "municipalities' result tables against the national figure and counties' "
+            "indicator cards (entity_kind, entity, national_measure), parsed from Swedish "
+            "municipal web pages about Öppna jämförelser (Open "
             "Comparisons of social services, Socialstyrelsen and SKR), with their history "
-            "across page snapshots. See docs/data-dictionary.md of the project. "
-            + CSV_NOTE
+            "across page snapshots. See docs/data-dictionary.md of the project. " + CSV_NOTE
         ),
         "version": str(found["release"]),
         "created": _timestamp(found["finished_at"]),

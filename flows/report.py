@@ -25,7 +25,7 @@ ROW_KEYS: dict[str, list[str]] = {
     "rejects": ["snapshot_id", "reason", "section", "line", "text"],
     "indicators": ["indicator_id"],
     "indicator_links": ["finding_id"],
-    "observations": ["municipality", "indicator_id", "survey_year"],
+    "observations": ["entity_kind", "entity", "indicator_id", "survey_year"],
     "changes": [
         "from_snapshot_id",
         "to_snapshot_id",
@@ -218,7 +218,27 @@ def _load_or_empty(name: str, release: int, datasets_dir: Path | str) -> pd.Data
     found = storage.get_release(datasets_dir, release)  # NoReleaseError when absent
     if name != "runs" and found.get(f"{name}_version") is None:
         return storage._to_pandas(TABLES[name].empty_table())  # a release from before the table
-    return storage.load_table(name, release, datasets_dir)
+    frame = storage.load_table(name, release, datasets_dir)
+    # A release from before the table and card layouts (schema 2) lacks their columns: it
+    # held municipalities' statement/answer pairs only, which is what the defaults say, so
+    # its rows still match the same rows of a later release.
+    for column, default in _LAYOUT_DEFAULTS.items():
+        if column in TABLES[name].names and column not in frame.columns:
+            if default is _MUNICIPALITY:
+                default = frame["municipality"] if name == "observations" else None
+            frame[column] = default
+    return frame
+
+
+_MUNICIPALITY = object()
+_LAYOUT_DEFAULTS: dict[str, Any] = {
+    "entity_kind": "municipality",
+    "entity": _MUNICIPALITY,  # observations: the municipality; findings: null (see schemas)
+    "national_measure": "share_of_municipalities",
+    "national_value": None,
+    "comparison": None,
+    "national_comparison": None,
+}
 
 
 # --- `oj check`: what a researcher must know before citing a release -------------------------

@@ -103,6 +103,7 @@ def _findings(datasets_dir: Path | str, number: int) -> pd.DataFrame:
     frame = history.findings_frame(arrow).select(
         "finding_id", "snapshot_id", pl.col("national_statement").cast(pl.String),
         "national_percent", "national_percent_printed", "national_flags",
+        "national_measure", "national_value",
     ).to_pandas()  # fmt: skip
     frame["national_values"] = arrow.column("national_values").to_pylist()
     return frame
@@ -242,16 +243,68 @@ def national_rows(findings: pd.DataFrame) -> pd.DataFrame:
     ):
         first = group.iloc[0]
         flags = tuple(sorted(first.national_flags))
-        sense = first.national_percent
+        measure = _measure_of(first)
+        # Only a share of municipalities is drawn on the "% of municipalities" axis: a
+        # result table's "Medelvärde riket" of respondents' shares, an index (NKI) or a
+        # count is in the table with its measure, never plotted as one (issue 22).
+        share = measure == SHARE_OF_MUNICIPALITIES
+        sense = first.national_percent if share else None
+        printed = first.national_percent_printed if share else _value_of(first)
         rows.append({
             "survey_year": int(year), "statement": statement, "flags": flags,
-            "printed": first.national_percent_printed, "values": tuple(first.national_values),
+            "printed": printed, "values": tuple(first.national_values),
             "sense": sense, "kind": _kind(flags), "n": len(group),
-            "plotted": pd.notna(sense) and not set(flags) & set(NO_LEVEL),
+            "plotted": share and pd.notna(sense) and not set(flags) & set(NO_LEVEL),
+            "measure": measure,
         })  # fmt: skip
     columns = ["survey_year", "statement", "flags", "printed", "values", "sense", "kind", "n",
-               "plotted"]  # fmt: skip
+               "plotted", "measure"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+#: `national_measure` of a figure drawn on the chart's axis (`Y_TITLE`).
+SHARE_OF_MUNICIPALITIES = "share_of_municipalities"
+#: How a table cell names a national figure's measure.
+MEASURE_WORDS = {
+    "share_of_municipalities": "% of municipalities",
+    "share_of_respondents": "% of respondents",
+    "mean": "mean",
+    "index": "index",
+    "count": "count",
+}
+
+
+def _measure_of(row: Any) -> str | None:
+    """A finding's or observation's national measure; a frame from before the column
+    existed held shares of municipalities only."""
+    measure = getattr(row, "national_measure", SHARE_OF_MUNICIPALITIES)
+    return None if measure is None or (isinstance(measure, float) and pd.isna(measure)) else measure
+
+
+def _value_of(row: Any) -> float | None:
+    value = getattr(row, "national_value", None)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _entity_of(row: Any) -> str:
+    """Whose answer an observation is: the municipality, or the county ("Kronobergs län
+    (county)") of a county card."""
+    entity = getattr(row, "entity", None)
+    name = entity if isinstance(entity, str) else row.municipality
+    kind = getattr(row, "entity_kind", "municipality")
+    return _e(name) if kind in (None, "municipality") else f"{_e(name)} ({_e(kind)})"
+
+
+def _national_of(row: Any) -> str:
+    """An observation's national figure with its measure: the share of municipalities as
+    `_shown_national` shows it, any other measure with its name ("81 (% of respondents)")."""
+    measure = _measure_of(row)
+    if measure == SHARE_OF_MUNICIPALITIES:
+        return _shown_national(row)
+    value = _value_of(row)
+    if value is None:
+        return _e(None)
+    return f"{_e(value)} ({html.escape(MEASURE_WORDS.get(measure or '', 'unknown measure'))})"
 
 
 def question_chart(observations: pd.DataFrame, national: pd.DataFrame) -> str:
@@ -268,6 +321,10 @@ def question_chart(observations: pd.DataFrame, national: pd.DataFrame) -> str:
     }).sort_values(["survey_year", "national_percent"])  # fmt: skip
     dated = observations[observations["survey_year"].notna()]
     answers = dated[["municipality", "survey_year", "local_status"]].copy()
+    if "entity" in dated:  # a county card's answer is the county's: named as such
+        answers["municipality"] = dated["entity"].where(
+            dated["entity_kind"] == "municipality", dated["entity"] + " (county)"
+        )
     answers["municipality"] = answers["municipality"].fillna("(unknown)")
     answers["local_status"] = answers["local_status"].fillna("unknown")
     answers = answers.astype({"survey_year": int})
@@ -381,11 +438,19 @@ def _national_table(national: pd.DataFrame, observations: pd.DataFrame) -> str:
         year_values = sorted(set(national.loc[
             (national["survey_year"] == row.survey_year) & national["plotted"], "sense"]))
         shown = _percent(row.sense) if row.plotted else "not plotted"
-        figures = (
-            " and ".join(_percent(v) for v in row.values)
-            if "national_several_figures" in row.flags
-            else (_percent(row.printed) if pd.notna(row.printed) else "no figure")
-        )
+        if row.measure != SHARE_OF_MUNICIPALITIES:
+            figures = (
+                f"{row.printed:g} ({MEASURE_WORDS.get(row.measure or '', 'unknown measure')}"
+                ": not a share of municipalities, not plotted)"
+                if pd.notna(row.printed)
+                else "no figure"
+            )
+        else:
+            figures = (
+                " and ".join(_percent(v) for v in row.values)
+                if "national_several_figures" in row.flags
+                else (_percent(row.printed) if pd.notna(row.printed) else "no figure")
+            )
         printed = f"“{html.escape(_printed_sentence(row.statement))}” = {figures}"
         note = _national_note(row, year_values, row.survey_year in conflict_years)
         rows.append([str(row.survey_year), shown, printed, note, str(row.n)])
@@ -495,11 +560,12 @@ def _question_page(release: Release, question: Any, area_file: str) -> str:
     ]
     national = national_rows(findings)
     answer_rows = [
-        [_e(o.municipality), _e(o.survey_year), _status(o.local_status), _e(o.local_answer),
-         _shown_national(o), "yes: " + ", ".join(o.conflict_columns) if o.conflict else "",
-         str(o.n_snapshots)]
+        [_entity_of(o), _e(o.survey_year), _status(o.local_status), _e(o.local_answer),
+         _e(o.local_value), _national_of(o), _e(getattr(o, "comparison", None)),
+         "yes: " + ", ".join(o.conflict_columns) if o.conflict else "", str(o.n_snapshots)]
         for o in observations.sort_values(
-            ["municipality", "survey_year"], na_position="first"
+            ["entity" if "entity" in observations else "municipality", "survey_year"],
+            na_position="first",
         ).itertuples()
     ]  # fmt: skip
     sources = release.pages[release.pages["snapshot_id"].isin(set(findings["snapshot_id"]))]
@@ -527,8 +593,8 @@ question asks. Where a page printed the share of those <em>without</em> it, the 
 first (hollow diamond). A range or a share in words only is not plotted.</p>
 <h2>National figure per survey year</h2>
 {_national_table(national, observations)}
-<h2>Answers per municipality and survey year</h2>
-{_table(["municipality", "survey year", "answer", "local answer", "national % (question's sense)", "snapshots disagree", "snapshots"], answer_rows, numeric={1, 4, 6})}
+<h2>Answers per municipality (or county) and survey year</h2>
+{_table(["entity", "survey year", "answer", "local answer", "local figure", "national figure (measure; a share of municipalities in the question's sense)", "against the nation", "snapshots disagree", "snapshots"], answer_rows, numeric={1, 4, 5, 8})}
 <h2>Every wording of the question</h2>
 {_table(["wording", "survey years", "findings"], wording_rows, numeric={2})}
 <h2>Source snapshots</h2>
