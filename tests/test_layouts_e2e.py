@@ -95,3 +95,20 @@ def test_oj_parse_prints_a_tables_rows() -> None:
     )  # fmt: skip
     assert (nojda["entity_kind"], nojda["entity"]) == ("municipality", "Björkvala")
     assert rows[("Nöjd kund-index (NKI", 2021)]["local_value"] == 70.0
+
+
+def test_directions_in_the_overrides_file_are_read_and_checked(tmp_path: Path) -> None:
+    from flows.history import OverridesError, load_overrides
+
+    good = tmp_path / "good.toml"
+    good.write_text('[directions]\n"Andel som är  nöjda." = "higher_is_better"\n', "utf-8")
+    assert load_overrides(good).directions == {"andel som är nöjda": "higher_is_better"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[directions]\n"Andel som är nöjda" = "better"\n', "utf-8")
+    try:
+        load_overrides(bad)
+    except OverridesError as error:
+        message = str(error)
+    else:
+        raise AssertionError("a direction that is neither higher_ nor lower_is_better loaded")
+    assert str(bad) in message and "\n" not in message and "higher_is_better" in message
