@@ -738,7 +738,42 @@ def _derive_linked(
     yield "observations", _arrow(observations, OBSERVATIONS)
     del observations
     yield "indicators", _arrow(indicators, INDICATORS)
-    yield "changes", _arrow(build_changes(pages, captures), CHANGES)
+    del indicators
+    # `changes` in parts of whole pages (a page's pairs never span two parts): a full
+    # derivation held every page's pairs and their joins at once, the peak of a release
+    # (792 MB at 30,000 captures); `flows.storage` appends each part as it comes.
+    for part, part_captures in page_parts(pages, captures, CHANGES_PART_PAGES):
+        yield "changes", _arrow(build_changes(part, part_captures), CHANGES)
+
+
+#: Pages per part of `changes` (see `_derive_linked`): each part is one Delta append, so
+#: a nightly's few touched pages are one part, a full derivation a few.
+CHANGES_PART_PAGES = 1000
+
+
+def page_parts(
+    frame: pl.DataFrame, captures: pa.Table | None, size: int
+) -> Iterator[tuple[pl.DataFrame, pa.Table | None]]:
+    """`frame` (findings with a `page` column) and `captures` (with `url`) split into
+    parts of at most `size` pages each, every row of a page in the same part; pages that
+    only `captures` names (no findings) go nowhere, as in `build_changes`."""
+    pages = frame["page"].unique().drop_nulls().sort().to_list()
+    if len(pages) <= size:
+        yield frame, captures
+        return
+    by_url: dict[str, str] = {}
+    if captures is not None:
+        urls = pc.unique(captures.column("url").drop_null().cast(pa.string())).to_pylist()
+        by_url = {url: page_key(url) for url in urls}
+    for start in range(0, len(pages), size):
+        chunk = set(pages[start : start + size])
+        part = frame.filter(pl.col("page").is_in(sorted(chunk)))
+        if captures is None:
+            yield part, None
+            continue
+        wanted = pa.array(sorted(u for u, k in by_url.items() if k in chunk), pa.string())
+        url = captures.column("url").cast(pa.string())
+        yield part, captures.filter(pc.is_in(url, value_set=wanted))
 
 
 # --- incremental releases ---------------------------------------------------------------------

@@ -959,12 +959,20 @@ class ReleaseWriter:
             return self._write_derived(derivation)
 
     def _write_derived(self, derivation: history.Derivation) -> dict[str, int]:
-        versions = {}
-        # Each table is written as soon as it is derived, so one is in memory at a time.
+        versions: dict[str, int] = {}
+        # Each table is written as soon as it is derived, so one is in memory at a time;
+        # a table may come in several parts (`history.page_parts`): the first replaces
+        # (overwrite, or delete then append), the later ones are appended.
         for name, table in derivation.tables:
             validate(name, table)
             self.lock.check()  # see `_write`
             path = table_path(self.datasets_dir, name)
+            if name in versions:
+                if table.num_rows:
+                    self._delta_write(path, table, overwrite=False, file_bytes=DERIVED_FILE_BYTES)
+                del table
+                versions[name] = self._version(name)
+                continue
             full = derivation.mode == "full" or not _is_table(path)
             if not full and name in derivation.replace:
                 column, values = derivation.replace[name]
