@@ -113,12 +113,23 @@ def plan_run(
         or base["parser_version"] != parser_version
         or base.get("schema_version") != SCHEMA_VERSION
     )
+    consumed: set[str] = set()
     if base is not None and not stale:
-        columns = storage.load_arrow(
-            "pages", int(base["release"]), datasets_dir, ["snapshot_id", "version_id"]
+        # One open of the pages table and one scan of the three columns planning needs
+        # (each read opened the Delta log again: 0.42 s of a 0.55 s plan at 30,000).
+        table = DeltaTable(
+            str(storage.table_path(datasets_dir, "pages")), version=int(base["pages_version"])
         )
+        names_there = table.schema().to_arrow().names
+        wanted = [c for c in ("snapshot_id", "version_id", "raw_segment") if c in names_there]
+        columns = table.to_pyarrow_table(columns=wanted)
         published = columns.column("snapshot_id").to_pylist()
-        known = {v for v in columns.column("version_id").to_pylist() if v is not None}
+        if "version_id" in wanted:
+            versions = pc.unique(columns.column("version_id")).to_pylist()
+            known = {version for version in versions if version is not None}
+        if "raw_segment" in wanted:  # a release written before segments has none
+            segments = pc.unique(columns.column("raw_segment")).to_pylist()
+            consumed = {name for name in segments if name is not None}
         repair = release_damage(datasets_dir, base, published)
     if base is not None and (stale or repair):
         # A damaged release is repaired as a re-parse: every table is rewritten from the
@@ -134,7 +145,7 @@ def plan_run(
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
     done = set(published)
     # Segments: only those the release did not consume are read (`pages.raw_segment`).
-    todo = raw_archive.read_new(raw_dir, done, consumed_segments(datasets_dir, base), bad, names)
+    todo = raw_archive.read_new(raw_dir, done, consumed, bad, names)
     n_in_archive = len(done.union(names, (r.record_id for r in todo), (b.record_id for b in bad)))
     # Before any batching: two parse workers never get the same version.
     todo, again = split_versions(todo, known, parser_version)

@@ -275,3 +275,30 @@ def test_changes_derived_in_parts_of_pages_equal_one_part(tmp_path, monkeypatch)
         if entry.get("operation") in ("CREATE TABLE", "WRITE")
     ]
     assert len(operations) > len(steps), operations
+
+
+def test_planning_opens_the_pages_table_once(tmp_path, monkeypatch) -> None:
+    # A nightly's plan read pages.snapshot_id/version_id (storage.load_arrow) and then
+    # pages.raw_segment (pipeline.consumed_segments), each replaying the Delta log and
+    # scanning the table again (issue 21 item 3): now one open, one scan of three columns.
+    from deltalake import DeltaTable as RealDeltaTable
+
+    from flows import history
+    from parsers import PARSER_VERSION
+
+    datasets = tmp_path / "datasets"
+    records = list(seed_records().values())
+    publish(datasets, records[:3])
+    opened: list[str] = []
+
+    class Counting(RealDeltaTable):
+        def __init__(self, path, *args, **kwargs) -> None:
+            opened.append(Path(str(path)).name)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "DeltaTable", Counting)
+    monkeypatch.setattr(pipeline, "DeltaTable", Counting)
+    plan = pipeline.plan_run(RAW_DIR, datasets, PARSER_VERSION, history.Overrides().sha256)
+    assert opened.count("pages") == 1, opened
+    # the plan is the same: the two records not yet published, nothing else
+    assert sorted(r.record_id for r in plan.records) == sorted(r.record_id for r in records[3:])
