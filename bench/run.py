@@ -288,6 +288,11 @@ def child(raw: str, datasets: str, noop: bool) -> None:
     out["timings"] = summary.get("timings", {})
     out["findings"] = summary["findings"]
     out["derivation"] = summary.get("derivation")
+    # The target's measure: the release's runs row, finished (its commit) - started.
+    from flows import storage
+
+    row = storage.get_release(datasets, summary["release"])
+    out["flow_seconds"] = (row["finished_at"] - row["started_at"]).total_seconds()
     if noop:
         start = time.perf_counter()
         again = nightly(raw_dir=raw, datasets_dir=datasets)
@@ -382,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         "derive_seconds": round(full["timings"].get("derive_seconds", float("nan")), 2),
         "incremental_seconds": round(full_plus["e2e_seconds"], 2),
         "incremental_small_seconds": round(fifth_plus["e2e_seconds"], 2),
+        "incremental_flow_seconds": round(full_plus["flow_seconds"], 2),
+        "incremental_small_flow_seconds": round(fifth_plus["flow_seconds"], 2),
+        "incremental_phase_seconds": full_plus["timings"],
         "incremental_derive_seconds": round(full_plus["timings"].get("derive_seconds", 0), 2),
         "incremental_derivation": full_plus["derivation"],
         "incremental_small_derivation": fifth_plus["derivation"],
@@ -402,9 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         "e2e <= 2x parse-only": results["e2e_vs_parse_only"] <= 2,
         "peak RSS < 1 GB": results["e2e_peak_rss_mb"] < 1024,
         "process tree peak < 1 GiB": results["peak_rss_tree_mb"] < 1024,
-        "incremental run <= 2 s": results["incremental_seconds"] <= 2,
-        "incremental flat in N (N vs N/5 within 1.5x)": results["incremental_seconds"]
-        <= 1.5 * results["incremental_small_seconds"],
+        "incremental run <= 2 s (runs row finished - started)": results[
+            "incremental_flow_seconds"
+        ]
+        <= 2,
+        "incremental flat in N (N vs N/5 within 1.5x)": results["incremental_flow_seconds"]
+        <= 1.5 * results["incremental_small_flow_seconds"],
         "RSS grows sublinearly (N/N5 RSS < 5)": results["rss_growth_n_over_n5"] < 5,
         "no-op <= 10% of full run": results["noop_vs_e2e"] <= 0.10,
         "no-op writes no release": results["noop_new_release"] is False,

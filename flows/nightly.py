@@ -490,6 +490,8 @@ def _publish(
         summary["release"], summary["new_release"] = written, True
         raise
     summary["new_release"] = True
+    # derive, write, commit and copy to latest/; the runs row's finished_at is the commit
+    timings["release_seconds"] = time.perf_counter() - clock
     counts = report.quality_counts(datasets, summary["release"])
     summary["national_conflicts"] = counts["national_conflicts"]
     summary["first_national_conflict"] = counts["first_national_conflict"]
