@@ -1,17 +1,22 @@
 """Parse one Öppna jämförelser page (HTML or plain-text extract) into findings.
 
-Layouts, chosen per region of the page (issue 22):
+Layouts, chosen per section or region of the page (issue 22), from `LAYOUTS`:
 
-1. Kalmar's statement-and-answer pairs under "... resultat visar att:" and the lists
-   relative to the nation ("... ligger bättre till än medlet i riket gällande:") read the
-   whole page first, exactly as before the other layouts existed. A section with bullets
-   claims its lines: its heading, bullets, answers and the paragraphs it keeps back, to
-   the next heading or end marker.
+1. `_split_sections` walks the whole page first, exactly as before the other layouts
+   existed: a "... resultat visar att:" heading or a heading relative to the nation
+   ("... ligger bättre till än medlet i riket gällande:") opens a section, which runs to
+   the next heading or end marker. A section with bullets claims its lines and is read
+   by the first layout that detects itself in it: the statement-and-answer pairs
+   (parsers/layouts/pairs.py) or the relative lists (parsers/layouts/relative.py).
 2. Every maximal run of lines no such section claims is a region (a page with no results
-   heading is one region). Each region is offered to the modules of `LAYOUTS` in order
-   (result tables, then county cards, parsers/layouts/); the first whose `detect()` says
-   yes reads the region with its `parse()`. So a Kalmar page gives byte for byte what it
-   gave before, and a page the pairs do not read gets its tables or cards.
+   heading is one region). Each region is offered to the same modules in order; the pairs
+   and relative lists never detect themselves there, so result tables, then county cards
+   read it. So a Kalmar page gives byte for byte what it gave before, and a page the
+   pairs do not read gets its tables or cards.
+
+What stays here is the page's: decoding, lines, title, dates, municipality, the section
+walk, and the survey years of the pairs' and relative sections (one section's heading
+dates the next, so they are decided for the page at once, `section_years`).
 
 A new municipality's layout is one module in parsers/layouts/ (a `detect` and a `parse`
 over the line form of parsers/lines.py, returning `Finding`/`Reject` records), one line
@@ -27,77 +32,21 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Protocol
 
 from parsers.decode import PageError, check_text, decode_page, looks_like_html
-from parsers.layouts import PageContext, cards, tables
+from parsers.layouts import END_MARKER, PageContext, cards, pairs, relative, tables
+from parsers.layouts.pairs import NAME as _NAME
+from parsers.layouts.pairs import is_section_heading
+from parsers.layouts.relative import relative_heading
 from parsers.lines import Line, html_lines_checked, html_title, normalize_space, text_lines
 from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
-from parsers.numbers import NationalReading, local_value, national_reading
 from parsers.records import Finding, ParsedPage, Reject
-from parsers.status import local_status
 from parsers.years import PageDates, SectionEvidence, section_years
 
-# --- section headings ---------------------------------------------------------------------
-
-# The "... resultat visar att:" family: "Årets resultat visar att:", "2019 års resultat visar
-# att:", "Årets resultat visar bland annat att:", "Resultatet för 2021 visar att", stray and
-# no-break spaces (already collapsed by normalize_space).
-# Also "Resultaten från 2019 års undersökning visar att:" and "Öppna jämförelser 2021 visar
-# att:". A sentence that goes on after "att" is a statement, not a heading.
-_SECTION_HEADING = re.compile(
-    r"^(?P<lead>[^.!?]{0,80}?)\b(?:resultat(?:en|et)?|öppna jämförelser(?:na)?)\b"
-    r"[^.!?:]{0,50}?\s+(?:visar|visade)(?:\s+bland\s+annat|\s+bl\.\s?a\.?)?"
-    r"(?:\s+(?:att|på))?\s*:?\s*$",
-    re.IGNORECASE,
-)
-
-
-def _is_section_heading(text: str) -> bool:
-    """Does the line head a results section (`_SECTION_HEADING`)?"""
-    # Every heading holds "resultat" or "öppna jämförelser": a substring test on the
-    # lowered line rules out most lines ~10x faster than the regex. The pieces tested
-    # hold no "s" or "i": under re.IGNORECASE "ſ" matches "s" and "ı" matches "i",
-    # which str.lower() does not turn into them.
-    lowered = text.lower()
-    if "ultat" not in lowered and "öppna jämföre" not in lowered:
-        return False
-    return _SECTION_HEADING.match(text) is not None
-
-
 _YEAR = r"(?:19|20)\d\d"
-
-# Lines that end the results part of a page: related-page navigation and page footers.
-_END_MARKER = re.compile(
-    r"^(?:Fler sidor inom|Senast uppdaterad|Sidan uppdaterades|Publicerad\b|Övriga länkar"
-    r"|Relaterade sidor|Relaterad information|Dela sidan|Dela på|Kontakta oss|Sidansvarig"
-    r"|Hittade du det du sökte|Skriv ut|Lyssna\b)",
-    re.IGNORECASE,
-)
-
-# --- per-statement readings, cached -------------------------------------------------------
-
-# A national statement is the nation's result: every municipality's page of a survey
-# prints the same text ("Andelen kommuner som har en rutin ... har ökat till 36 procent"),
-# and recaptures repeat a page's answers word for word. The readings are pure functions of
-# the text with frozen results, so one reading serves every page that prints it (about a
-# quarter of the parse went to reading the same statements again). Bounded: a few MB.
-
-
-@lru_cache(maxsize=8192)
-def _national_reading(statement: str) -> NationalReading:
-    return national_reading(statement)
-
-
-@lru_cache(maxsize=8192)
-def _local_reading(answer: str | None) -> tuple[float | None, str | None]:
-    """The local answer's figure and status (`local_value`, `local_status`)."""
-    value = local_value(answer)
-    return value, local_status(answer, value)
-
 
 # --- page dates ---------------------------------------------------------------------------
 
@@ -170,7 +119,6 @@ _NOT_A_MUNICIPALITY = frozenset(
         "Arbetet",
     ]
 )
-_NAME = r"[A-ZÅÄÖ][a-zåäöéü]+(?:[- ][A-ZÅÄÖ][a-zåäöéü]+)?"
 _LOCAL_NAME_PATTERNS = (
     # "I Kalmar finns ...", also glued to the statement: "... 36 procent 2019I Kalmar har"
     re.compile(rf"(?:^|[.!?]\s+|(?<=[\da-zåäö]))I ({_NAME})\b"),
@@ -183,11 +131,6 @@ _LOCAL_NAME_PATTERNS = (
     # har Kalmar tagit fram en plan."
 )
 _TITLE_MUNICIPALITY = re.compile(rf"\b({_NAME}?)s? kommun\b")
-_VERBS = r"(?:har|hade|finns|fanns|saknar|saknas|är|var|används|använder|erbjuds|erbjuder|görs)"
-_GENERIC_OPENER = rf"I (?!Sverige\b|[Rr]iket\b|[Ll]andet\b|[Ll]änet\b){_NAME} {_VERBS}\b"
-_NATIONAL_MARKER = re.compile(
-    r"\bkommuner(?:na)?\b|\bprocent av\b|\briket\b|\bi landet\b", re.IGNORECASE
-)
 
 
 def _infer_municipality(lines: list[Line]) -> str | None:
@@ -208,269 +151,40 @@ def _infer_municipality(lines: list[Line]) -> str | None:
     return name if count >= 2 or canonical_name(name) in MUNICIPALITIES else None
 
 
-@lru_cache(maxsize=1024)  # one pattern per municipality: compiling it is costly
-def _answer_opener(municipality: str | None) -> re.Pattern[str]:
-    """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar"."""
-    if municipality:
-        name = re.escape(municipality)
-        opener = (
-            rf"(?:I {name}s?\b|{name}s? (?:kommun\s+)?[a-zåäö]+\b"
-            rf"|Under {_YEAR} (?:har|hade|var|är) {name}\b|{_GENERIC_OPENER})"
-        )
-    else:
-        opener = _GENERIC_OPENER
-    return re.compile(opener)
-
-
-# --- results relative to the national average -------------------------------------------
-
-# Other municipalities state each result relative to the national average, under
-# headings with the indicators as bullets and no figures:
-#   "Äldreomsorgen i kommunen ligger bättre till än riksgenomsnittet när det gäller:"
-#   "Vi ligger under rikssnittet för:", "På samma nivå som medlet i riket:".
-_NATIONAL_REFERENCE = (
-    r"(?:riks(?:genom)?snitt\w*|(?:genomsnitt|medel|medelvärd)\w*\s+(?:i|för)\s+(?:riket|landet)"
-    r"|medlet\s+i\s+riket|riket|landet|övriga\s+kommuner|andra\s+kommuner|(?:genom)?snittet"
-    r"|jämförbara\s+kommuner|kommunerna\s+i\s+(?:riket|landet))"
-)
-_RELATIVE_HEADING = re.compile(
-    r"\b(?:(?P<cmp>bättre|sämre|högre|lägre|(?:på\s+)?samma\s+nivå|i\s+nivå\s+med"
-    r"|likvärdig\w*|lika\s+bra)\b[^.!?]{0,60}?\b"
-    + _NATIONAL_REFERENCE
-    # "över"/"under" only right before the reference: "under rikssnittet", never "Resultat
-    # under 2020 för kommunerna i landet"
-    + r"|(?P<side>över|under)\s+(?:det\s+|den\s+)?"
-    + _NATIONAL_REFERENCE
-    + r")\b",
-    re.IGNORECASE,
-)
-_COMPARISON_OF = {
-    "bättre": "better", "högre": "better", "över": "better",
-    "sämre": "worse", "lägre": "worse", "under": "worse",
-}  # fmt: skip
-
-
-_CLOSING_PUNCTUATION = (".", "!", "?", ";", ".\n", "!\n", "?\n", ";\n")
-
-
-def relative_heading(text: str, *, before_bullets: bool = False) -> str | None:
-    """`better`, `same` or `worse` when the line heads results relative to the nation.
-
-    A heading ends in ":" or "när det gäller"; a short line with no closing punctuation
-    ("Bättre än riket", an <h2>) counts only when bullets follow it (`before_bullets`).
-    """
-    if len(text) > 160:
-        return None
-    # endswith, as the regex "$" (which also matches before a final newline) would.
-    if not text.endswith((":", "gäller", "för", "gäller\n", "för\n")) and not (
-        before_bullets and len(text) <= 80 and not text.endswith(_CLOSING_PUNCTUATION)
-    ):
-        return None
-    match = _RELATIVE_HEADING.search(text)
-    if not match:
-        return None
-    word = (match.group("cmp") or match.group("side")).lower().split()[-1]
-    return _COMPARISON_OF.get(word, "same")
-
-
-# --- suspected swapped answers --------------------------------------------------------------
-
-_CONTENT_WORD = re.compile(r"[a-zåäöéü]{4,}")
-_STOPWORDS = frozenset(
-    [
-        "kommun",
-        "kommuner",
-        "kommunerna",
-        "kommunens",
-        "finns",
-        "har",
-        "hade",
-        "procent",
-        "aktuell",
-        "aktuella",
-        "inte",
-        "även",
-        "eller",
-        "samt",
-        "från",
-        "till",
-        "under",
-        "över",
-        "efter",
-        "som",
-        "inom",
-        "mellan",
-        "både",
-        "andel",
-        "andelen",
-        "uppger",
-        "uppgett",
-        "sverige",
-        "sveriges",
-        "landets",
-        "alla",
-        "detta",
-        "denna",
-        "dessa",
-        "deras",
-        "vilket",
-    ]
-)
-
-
-def _stems(text: str, municipality: str | None) -> frozenset[str]:
-    """Stems (first six letters) of the words that tell statements apart: four letters
-    or more, no stopwords, not the municipality's own name."""
-    name = municipality.lower() if municipality else None
-    if name and name in text.lower():
-        return _stems_without(text, name)
-    # The name is not even a substring (a national statement seldom names it): the
-    # stems of the text alone, one analysis for every municipality's page.
-    return _text_stems(text)
-
-
-@lru_cache(maxsize=8192)  # pure: statements recur across captures of a page
-def _text_stems(text: str) -> frozenset[str]:
-    return frozenset(
-        word[:6] for word in _CONTENT_WORD.findall(text.lower()) if word not in _STOPWORDS
-    )
-
-
-@lru_cache(maxsize=4096)  # answers name their municipality, and recur like statements
-def _stems_without(text: str, name: str) -> frozenset[str]:
-    return frozenset(
-        word[:6]
-        for word in _CONTENT_WORD.findall(text.lower())
-        if word not in _STOPWORDS and word != name
-    )
-
-
-#: How many bullets before and after its own statement an answer is compared with. A swap
-#: is a slip between neighbouring bullets of one block (seed 002: two adjacent bullets);
-#: comparing every answer with every statement of the section is quadratic in its bullets
-#: (a 20,000-bullet section took 133 s). Sections of up to window + 1 bullets (every
-#: section of the shipped pages) are compared in full; in a longer one a swap between
-#: bullets further apart than this goes unflagged: the flag is a suspicion, not a check.
-_MISMATCH_WINDOW = 25
-
-
-def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
-    """Indexes of bullets whose answer fits another statement of the section clearly better.
-
-    Seed 002's 2019 block: the answer "Kalmar har en rutin för information till enskilda
-    om samordnad individuell plan (SIP)" sits under the statement about samordning with
-    barn och unga, and vice versa. The text is never moved, only flagged.
-    """
-    statements = [_stems(pair.statement, municipality) for pair in pairs]
-    flagged: set[int] = set()
-    for index, pair in enumerate(pairs):
-        answer = _stems(pair.answer, municipality) if pair.answer else None
-        if not answer:
-            continue  # no answer, or no content word in it: it fits no statement
-        # The share of the answer's stems each statement within `_MISMATCH_WINDOW`
-        # bullets holds (one divisor: the best share is the best count over it).
-        low = max(0, index - _MISMATCH_WINDOW)
-        shared = [len(answer & words) for words in statements[low : index + _MISMATCH_WINDOW + 1]]
-        own = shared[index - low] / len(answer)
-        best_other = max(
-            (count for other, count in enumerate(shared, low) if other != index), default=0
-        ) / len(answer)
-        if best_other >= 0.5 and best_other >= own + 0.25:
-            flagged.add(index)
-    return flagged
-
-
-# --- assembly -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Pending:
-    statement: str
-    line: int
-    answer: str | None = None
-    flags: list[str] = field(default_factory=list)
-
-
 @dataclass
 class _Section:
-    heading: str
-    pairs: list[_Pending] = field(default_factory=list)
-    comparison: str | None = None  # better/same/worse: a section relative to the nation
+    start: int  # index of its heading in the page's lines
+    end: int  # one past its last line
+    filled: bool = False  # a bullet with text: the section claims its lines
 
 
-def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
-    """Pull a local answer printed inside the statement's own paragraph out of it.
+def _split_sections(
+    lines: list[Line],
+) -> tuple[list[_Section], list[tuple[int, Reject]], list[bool]]:
+    """Walk the lines: the results sections ("... resultat visar att:" and relative
+    headings) with the lines each owns, the bullets that fit no section (by line index),
+    and per line whether a section with bullets claims it (see `_unclaimed_regions`).
 
-    "... minskat till 36 procent 2019I Kalmar har 19 procent ..." (no separator at all)
-    or "... 36 procent 2019. I Kalmar har ..." (same paragraph).
-    """
-    for match in opener.finditer(pair.statement):
-        start = match.start()
-        if start == 0:
-            continue
-        before = pair.statement[start - 1]
-        if not before.isspace():
-            if before in "-/":  # part of a compound such as "Norra-Kalmar": not an answer
-                continue
-            pair.answer = pair.statement[start:].strip()
-            pair.statement = pair.statement[:start].strip()
-            pair.flags.append("answer_glued")
-            return
-        # "... boende. I Kalmar finns ..." or "... boende – I Kalmar finns ...".
-        head = pair.statement[:start].rstrip()
-        if head[-1:] in ".!?:" or head.endswith((" –", " -", " —")):
-            pair.answer = pair.statement[start:].strip()
-            pair.statement = head.rstrip(" –-—")
-            pair.flags.append("answer_in_statement")
-            return
-
-
-def _reads_national(text: str, municipality: str | None) -> bool:
-    """A paragraph about the nation, not an answer: it speaks of "kommunerna", "riket",
-    "procent av" and names neither the municipality nor "vi"/"vår"/"här". A national
-    summary page explains its bullets this way ("Resultaten bygger på en enkät som
-    besvarades av 286 kommuner"); such a paragraph must not become a local answer."""
-    if municipality and municipality.lower() in text.lower():
-        return False
-    if _LOCAL_VOICE.search(text):
-        return False
-    return bool(_NATIONAL_MARKER.search(text) or _NATIONAL_SOURCE.search(text))
-
-
-_LOCAL_VOICE = re.compile(r"\b(?:vi|vår|vårt|våra|här|hos oss)\b", re.IGNORECASE)
-_NATIONAL_SOURCE = re.compile(
-    r"\b(?:enkät\w*|undersökning\w*)\b.{0,40}\b(?:besvara\w*|bygger|genomförd\w*)\b"
-    r"|\b\d{2,3} kommuner\b",
-    re.IGNORECASE,
-)
-
-
-def _collect_sections(
-    lines: list[Line], opener: re.Pattern[str], municipality: str | None
-) -> tuple[list[_Section], list[Reject], list[bool]]:
-    """Walk the lines: results sections with their bullet pairs, what fits nowhere, and
-    per line whether a section with bullets claims it (see `_unclaimed_regions`).
-
-    A page that belongs to no municipality (`municipality` None: none given, none in its
-    title, site name, answers or host) has no local answers: a national summary page
-    ("2019 års resultat visar att:", national bullets, then "Öppna jämförelser ... är
-    framtagen av Socialstyrelsen") would otherwise hand its closing line to the last
-    bullet as that bullet's answer. Its paragraphs are rejects."""
+    A section runs from its heading to the next heading or end marker; a relative
+    section also ends after the first paragraph that follows its bullets (prose after
+    relative results comments on them)."""
     sections: list[_Section] = []
-    rejects: list[Reject] = []
-    owners: list[_Section | None] = [None] * len(lines)
-    current: _Section | None = None
+    relative_sections: set[int] = set()
+    rejects: list[tuple[int, Reject]] = []
+    empty_bullets: list[tuple[int, Reject, int]] = []
+    owners: list[int | None] = [None] * len(lines)
+    current: int | None = None
     for index, line in enumerate(lines):
         text_ = line.text
         # The line belongs to the section open when it is read (a heading: its own
         # section); lines read while no section with bullets is open stay unclaimed.
         owners[index] = current
-        if not line.is_bullet and len(text_) <= 120 and _is_section_heading(text_):
-            current = _Section(text_)
-            sections.append(current)
+        if not line.is_bullet and len(text_) <= 120 and is_section_heading(text_):
+            current = len(sections)
+            sections.append(_Section(index, index + 1))
             owners[index] = current
             continue
-        if not line.is_bullet and _END_MARKER.match(text_):
+        if not line.is_bullet and END_MARKER.match(text_):
             current = None
             continue
         comparison = (
@@ -481,51 +195,37 @@ def _collect_sections(
             )
         )
         if comparison is not None:
-            current = _Section(text_, comparison=comparison)
-            sections.append(current)
+            current = len(sections)
+            relative_sections.add(current)
+            sections.append(_Section(index, index + 1))
             owners[index] = current
             continue
+        if current is not None:
+            sections[current].end = index + 1
         if line.is_bullet:
             if not text_:
                 if current is not None:
-                    rejects.append(Reject("empty_bullet", text_, current.heading, line.number))
+                    heading = lines[sections[current].start].text
+                    reject = Reject("empty_bullet", text_, heading, line.number)
+                    empty_bullets.append((index, reject, current))
                 continue
             if current is None:
                 # Menus in text extracts are bullets too; keep only what reads like data.
                 if re.search(r"\d|kommun", text_, re.IGNORECASE):
-                    rejects.append(Reject("bullet_outside_section", text_, None, line.number))
+                    rejects.append(
+                        (index, Reject("bullet_outside_section", text_, None, line.number))
+                    )
                 continue
-            last = current.pairs[-1] if current.pairs else None
-            if (
-                current.comparison is None
-                and municipality is not None
-                and last is not None
-                and last.answer is None
-                and opener.match(text_)
-                and not _NATIONAL_MARKER.search(text_)
-            ):
-                last.answer = text_
-                last.flags.append("answer_as_bullet")
-                continue
-            current.pairs.append(_Pending(text_, line.number))
+            sections[current].filled = True
             continue
-        if current is None or not current.pairs:
+        if current is None or not sections[current].filled:
             continue  # intro text, banners, navigation: not findings
-        if current.comparison is not None:
-            # Prose after relative results comments on them; it answers nothing.
-            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
+        if current in relative_sections:
             current = None
-            continue
-        last = current.pairs[-1]
-        if (
-            municipality is not None
-            and last.answer is None
-            and not _reads_national(text_, municipality)
-        ):
-            last.answer = text_
-        else:
-            rejects.append(Reject("unattached_paragraph", text_, current.heading, line.number))
-    claimed = [owner is not None and bool(owner.pairs) for owner in owners]
+    # A section with bullets reports its own empty bullets (its layout's parse); one
+    # without keeps none, so they are the page's.
+    rejects.extend((i, r) for i, r, owner in empty_bullets if not sections[owner].filled)
+    claimed = [owner is not None and sections[owner].filled for owner in owners]
     return sections, rejects, claimed
 
 
@@ -539,8 +239,8 @@ def _title_lines(lines: list[Line]) -> tuple[list[str], str | None]:
         text = line.text
         if (
             line.is_bullet
-            or _is_section_heading(text)
-            or _END_MARKER.match(text)
+            or is_section_heading(text)
+            or END_MARKER.match(text)
             or relative_heading(text)
         ):
             break
@@ -602,11 +302,12 @@ class Layout(Protocol):
     ) -> tuple[tuple[Finding, ...], tuple[Reject, ...]]: ...
 
 
-#: The layouts tried, in this order, on each region the statement-and-answer pairs and the
-#: relative lists leave unclaimed; the first that detects itself reads the region. A new
-#: layout is a module with `detect`/`parse` in parsers/layouts/, one line here, and its
-#: fixtures.
-LAYOUTS: tuple[Layout, ...] = (tables, cards)  # type: ignore[assignment]
+#: The layouts tried, in this order, on each section and region of a page; the first that
+#: detects itself reads it. The pairs and the relative lists say yes only to a section
+#: `_split_sections` lets claim its lines, so they keep their precedence over the others.
+#: A new layout is a module with `detect`/`parse` in parsers/layouts/, one line here, and
+#: its fixtures.
+LAYOUTS: tuple[Layout, ...] = (pairs, relative, tables, cards)  # type: ignore[assignment]
 
 # Layouts that report a county's (or region's) figures, not a municipality's.
 _COUNTY_LAYOUTS = frozenset({cards})
@@ -661,6 +362,16 @@ def _read_region(
     return (), ()
 
 
+def _read_section(
+    section: list[Line], context: PageContext
+) -> tuple[Layout, tuple[Finding, ...], tuple[Reject, ...]]:
+    """The first layout of `LAYOUTS` that detects itself in a section with bullets reads
+    it (`_split_sections` claims only what the pairs or the relative lists read)."""
+    layout = next(layout for layout in LAYOUTS if layout.detect(section))
+    found, kept = layout.parse(section, context=context)
+    return layout, found, kept
+
+
 _TOO_DEEP_TEXT = "HTML nested deeper than 256 levels: the content inside was lost"
 
 
@@ -697,7 +408,7 @@ def parse_page(
     if looks_like_html(text):
         input_format = "html"
         lines, h1, too_deep = html_lines_checked(text)
-        if not any(_is_section_heading(line.text) for line in lines):
+        if not any(is_section_heading(line.text) for line in lines):
             # the cut missed the content
             lines, h1, too_deep_whole = html_lines_checked(text, whole_page=True)
             too_deep = too_deep or too_deep_whole
@@ -725,71 +436,50 @@ def parse_page(
             if from_title
             else _infer_municipality(lines) or municipality_from_host(url)
         )
-    opener = _answer_opener(municipality)
+    context = PageContext(url, municipality, area, page_updated, page_published)
 
-    sections, rejects, claimed = _collect_sections(lines, opener, municipality)
+    sections, page_rejects, claimed = _split_sections(lines)
+    # Each section with bullets goes to the first layout that detects itself in it (the
+    # pairs or the relative lists); their rejects keep the page's line order.
+    read: list[tuple[Layout, tuple[Finding, ...]]] = []
+    ordered: list[tuple[int, tuple[Reject, ...]]] = [(i, (r,)) for i, r in page_rejects]
+    for section in sections:
+        if section.filled:
+            layout, found, kept = _read_section(lines[section.start : section.end], context)
+            read.append((layout, found))
+            ordered.append((section.start, kept))
+    ordered.sort(key=lambda item: item[0])
+    rejects = [reject for _, kept in ordered for reject in kept]
     if too_deep:
         rejects.insert(0, Reject("nesting_too_deep", _TOO_DEEP_TEXT, None, None))
     for section in sections:
-        if not section.pairs:
-            rejects.append(Reject("empty_section", section.heading, section.heading, None))
-        elif section.comparison is None and municipality is not None:
-            for pair in section.pairs:
-                if pair.answer is None:
-                    _split_glued_answer(pair, opener)
-    filled = [section for section in sections if section.pairs]
+        if not section.filled:
+            heading = lines[section.start].text
+            rejects.append(Reject("empty_section", heading, heading, None))
+    # The survey year is the page's decision: one section's heading dates the next
+    # ("Förra årets resultat"), and the page's dates speak for all of them.
     years = section_years(
         [
             SectionEvidence(
-                s.heading, tuple(p.statement for p in s.pairs), relative=s.comparison is not None
+                found[0].section,
+                tuple(f.national_statement for f in found),
+                relative=layout is relative,
             )
-            for s in filled
+            for layout, found in read
         ],
         PageDates(page_updated, page_published, captured_at, title_text or None),
     )
     findings: list[Finding] = []
-    for section, years_of_section in zip(filled, years, strict=True):
-        swapped = _mismatched(section.pairs, municipality) if section.comparison is None else ()
-        for index, (pair, (year, basis)) in enumerate(
-            zip(section.pairs, years_of_section, strict=True)
-        ):
-            flags = list(pair.flags)
-            if section.comparison is not None:
-                # Relative results carry no national figure and no local answer: the
-                # bullet names the indicator; the heading says how the municipality did.
-                percent, values, answer, value, status = None, (), None, None, "unknown"
-            else:
-                reading = _national_reading(pair.statement)
-                percent, values = reading.percent, reading.values
-                flags.extend(reading.flags)
-                answer = pair.answer
-                value, status = _local_reading(answer)
-                if answer is None:
-                    flags.append("no_local_answer")
-            if index in swapped:
-                flags.append("answer_mismatch_suspected")
+    for (_layout, found), years_of_section in zip(read, years, strict=True):
+        for finding, (year, basis) in zip(found, years_of_section, strict=True):
             findings.append(
-                Finding(
-                    url=url,
-                    municipality=municipality,
-                    area=area,
-                    page_updated=page_updated,
-                    page_published=page_published,
-                    section=section.heading,
+                replace(
+                    finding,
                     survey_year=year,
                     survey_year_basis=basis,
                     position=len(findings) + 1,
-                    national_statement=pair.statement,
-                    national_percent=percent,
-                    national_values=values,
-                    national_comparison=section.comparison,
-                    local_answer=answer,
-                    local_status=status,
-                    local_value=value,
-                    flags=tuple(flags),
                 )
             )
-    context = PageContext(url, municipality, area, page_updated, page_published)
     county = _county_name(title_text, municipality)
     n_layout_regions = 0
     for region in _unclaimed_regions(lines, claimed):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from parsers import LAYOUTS, REJECT_REASONS, parse_page
-from parsers.layouts import LAYOUT_REJECT_REASONS, cards, tables
+from parsers.layouts import LAYOUT_REJECT_REASONS, PageContext, cards, pairs, relative, tables
+from parsers.lines import text_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "layouts"
 LAYOUT_KEYS = (
@@ -89,5 +90,43 @@ def test_directions_judge_higher_and_lower_when_given() -> None:
 
 
 def test_registry_and_reject_reasons_are_one_place() -> None:
-    assert (tables, cards) == LAYOUTS
+    # pairs and relative lists first: they keep the precedence they had inline (issue 22)
+    assert (pairs, relative, tables, cards) == LAYOUTS
     assert set(LAYOUT_REJECT_REASONS) <= set(REJECT_REASONS)
+
+
+PAIRS_PAGE = """Öppna jämförelser
+Årets resultat visar att:
+• 36 procent av kommunerna har en rutin för SIP 2019.
+I Kalmar har vi en rutin för SIP.
+Kommunens hemtjänst ligger bättre till än medlet i riket gällande:
+• Kontinuitet i hemtjänsten
+"""
+
+
+def test_every_layout_detects_and_parses_its_own_section() -> None:
+    lines = text_lines(PAIRS_PAGE)
+    pair_section, relative_section = lines[1:4], lines[4:6]
+    context = PageContext(municipality="Kalmar")
+    assert pairs.detect(pair_section) and not relative.detect(pair_section)
+    assert relative.detect(relative_section) and not pairs.detect(relative_section)
+    # a heading with no bullet after it claims nothing: its lines go to the other layouts
+    assert not pairs.detect(lines[1:2]) and not relative.detect(lines[4:5])
+    (pair,), () = pairs.parse(pair_section, context=context)
+    assert (pair.national_percent, pair.local_answer, pair.municipality) == (
+        36.0,
+        "I Kalmar har vi en rutin för SIP.",
+        "Kalmar",
+    )
+    (rel,), () = relative.parse(relative_section, context=context)
+    assert (rel.national_statement, rel.national_comparison, rel.local_answer) == (
+        "Kontinuitet i hemtjänsten",
+        "better",
+        None,
+    )
+    # parse_page gives the same records, dated by the page
+    page = parse_page(PAIRS_PAGE, municipality="Kalmar")
+    assert [(f.national_statement, f.national_comparison) for f in page.findings] == [
+        (pair.national_statement, None),
+        (rel.national_statement, "better"),
+    ]

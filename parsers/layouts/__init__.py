@@ -6,6 +6,9 @@ text extracts meet there, so both give the same findings) and returns the same
 (parsers/years.py) and status rules (parsers/status.py) stay in their modules; a layout
 only says where on the page they apply.
 
+- `pairs`: Kalmar's statement-and-answer pairs under "... resultat visar att:".
+- `relative`: bullets under a heading relative to the nation ("ligger bättre till än
+  medlet i riket gällande:"), no figures.
 - `tables`: a result table, one row per indicator, the entity's figure per year beside
   the national (or county) figure.
 - `cards`: a county's indicator cards, a heading and a paragraph with the county's
@@ -19,10 +22,11 @@ becomes better/worse.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from parsers.lines import Line
 from parsers.records import REJECT_REASONS
 
 #: Why a layout module kept text back: the reasons live with every other reason in
@@ -83,3 +87,35 @@ def judged(comparison: str | None, label: str, directions: Mapping[str, str] | N
         return "same"
     higher_better = direction == "higher_is_better"
     return "better" if (comparison == "higher") == higher_better else "worse"
+
+
+# Lines that end the results part of a page: related-page navigation and page footers.
+END_MARKER = re.compile(
+    r"^(?:Fler sidor inom|Senast uppdaterad|Sidan uppdaterades|Publicerad\b|Övriga länkar"
+    r"|Relaterade sidor|Relaterad information|Dela sidan|Dela på|Kontakta oss|Sidansvarig"
+    r"|Hittade du det du sökte|Skriv ut|Lyssna\b)",
+    re.IGNORECASE,
+)
+
+
+def bullets_before_boundary(lines: Sequence[Line]) -> bool:
+    """Is there a bullet with text after the heading `lines[0]` before the next heading
+    ("... resultat visar att:" or relative) or end marker? Exactly the sections
+    parsers/page.py lets claim their lines: the pairs and relative detectors say yes to
+    those and no to a heading left with no bullets (its lines go to the other layouts)."""
+    from parsers.layouts.pairs import is_section_heading  # noqa: PLC0415 (cycle)
+    from parsers.layouts.relative import relative_heading  # noqa: PLC0415 (cycle)
+
+    for index in range(1, len(lines)):
+        line = lines[index]
+        text = line.text
+        if line.is_bullet:
+            if text:
+                return True
+            continue
+        if (len(text) <= 120 and is_section_heading(text)) or END_MARKER.match(text):
+            return False
+        following = index + 1 < len(lines) and lines[index + 1].is_bullet
+        if relative_heading(text, before_bullets=following) is not None:
+            return False
+    return False

@@ -1,0 +1,366 @@
+"""Kalmar's statement-and-answer pairs: under a "... resultat visar att:" heading each
+bullet is the nation's result, and the paragraph after it (or a bullet, or the statement's
+own tail) the municipality's answer ("I Kalmar finns ...").
+
+A section is the heading and its lines up to the next heading or end marker
+(parsers/page.py splits the sections). Each bullet is a finding: the national figures
+read by parsers/numbers.py, the local answer's figure and status (parsers/status.py), and
+flags where the answer was glued to the statement, printed as a bullet, missing, or seems
+to belong to a neighbouring statement. Deliberately not: local answers on a page that
+belongs to no municipality, and a survey year (parsers/page.py dates every section of a
+page at once).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from parsers.layouts import PageContext, bullets_before_boundary
+from parsers.lines import Line
+from parsers.numbers import NationalReading, local_value, national_reading
+from parsers.records import Finding, Reject
+from parsers.status import local_status
+
+# --- section headings ---------------------------------------------------------------------
+
+# The "... resultat visar att:" family: "Årets resultat visar att:", "2019 års resultat visar
+# att:", "Årets resultat visar bland annat att:", "Resultatet för 2021 visar att", stray and
+# no-break spaces (already collapsed by normalize_space).
+# Also "Resultaten från 2019 års undersökning visar att:" and "Öppna jämförelser 2021 visar
+# att:". A sentence that goes on after "att" is a statement, not a heading.
+_SECTION_HEADING = re.compile(
+    r"^(?P<lead>[^.!?]{0,80}?)\b(?:resultat(?:en|et)?|öppna jämförelser(?:na)?)\b"
+    r"[^.!?:]{0,50}?\s+(?:visar|visade)(?:\s+bland\s+annat|\s+bl\.\s?a\.?)?"
+    r"(?:\s+(?:att|på))?\s*:?\s*$",
+    re.IGNORECASE,
+)
+
+
+def is_section_heading(text: str) -> bool:
+    """Does the line head a results section (`_SECTION_HEADING`)?"""
+    # Every heading holds "resultat" or "öppna jämförelser": a substring test on the
+    # lowered line rules out most lines ~10x faster than the regex. The pieces tested
+    # hold no "s" or "i": under re.IGNORECASE "ſ" matches "s" and "ı" matches "i",
+    # which str.lower() does not turn into them.
+    lowered = text.lower()
+    if "ultat" not in lowered and "öppna jämföre" not in lowered:
+        return False
+    return _SECTION_HEADING.match(text) is not None
+
+
+_YEAR = r"(?:19|20)\d\d"
+
+# --- per-statement readings, cached -------------------------------------------------------
+
+# A national statement is the nation's result: every municipality's page of a survey
+# prints the same text ("Andelen kommuner som har en rutin ... har ökat till 36 procent"),
+# and recaptures repeat a page's answers word for word. The readings are pure functions of
+# the text with frozen results, so one reading serves every page that prints it (about a
+# quarter of the parse went to reading the same statements again). Bounded: a few MB.
+
+
+@lru_cache(maxsize=8192)
+def _national_reading(statement: str) -> NationalReading:
+    return national_reading(statement)
+
+
+@lru_cache(maxsize=8192)
+def _local_reading(answer: str | None) -> tuple[float | None, str | None]:
+    """The local answer's figure and status (`local_value`, `local_status`)."""
+    value = local_value(answer)
+    return value, local_status(answer, value)
+
+
+# --- local answers ------------------------------------------------------------------------
+
+#: A name as local answers print it ("Kalmar", "Upplands Väsby", "Malung-Sälen").
+NAME = r"[A-ZÅÄÖ][a-zåäöéü]+(?:[- ][A-ZÅÄÖ][a-zåäöéü]+)?"
+_NAME = NAME
+_VERBS = r"(?:har|hade|finns|fanns|saknar|saknas|är|var|används|använder|erbjuds|erbjuder|görs)"
+_GENERIC_OPENER = rf"I (?!Sverige\b|[Rr]iket\b|[Ll]andet\b|[Ll]änet\b){_NAME} {_VERBS}\b"
+NATIONAL_MARKER = re.compile(
+    r"\bkommuner(?:na)?\b|\bprocent av\b|\briket\b|\bi landet\b", re.IGNORECASE
+)
+
+
+@lru_cache(maxsize=1024)  # one pattern per municipality: compiling it is costly
+def answer_opener(municipality: str | None) -> re.Pattern[str]:
+    """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar"."""
+    if municipality:
+        name = re.escape(municipality)
+        opener = (
+            rf"(?:I {name}s?\b|{name}s? (?:kommun\s+)?[a-zåäö]+\b"
+            rf"|Under {_YEAR} (?:har|hade|var|är) {name}\b|{_GENERIC_OPENER})"
+        )
+    else:
+        opener = _GENERIC_OPENER
+    return re.compile(opener)
+
+
+# --- suspected swapped answers --------------------------------------------------------------
+
+_CONTENT_WORD = re.compile(r"[a-zåäöéü]{4,}")
+_STOPWORDS = frozenset(
+    [
+        "kommun",
+        "kommuner",
+        "kommunerna",
+        "kommunens",
+        "finns",
+        "har",
+        "hade",
+        "procent",
+        "aktuell",
+        "aktuella",
+        "inte",
+        "även",
+        "eller",
+        "samt",
+        "från",
+        "till",
+        "under",
+        "över",
+        "efter",
+        "som",
+        "inom",
+        "mellan",
+        "både",
+        "andel",
+        "andelen",
+        "uppger",
+        "uppgett",
+        "sverige",
+        "sveriges",
+        "landets",
+        "alla",
+        "detta",
+        "denna",
+        "dessa",
+        "deras",
+        "vilket",
+    ]
+)
+
+
+def _stems(text: str, municipality: str | None) -> frozenset[str]:
+    """Stems (first six letters) of the words that tell statements apart: four letters
+    or more, no stopwords, not the municipality's own name."""
+    name = municipality.lower() if municipality else None
+    if name and name in text.lower():
+        return _stems_without(text, name)
+    # The name is not even a substring (a national statement seldom names it): the
+    # stems of the text alone, one analysis for every municipality's page.
+    return _text_stems(text)
+
+
+@lru_cache(maxsize=8192)  # pure: statements recur across captures of a page
+def _text_stems(text: str) -> frozenset[str]:
+    return frozenset(
+        word[:6] for word in _CONTENT_WORD.findall(text.lower()) if word not in _STOPWORDS
+    )
+
+
+@lru_cache(maxsize=4096)  # answers name their municipality, and recur like statements
+def _stems_without(text: str, name: str) -> frozenset[str]:
+    return frozenset(
+        word[:6]
+        for word in _CONTENT_WORD.findall(text.lower())
+        if word not in _STOPWORDS and word != name
+    )
+
+
+#: How many bullets before and after its own statement an answer is compared with. A swap
+#: is a slip between neighbouring bullets of one block (seed 002: two adjacent bullets);
+#: comparing every answer with every statement of the section is quadratic in its bullets
+#: (a 20,000-bullet section took 133 s). Sections of up to window + 1 bullets (every
+#: section of the shipped pages) are compared in full; in a longer one a swap between
+#: bullets further apart than this goes unflagged: the flag is a suspicion, not a check.
+_MISMATCH_WINDOW = 25
+
+
+def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
+    """Indexes of bullets whose answer fits another statement of the section clearly better.
+
+    Seed 002's 2019 block: the answer "Kalmar har en rutin för information till enskilda
+    om samordnad individuell plan (SIP)" sits under the statement about samordning with
+    barn och unga, and vice versa. The text is never moved, only flagged.
+    """
+    statements = [_stems(pair.statement, municipality) for pair in pairs]
+    flagged: set[int] = set()
+    for index, pair in enumerate(pairs):
+        answer = _stems(pair.answer, municipality) if pair.answer else None
+        if not answer:
+            continue  # no answer, or no content word in it: it fits no statement
+        # The share of the answer's stems each statement within `_MISMATCH_WINDOW`
+        # bullets holds (one divisor: the best share is the best count over it).
+        low = max(0, index - _MISMATCH_WINDOW)
+        shared = [len(answer & words) for words in statements[low : index + _MISMATCH_WINDOW + 1]]
+        own = shared[index - low] / len(answer)
+        best_other = max(
+            (count for other, count in enumerate(shared, low) if other != index), default=0
+        ) / len(answer)
+        if best_other >= 0.5 and best_other >= own + 0.25:
+            flagged.add(index)
+    return flagged
+
+
+# --- assembly -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    statement: str
+    line: int
+    answer: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+def _split_glued_answer(pair: _Pending, opener: re.Pattern[str]) -> None:
+    """Pull a local answer printed inside the statement's own paragraph out of it.
+
+    "... minskat till 36 procent 2019I Kalmar har 19 procent ..." (no separator at all)
+    or "... 36 procent 2019. I Kalmar har ..." (same paragraph).
+    """
+    for match in opener.finditer(pair.statement):
+        start = match.start()
+        if start == 0:
+            continue
+        before = pair.statement[start - 1]
+        if not before.isspace():
+            if before in "-/":  # part of a compound such as "Norra-Kalmar": not an answer
+                continue
+            pair.answer = pair.statement[start:].strip()
+            pair.statement = pair.statement[:start].strip()
+            pair.flags.append("answer_glued")
+            return
+        # "... boende. I Kalmar finns ..." or "... boende – I Kalmar finns ...".
+        head = pair.statement[:start].rstrip()
+        if head[-1:] in ".!?:" or head.endswith((" –", " -", " —")):
+            pair.answer = pair.statement[start:].strip()
+            pair.statement = head.rstrip(" –-—")
+            pair.flags.append("answer_in_statement")
+            return
+
+
+def _reads_national(text: str, municipality: str | None) -> bool:
+    """A paragraph about the nation, not an answer: it speaks of "kommunerna", "riket",
+    "procent av" and names neither the municipality nor "vi"/"vår"/"här". A national
+    summary page explains its bullets this way ("Resultaten bygger på en enkät som
+    besvarades av 286 kommuner"); such a paragraph must not become a local answer."""
+    if municipality and municipality.lower() in text.lower():
+        return False
+    if _LOCAL_VOICE.search(text):
+        return False
+    return bool(NATIONAL_MARKER.search(text) or _NATIONAL_SOURCE.search(text))
+
+
+_LOCAL_VOICE = re.compile(r"\b(?:vi|vår|vårt|våra|här|hos oss)\b", re.IGNORECASE)
+_NATIONAL_SOURCE = re.compile(
+    r"\b(?:enkät\w*|undersökning\w*)\b.{0,40}\b(?:besvara\w*|bygger|genomförd\w*)\b"
+    r"|\b\d{2,3} kommuner\b",
+    re.IGNORECASE,
+)
+
+
+def detect(lines: Sequence[Line], *, entity: str | None = None) -> bool:
+    """Does the section open with a "... resultat visar att:" heading that bullets follow?
+    (`entity` is accepted for the same call as the other layouts.)"""
+    return (
+        bool(lines)
+        and not lines[0].is_bullet
+        and len(lines[0].text) <= 120
+        and is_section_heading(lines[0].text)
+        and bullets_before_boundary(lines)
+    )
+
+
+def parse(
+    lines: Sequence[Line],
+    *,
+    context: PageContext | None = None,
+    directions: Mapping[str, str] | None = None,
+) -> tuple[tuple[Finding, ...], tuple[Reject, ...]]:
+    """One finding per bullet of the section (`survey_year` left for the page to set).
+
+    A page that belongs to no municipality (`context.municipality` None: none given, none
+    in its title, site name, answers or host) has no local answers: a national summary
+    page ("2019 års resultat visar att:", national bullets, then "Öppna jämförelser ... är
+    framtagen av Socialstyrelsen") would otherwise hand its closing line to the last
+    bullet as that bullet's answer. Its paragraphs are rejects."""
+    context = context or PageContext()
+    municipality = context.municipality
+    opener = answer_opener(municipality)
+    heading = lines[0].text
+    pairs: list[_Pending] = []
+    rejects: list[Reject] = []
+    for line in lines[1:]:
+        text_ = line.text
+        if line.is_bullet:
+            if not text_:
+                rejects.append(Reject("empty_bullet", text_, heading, line.number))
+                continue
+            last = pairs[-1] if pairs else None
+            if (
+                municipality is not None
+                and last is not None
+                and last.answer is None
+                and opener.match(text_)
+                and not NATIONAL_MARKER.search(text_)
+            ):
+                last.answer = text_
+                last.flags.append("answer_as_bullet")
+                continue
+            pairs.append(_Pending(text_, line.number))
+            continue
+        if not pairs:
+            continue  # intro text, banners, navigation: not findings
+        last = pairs[-1]
+        if (
+            municipality is not None
+            and last.answer is None
+            and not _reads_national(text_, municipality)
+        ):
+            last.answer = text_
+        else:
+            rejects.append(Reject("unattached_paragraph", text_, heading, line.number))
+    if municipality is not None:
+        for pair in pairs:
+            if pair.answer is None:
+                _split_glued_answer(pair, opener)
+    swapped = _mismatched(pairs, municipality)
+    findings: list[Finding] = []
+    for index, pair in enumerate(pairs):
+        flags = list(pair.flags)
+        reading = _national_reading(pair.statement)
+        flags.extend(reading.flags)
+        answer = pair.answer
+        value, status = _local_reading(answer)
+        if answer is None:
+            flags.append("no_local_answer")
+        if index in swapped:
+            flags.append("answer_mismatch_suspected")
+        findings.append(
+            Finding(
+                url=context.url,
+                municipality=municipality,
+                area=context.area,
+                page_updated=context.page_updated,
+                page_published=context.page_published,
+                section=heading,
+                survey_year=None,
+                survey_year_basis="none",
+                position=index + 1,
+                national_statement=pair.statement,
+                national_percent=reading.percent,
+                national_values=reading.values,
+                national_comparison=None,
+                local_answer=answer,
+                local_status=status,
+                local_value=value,
+                flags=tuple(flags),
+            )
+        )
+    return tuple(findings), tuple(rejects)
