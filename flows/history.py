@@ -911,8 +911,11 @@ def _incremental(
     added = inputs.new_captures()
     recaptured = set()
     if added is not None and added.num_rows:
-        urls_added = pc.unique(added.column("url").drop_null().cast(pa.string())).to_pylist()
-        recaptured = {page_key(url) for url in urls_added}
+        # Cast before dropping nulls: a dictionary-encoded column can hold a null in its
+        # dictionary behind a valid index (a quarantined record has no url), which
+        # drop_null on the indices keeps.
+        urls_added = pc.unique(added.column("url").cast(pa.string()).drop_null()).to_pylist()
+        recaptured = {page_key(url) for url in urls_added if url is not None}
     if new.is_empty() and not recaptured:
         return Derivation("incremental", "no new findings", iter(()))
     links = pl.from_arrow(previous)
