@@ -27,12 +27,18 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 latest, stop = sys.argv[1], sys.argv[2]
 fs, root = pafs.FileSystem.from_uri(latest)
-reads = mixed = torn = gone = 0
+reads = mixed = torn = gone = cut = 0
 examples = []
 while not os.path.exists(stop):
     try:
-        with fs.open_input_stream(f"{root}/release.json") as stream:
-            manifest = json.load(stream)
+        try:
+            with fs.open_input_stream(f"{root}/release.json") as stream:
+                manifest = json.load(stream)
+        except json.JSONDecodeError:
+            # the size is looked up before the GET: a replacement in between gives a cut
+            # copy of the new manifest, which never parses (the documented recipe re-reads)
+            cut += 1
+            continue
         seen = set()
         for name, entry in sorted(manifest["files"].items()):
             meta = pq.read_schema(f"{root}/{entry.get('path', name)}", filesystem=fs).metadata
@@ -50,7 +56,7 @@ while not os.path.exists(stop):
     if seen != {manifest["release"]}:
         mixed += 1
         examples.append([manifest["release"], sorted(seen)])
-figures = {"reads": reads, "mixed": mixed, "torn": torn, "gone": gone}
+figures = {"reads": reads, "mixed": mixed, "torn": torn, "gone": gone, "cut": cut}
 print(json.dumps(figures | {"examples": examples[:3]}))
 """
 

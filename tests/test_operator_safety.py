@@ -261,7 +261,8 @@ def test_lock_timeout_zero_decides_before_starting_anything(tmp_path: Path) -> N
         "--lock-timeout 0: not waiting"
     )
     assert "waiting up to" not in refused.stderr
-    assert elapsed < 5, elapsed
+    # a Prefect server alone took ~11 s; 9 s leaves room for a loaded machine
+    assert elapsed < 9, elapsed
     assert list(prefect_home.iterdir()) == []  # no Prefect server (its database) started
     assert storage.releases(datasets).empty
 
