@@ -114,8 +114,13 @@ class StderrRelay:
     def _relay(self, reader: int) -> None:
         panic_filter = PanicFilter()
         while True:
+            # Read the flag before select: stop() sets it only after everything was
+            # written, so an empty select that began after it means drained. Checked after
+            # select instead, a select that timed out just before the last line arrived
+            # ended the relay with that line unread (4 of 40 concurrent `oj` errors empty).
+            stopping = self._stopping.is_set()
             ready, _, _ = select.select([reader], [], [], 0.05)
-            if not ready and self._stopping.is_set():
+            if not ready and stopping:
                 data = b""  # drained; a child still holding the pipe is not waited for
             elif not ready:
                 continue

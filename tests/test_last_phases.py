@@ -298,6 +298,38 @@ def test_rust_panic_text_is_dropped_and_everything_else_shown() -> None:
     assert shown(b"thread 'main' is not a panic\n") == b"thread 'main' is not a panic\n"
 
 
+RELAYED_LAST_LINE = """
+import os, select, sys, time
+from flows.rust_noise import StderrRelay
+real_select = select.select
+def preempted_after_a_timeout(*args):
+    ready = real_select(*args)
+    if not ready[0]:
+        time.sleep(0.3)  # the relay thread descheduled between its select and what follows
+    return ready
+select.select = preempted_after_a_timeout
+relay = StderrRelay()
+relay.start()
+time.sleep(0.1)  # the relay's first select has timed out; it is "descheduled" now
+print("oj run: the last line", file=sys.stderr)
+relay.stop()
+os._exit(2)
+"""
+
+
+def test_the_relay_never_loses_the_last_line_written_before_it_stops() -> None:
+    import subprocess
+    import sys
+
+    # Seen in CI: `oj run` exited 2 or 74 with an empty stderr (4 of 40 concurrent runs
+    # here). The relay asked "was stop requested?" after a select that had timed out just
+    # before the last line arrived, and ended with that line unread. The child makes that
+    # interleaving certain: its relay thread pauses after every empty select.
+    result = subprocess.run([sys.executable, "-c", RELAYED_LAST_LINE], capture_output=True,
+                            cwd=Path(__file__).parents[1], timeout=120)  # fmt: skip
+    assert (result.returncode, result.stderr) == (2, b"oj run: the last line\n")
+
+
 def test_a_full_disk_prints_no_rust_panic(tmp_path: Path, prefect_server: str) -> None:
     # Disk full while a release's Delta files were written: deltalake's runtime printed
     # "thread 'tokio-rt-worker' ... panicked at ... Already shut down" (6 of 6 runs here).
