@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 # Before anything imports Prefect: a throwaway Prefect home, quiet and offline-safe.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="oj-test-prefect-")
+# Removed when the session ends: each run left a ~5 MB folder in /tmp (342 seen).
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
