@@ -141,36 +141,84 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str, float]:
     return process, api_url, time.perf_counter() - start
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size of a process in bytes (Linux), 0 where unknown."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class TreeMemory:
     """Peak resident memory of whole process trees (the flow, its parse workers, the
-    Prefect server), sampled every 0.1 s by a thread: RUSAGE counts one process only."""
+    Prefect server), sampled every 0.1 s by a thread: RUSAGE counts one process only.
+
+    Beside the peak it keeps what each process held at that moment (`at_peak`), each
+    role's own peak (`role_peaks_mb`: flow, workers, server) and when the peak came
+    (`peak_at_seconds` after the start), to tell a parse-phase peak (flow + workers)
+    from a derivation peak (the flow alone).
+
+    RSS counts a shared page in every process that maps it: the flow, both parse workers
+    and the server map the same Python, Arrow, polars and delta-rs libraries (~90 MB of
+    file pages each), so the RSS sum counts them up to four times. `peak_pss_mb` is the
+    sum of proportional set sizes (a page shared by k processes counts 1/k in each): the
+    memory the tree actually holds. Both are reported; the target is checked on RSS."""
 
     def __init__(self, *roots: int) -> None:
         import threading
 
         self.roots = [root for root in roots if root]
         self.peak_bytes = 0
+        self.peak_pss = 0
+        self.peak_at = 0.0
+        self.at_peak: list[dict] = []
+        self.role_peaks: dict[str, int] = {}
+        self.timeline: list[tuple[float, int, dict[str, int]]] = []
+        self._started = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _total(self) -> int:
+    def _members(self) -> list[dict]:
         import psutil
 
-        total = 0
-        for root in self.roots:
+        members = []
+        for index, root in enumerate(self.roots):
             try:
                 process = psutil.Process(root)
-                members = [process, *process.children(recursive=True)]
+                tree = [process, *process.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
-            for member in members:
+            for member in tree:
+                # the first root is the flow (its children: parse workers); later roots
+                # are servers (their children count as the server)
+                role = "server" if index else ("flow" if member.pid == root else "workers")
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    total += member.memory_info().rss
-        return total
+                    members.append({"pid": member.pid, "role": role,
+                                    "rss": member.memory_info().rss,
+                                    "pss": _pss(member.pid)})  # fmt: skip
+        return members
+
+    def _total(self) -> int:
+        return sum(member["rss"] for member in self._members())
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._total())
+            members = self._members()
+            total = sum(member["rss"] for member in members)
+            self.peak_pss = max(self.peak_pss, sum(member["pss"] for member in members))
+            now = time.perf_counter() - self._started
+            roles: dict[str, int] = {}
+            for member in members:
+                roles[member["role"]] = roles.get(member["role"], 0) + member["rss"]
+            for role, rss in roles.items():
+                self.role_peaks[role] = max(self.role_peaks.get(role, 0), rss)
+            self.timeline.append((now, total, roles))
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_at, self.at_peak = total, now, members
             self._stop.wait(0.1)
 
     def __enter__(self) -> TreeMemory:
@@ -184,6 +232,20 @@ class TreeMemory:
     @property
     def peak_mb(self) -> float:
         return self.peak_bytes / 2**20
+
+    def breakdown(self) -> dict:
+        """What each process held at the tree's peak, each role's peak, and when."""
+        return {
+            "peak_at_seconds": round(self.peak_at, 1),
+            "peak_pss_mb": round(self.peak_pss / 2**20, 1),
+            "at_peak_mb": [
+                {"role": m["role"], "pid": m["pid"], "mb": round(m["rss"] / 2**20, 1)}
+                for m in self.at_peak
+            ],
+            "role_peaks_mb": {
+                role: round(rss / 2**20, 1) for role, rss in sorted(self.role_peaks.items())
+            },
+        }
 
 
 def run_flow_child(
@@ -214,6 +276,14 @@ def run_flow_child(
         raise RuntimeError(f"flow run failed:\n{stderr[-3000:]}")
     out = json.loads(stdout.strip().splitlines()[-1])
     out["peak_rss_tree_mb"] = memory.peak_mb
+    out["peak_rss_tree_breakdown"] = memory.breakdown()
+    timeline = os.environ.get("OJ_BENCH_MEMORY_TIMELINE")
+    if timeline:  # every sample, for a plot of where the peak comes: seconds, MB by role
+        with open(timeline, "a", encoding="utf-8") as out_file:
+            for seconds, total, roles in memory.timeline:
+                mb = {role: round(rss / 2**20, 1) for role, rss in roles.items()}
+                out_file.write(json.dumps([round(seconds, 1), round(total / 2**20, 1), mb]))
+                out_file.write("\n")
     return out
 
 
@@ -391,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         "e2e_small_peak_rss_mb": round(fifth["e2e_peak_rss_mb"], 1),
         "rss_growth_n_over_n5": round(full["e2e_peak_rss_mb"] / fifth["e2e_peak_rss_mb"], 2),
         "peak_rss_tree_mb": round(full["peak_rss_tree_mb"], 1),
+        "peak_pss_tree_mb": full["peak_rss_tree_breakdown"]["peak_pss_mb"],
         "peak_rss_tree_small_mb": round(fifth["peak_rss_tree_mb"], 1),
+        "peak_rss_tree_breakdown": full["peak_rss_tree_breakdown"],
         "derive_seconds": round(full["timings"].get("derive_seconds", float("nan")), 2),
         "incremental_seconds": round(full_plus["e2e_seconds"], 2),
         "incremental_small_seconds": round(fifth_plus["e2e_seconds"], 2),
