@@ -23,6 +23,15 @@ _PCT = r"\s?(?:%|procent\b)"
 
 # "63 procent", "12,5 %", "100%", "fem procent".
 _PERCENT = re.compile(rf"(?<![\w,.])(?:(?P<num>{_NUM})|(?P<word>{_WORD})){_PCT}", re.IGNORECASE)
+# The two alternatives of `_PERCENT` apart, for speed. A pattern that opens with a
+# lookbehind gives the regex engine nothing to skip ahead with: it tries every position
+# of the sentence. Opening with the first digit, then asserting what stood before it
+# (`\d(?<![\w,.]\d)` is `(?<![\w,.])\d`), lets it jump from digit to digit (~3x faster
+# on the statements). A figure and a number word never overlap (one is digits, the other
+# letters, each ends at its unit), so their matches in order of position are `_PERCENT`'s.
+_NUM_FIRST = r"\d(?<![\w,.]\d)\d{0,2}(?:[,.]\d+)?"  # `(?<![\w,.])` + `_NUM`, same spans
+_PERCENT_FIGURE = re.compile(rf"(?P<num>{_NUM_FIRST}){_PCT}", re.IGNORECASE)
+_PERCENT_WORD = re.compile(rf"(?<![\w,.])(?P<word>{_WORD}){_PCT}", re.IGNORECASE)
 # The earlier numbers of a list whose last member carries the unit:
 # "från 22 till 15 procent", "12 respektive 11 procent", "62, 55 och 40 procent".
 # The lookahead is bounded to `_LIST_MAX` further members: unbounded, every number of a
@@ -31,7 +40,8 @@ _PERCENT = re.compile(rf"(?<![\w,.])(?:(?P<num>{_NUM})|(?P<word>{_WORD})){_PCT}"
 # handful of figures; in a longer one only the last members read as list heads.
 _LIST_MAX = 30
 _LIST_HEAD = re.compile(
-    rf"(?<![\w,.])(?P<num>{_NUM})(?![,.]\d)"
+    # `(?<![\w,.])` + `_NUM`, written digit first (see `_PERCENT_FIGURE`): ~2x faster
+    rf"(?P<num>{_NUM_FIRST})(?![,.]\d)"
     rf"(?=(?:(?:\s*,\s+|\s+(?:respektive|och|eller|till)\s+){_NUM}){{1,{_LIST_MAX}}}{_PCT})",
     re.IGNORECASE,
 )
@@ -203,8 +213,69 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole * 100, 1)
 
 
-def _earlier(text: str, start: int) -> bool:
-    return bool(_EARLIER_BEFORE.search(text, max(0, start - 40), start))
+def _earlier(text: str, start: int, lowered: str | None = None) -> bool:
+    """Does an earlier survey's marker (`_EARLIER_BEFORE`) end right before `start`?
+    `lowered`: `text.lower()` when `_plain_case(text)`, for a first look by substring."""
+    low = max(0, start - 40)
+    if lowered is not None and not any(
+        lowered.find(word, low, start) >= 0 for word in _EARLIER_WORDS
+    ):
+        return False
+    return bool(_EARLIER_BEFORE.search(text, low, start))
+
+
+# Every alternative of `_EARLIER_BEFORE` holds one of these (and `_CHANGE_BEFORE`'s one of
+# `_CHANGE_WORDS_BEFORE`). Each check below tries the regex at every position of a 40-
+# character window before every figure: a substring test rules out most figures first.
+_EARLIER_WORDS = ("från", "jämför", "mot", "än", "då ", "var det", "föregående", "förra")
+_CHANGE_WORDS_BEFORE = ("ök", "minsk", "höjning", "sänkning")
+# Characters that re.IGNORECASE matches with a letter that str.lower() does not turn them
+# into ("ſ" matches "s", "K" (Kelvin) "k", "ı" and "İ" "i", which lowers to two
+# characters): in a text without them, a lower-case substring test on `text.lower()` sees
+# exactly what a case-insensitive pattern of those letters can match, at the same index.
+# Found by trying every code point against every letter the patterns use.
+_ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a\u212b]")
+
+
+def _plain_case(text: str) -> bool:
+    return _ODD_CASE.search(text) is None
+
+
+def _av_before_number(lowered: str) -> bool:
+    """Can `_OUT_OF` match: is some "av" between spaces followed by a figure or a number
+    word ("7 av 10", "en av fem")? Most statements hold only "procent av kommunerna".
+    `lowered`: `text.lower()` of a `_plain_case` text."""
+    at = lowered.find("av")
+    while at >= 0:
+        after = at + 2
+        if at and lowered[at - 1].isspace() and lowered[after : after + 1].isspace():
+            while lowered[after : after + 1].isspace():
+                after += 1
+            if lowered[after : after + 1].isdecimal() or lowered.startswith(
+                _NUMBER_WORDS_TUPLE, after
+            ):
+                return True
+        at = lowered.find("av", at + 1)
+    return False
+
+
+_NUMBER_WORDS_TUPLE = tuple(_NUMBER_WORDS)
+
+
+def _word_before_unit(text: str, lowered: str) -> bool:
+    """Can `_PERCENT_WORD` match: does a letter stand right before a "%" or "procent"
+    (one space between allowed, as `_PCT`)? `lowered` must be `text.lower()` of a
+    `_plain_case` text."""
+    for unit in ("%", "procent"):
+        at = lowered.find(unit)
+        while at >= 0:
+            before = text[at - 1 : at] if at else ""
+            if before.isspace():
+                before = text[at - 2 : at - 1] if at >= 2 else ""
+            if before.isalpha():
+                return True
+            at = lowered.find(unit, at + 1)
+    return False
 
 
 def bounded_at(text: str, start: int) -> bool:
@@ -233,34 +304,50 @@ def find_levels(text: str) -> tuple[Level, ...]:
     def in_range(start: int) -> bool:
         return any(low <= start < high for low, high in ranges)
 
-    for match in _PERCENT.finditer(text) if has_percent else ():
-        if _CHANGE_BEFORE.search(text, max(0, match.start() - 40), match.start()):
+    # Substring first looks (see `_ODD_CASE`), only where they are exact.
+    plain = _plain_case(text)
+    plain_lowered = lowered if plain else None
+    changes = not plain or any(word in lowered for word in _CHANGE_WORDS_BEFORE)
+
+    def changed(start: int) -> bool:
+        return changes and _CHANGE_BEFORE.search(text, max(0, start - 40), start) is not None
+
+    percents: list[re.Match[str]] = []
+    if has_percent:
+        percents = list(_PERCENT_FIGURE.finditer(text))
+        if not plain or _word_before_unit(text, lowered):
+            words = list(_PERCENT_WORD.finditer(text))
+            if words:  # `_PERCENT`'s order: by position
+                percents = sorted(percents + words, key=lambda match: match.start())
+    for match in percents:
+        if changed(match.start()):
             continue
-        value = _to_float(match.group("num") or match.group("word"))
+        value = _to_float(match["word" if match.re is _PERCENT_WORD else "num"])
         if value <= 100:
             ranged = in_range(match.start())
             levels.append(Level(value, match.start(), match.end(), in_range=ranged,
-                                is_from=not ranged and _earlier(text, match.start())))  # fmt: skip
+                                is_from=not ranged
+                                and _earlier(text, match.start(), plain_lowered)))  # fmt: skip
     for match in _LIST_HEAD.finditer(text) if has_percent else ():
         value = _to_float(match.group("num"))
-        if value <= 100 and not _CHANGE_BEFORE.search(
-            text, max(0, match.start() - 40), match.start()
-        ):
+        if value <= 100 and not changed(match.start()):
             ranged = in_range(match.start())
             levels.append(Level(value, match.start(), match.end(), in_range=ranged,
-                                is_from=not ranged and _earlier(text, match.start())))  # fmt: skip
+                                is_from=not ranged
+                                and _earlier(text, match.start(), plain_lowered)))  # fmt: skip
     for match in _RANGE_HEAD.finditer(text) if ranges else ():
         # "3–9 procent": the lower end carries no unit of its own.
         if in_range(match.start()) and not any(lv.start == match.start() for lv in levels):
             value = _to_float(match.group("num"))
             if value <= 100:
                 levels.append(Level(value, match.start(), match.end(), in_range=True))
-    for match in _OUT_OF.finditer(text) if " av " in lowered else ():
+    out_of = " av " in lowered and (not plain or _av_before_number(lowered))
+    for match in _OUT_OF.finditer(text) if out_of else ():
         value = _share(_to_float(match.group("part")), _to_float(match.group("whole")))
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start()),
-                                is_from=_earlier(text, match.start())))  # fmt: skip
+                                is_from=_earlier(text, match.start(), plain_lowered)))  # fmt: skip
     for match in _FRACTION.finditer(text) if "del" in lowered or "hälft" in lowered else ():
         if match.group("half"):
             value = 50.0
@@ -269,7 +356,7 @@ def find_levels(text: str) -> tuple[Level, ...]:
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start()),
-                                is_from=_earlier(text, match.start())))  # fmt: skip
+                                is_from=_earlier(text, match.start(), plain_lowered)))  # fmt: skip
     for match in _EVERY_NTH.finditer(text) if "var" in lowered else ():
         value = _share(1, _ORDINALS[match.group("ord").lower()])
         if value is not None:
@@ -297,11 +384,21 @@ def _share_negated(statement: str, level: Level) -> bool:
     for end in _CLAUSE_END.finditer(statement, 0, level.start):
         clause_start = end.end()
     after = _CLAUSE_END.search(statement, level.end)
-    before = _PURPOSE_TAIL.sub("", statement[clause_start : level.start])
+    before = _purpose_cut(statement[clause_start : level.start])
     rest = statement[level.end : after.start() if after else len(statement)]
-    rest = _OF_MUNICIPALITIES.sub("", _PURPOSE_TAIL.sub("", rest), count=1)
+    rest = _OF_MUNICIPALITIES.sub("", _purpose_cut(rest), count=1)
     first_words = " ".join(rest.split()[:6])
     return bool(_SHARE_NEGATION.search(before) or _SHARE_NEGATION.search(first_words))
+
+
+def _purpose_cut(text: str) -> str:
+    """`text` without its purpose phrase (`_PURPOSE_TAIL`). Every alternative holds "för",
+    "hur" or "att", letters no other character matches case-insensitively: a substring
+    test skips the regex's scan of most clauses."""
+    lowered = text.lower()
+    if "för" in lowered or "hur" in lowered or "att" in lowered:
+        return _PURPOSE_TAIL.sub("", text)
+    return text
 
 
 _OF_MUNICIPALITIES = re.compile(

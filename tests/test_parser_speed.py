@@ -1,0 +1,113 @@
+"""The number grammar's fast paths (issue 21 item 7) read exactly what its patterns read.
+
+parsers/numbers.py looks at a statement with substring tests on `text.lower()` before it
+runs a case-insensitive pattern, and splits `_PERCENT` into a figure and a word pattern.
+Both are speed only: these tests hold them to the plain regex path.
+"""
+
+from __future__ import annotations
+
+import re
+from re import _casefix  # type: ignore[attr-defined]
+
+import pytest
+
+from parsers import numbers
+
+# Statements as the pages print them, and the shapes the fast paths decide on: number
+# words, "av" with and without a figure after it, changes and earlier figures before a
+# level, purpose phrases, and the characters re.IGNORECASE matches with a letter that
+# str.lower() does not turn into it.
+STATEMENTS = [
+    "63 procent av kommunerna har en aktuell rutin.",
+    "Andelen har ökat från 31 procent 2017 till 54 procent 2020.",
+    "Det är en ökning i jämförelse med 2021 då det var 49 procent.",
+    "Cirka 7 av 10 kommuner har en plan, jämfört med 58 procent 2019.",
+    "Fem procent av kommunerna saknar rutin för att inte röja personuppgifter.",
+    "FEM PROCENT, TRE % och sex procent; en av fem kommuner; två tredjedelar.",
+    "Var tionde kommun saknar rutin. Hälften av kommunerna, 50 procent, har den.",
+    "Mellan 12 och 30 procent beroende på målgrupp; 3–9 procent; 62, 55 och 40 procent.",
+    "Minskat med 5 procent till 22 procent, mot 40 procent 2019, fler än 50 procent.",
+    "ſju procent; ſex procent; 4 av 5 kommuner; ÖKNING MED 4 procent; FRÅN 3 till 5 procent",
+    "Kommunerna (\u212a) har 12 procent; \u0130 ökning med 3 procent; ı från 2 procent",
+    "Antalet är 4\u00a0av\u00a05; en\tav\ttio; en av  fem; fyra\u00a0procent; 7%",
+    "Fler än 50 procent av kommunerna har en rutin, förra året 40 procent.",
+    "Andelen är 30 procent, var det 20 procent? Då det var 10 procent minskade den.",
+    "18 procent av kommunerna har rutiner om hur man ska arbeta så att inget missas.",
+]
+
+
+def _variants(text: str) -> list[str]:
+    return [text, text.upper(), text.lower(), text.replace(" ", "\u00a0")]
+
+
+@pytest.mark.parametrize("text", STATEMENTS)
+def test_percent_patterns_split_find_what_the_joint_pattern_finds(text: str) -> None:
+    for variant in _variants(text):
+        joint = [(m.span(), m["num"] or m["word"]) for m in numbers._PERCENT.finditer(variant)]
+        split = sorted(
+            [(m.span(), m["num"]) for m in numbers._PERCENT_FIGURE.finditer(variant)]
+            + [(m.span(), m["word"]) for m in numbers._PERCENT_WORD.finditer(variant)]
+        )
+        assert split == joint, variant
+
+
+def _readings(text: str) -> tuple[object, ...]:
+    numbers.find_levels.cache_clear()
+    numbers.stated_levels.cache_clear()
+    numbers.national_reading.cache_clear()
+    numbers.local_value.cache_clear()
+    try:
+        return (
+            numbers.find_levels(text),
+            numbers.national_reading(text),
+            numbers.local_value(text),
+        )
+    except ValueError as error:  # "ſju" reads as a number word but is no key: as before
+        return (repr(error),)
+
+
+@pytest.mark.parametrize("text", STATEMENTS)
+def test_substring_first_looks_change_no_reading(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = [_readings(variant) for variant in _variants(text)]
+    # Every text taken for one with odd-case characters: the patterns scan it all.
+    monkeypatch.setattr(numbers, "_plain_case", lambda text: False)
+    slow = [_readings(variant) for variant in _variants(text)]
+    monkeypatch.undo()
+    _readings("")  # leave no reading of the slow path in the caches
+    assert fast == slow
+    assert any(reading != ((), numbers.NationalReading(None, (), ()), None) for reading in fast)
+
+
+@pytest.mark.parametrize(
+    "text", STATEMENTS + ["12 procent arbetar så att inget missas", "i syfte att"]
+)
+def test_purpose_phrase_cut_as_the_pattern_cuts(text: str) -> None:
+    for variant in _variants(text):
+        assert numbers._purpose_cut(variant) == numbers._PURPOSE_TAIL.sub("", variant)
+
+
+def test_odd_case_characters_are_every_one_the_patterns_can_meet() -> None:
+    """`_ODD_CASE` holds every character re.IGNORECASE matches with a letter the number
+    grammar's patterns use but str.lower() does not lower to that letter (from the regex
+    module's own table of extra case equivalents), and every character whose lower case is
+    longer than one character among them."""
+    letters = "abcdefghijklmnopqrstuvwxyzåäöéü"
+    odd = set()
+    for letter in letters:
+        for code in _casefix._EXTRA_CASES.get(ord(letter), ()):
+            if chr(code).lower() != letter:
+                odd.add(chr(code))
+        for char in (letter.upper(), letter):
+            for code in _casefix._EXTRA_CASES.get(ord(char), ()):
+                if chr(code).lower() not in (letter, char):
+                    odd.add(chr(code))
+    assert odd, "the table of extra cases is where this test looks"
+    assert all(numbers._ODD_CASE.fullmatch(char) for char in odd), sorted(odd)
+    assert numbers._ODD_CASE.fullmatch("\u0130")  # "İ".lower() is two characters
+    for char in "İıſ\u212a\u212b":
+        assert not numbers._plain_case(f"12 procent {char}")
+    assert numbers._plain_case("Åtta av tio kommuner, 80 procent, ökade")
+    assert re.fullmatch("s", "ſ", re.IGNORECASE)  # why: the substring test misses it
