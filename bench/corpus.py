@@ -3,13 +3,15 @@
 Realistic ~100 KB Sitevision pages: the chrome of the HTML fixtures (mega menu, scripts,
 cookie and alert banners, footer) padded with more menu links, around content recombined
 from the bullet pairs of the five seed pages: 1-4 results sections per page, 2-6 bullets
-each, figures and years varied, the municipality renamed, four markups of the bullet
-pairs, and about one page in ten in Windows-1252 without a declared charset.
+each, national figures varied by question and year (one per question and year, as
+published), the municipality renamed, four markups of the bullet pairs, and about one
+page in ten in Windows-1252 without a declared charset.
 Deterministic from the seed; written straight to disk, one page at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import random
 import re
@@ -111,8 +113,13 @@ def municipality_names(count: int) -> list[str]:
     return names[:count]
 
 
-def _vary(statement: str, rng: random.Random) -> str:
-    return re.sub(r"\b\d{1,2}(?= procent)", lambda _: str(rng.randint(3, 97)), statement)
+def _vary(statement: str, year: int) -> str:
+    """The statement with the national figures of `year`: one figure per question and
+    year on every municipality's page, as Socialstyrelsen publishes one national result
+    (a figure drawn per page made every question's every year a national conflict)."""
+    digest = hashlib.sha256(f"{statement}|{year}".encode()).digest()
+    figures = random.Random(int.from_bytes(digest[:8], "big"))
+    return re.sub(r"\b\d{1,2}(?= procent)", lambda _: str(figures.randint(3, 97)), statement)
 
 
 def _bullets(pairs: list[tuple[str, str | None]], markup: str, rng: random.Random) -> str:
@@ -161,7 +168,7 @@ def build_page(
         chosen = rng.sample(pool, rng.randint(2, 6))
         pairs = [
             (
-                _vary(p.statement, rng),
+                _vary(p.statement, year - index),
                 p.answer.replace("Kalmar", municipality) if p.answer else None,
             )
             for p in chosen

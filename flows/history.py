@@ -458,12 +458,18 @@ def judge_directions(frame: pl.DataFrame, directions: dict[str, str] | None) -> 
 
 
 def build_observations(
-    frame: pl.DataFrame, directions: dict[str, str] | None = None
+    frame: pl.DataFrame,
+    directions: dict[str, str] | None = None,
+    national: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per (entity, indicator, survey year), over every snapshot: a county's
-    observation never mixes with a municipality's (`entity_kind`, `entity` in the key)."""
+    observation never mixes with a municipality's (`entity_kind`, `entity` in the key).
+
+    `national`: the national figures by year of the whole indicators (default: of
+    `frame`), for a `frame` that holds only some entities' findings of them."""
     frame = judge_directions(frame, directions)
-    national = national_figures_by_year(frame)
+    if national is None:
+        national = national_figures_by_year(frame)
     basis_rank = pl.col("survey_year_basis").replace_strict(
         _BASIS_RANK, default=99, return_dtype=pl.Int32
     )
@@ -508,17 +514,30 @@ def build_observations(
             ),
         )
         .with_columns(national_conflict=pl.col("national_percent_all_values").list.len() > 1)
-        # Ordered by indicator first: an incremental release replaces whole indicators, and
-        # their rows then sit together in a few files (fewer files rewritten by the delete).
-        .sort("indicator_id", "entity_kind", "entity", "survey_year", nulls_last=False)
+        # Ordered by entity first: a nightly replaces the rows of the few entities whose
+        # pages changed (`_incremental`), and their rows then sit in a few small files
+        # (`storage.DERIVED_FILE_BYTES`): the Delta delete rewrites only those.
+        .sort("entity_kind", "entity", "indicator_id", "survey_year", nulls_last=False)
         .collect()
     )
     return observations
 
 
-def build_indicators(frame: pl.DataFrame, observations: pl.DataFrame) -> pl.DataFrame:
-    """One row per indicator; its wordings in survey-year order, the latest canonical."""
-    counts = observations.group_by("indicator_id").agg(n_observations=pl.len())
+#: The key of an `observations` row.
+OBSERVATION_KEY = ["entity_kind", "entity", "municipality", "indicator_id", "survey_year"]
+
+
+def observation_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """Observations per indicator of linked findings with resolved years: their distinct
+    `OBSERVATION_KEY`s (what `build_observations` makes one row each of)."""
+    return frame.select(OBSERVATION_KEY).unique().group_by("indicator_id").agg(
+        n_observations=pl.len()
+    )
+
+
+def build_indicators(frame: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """One row per indicator; its wordings in survey-year order, the latest canonical.
+    `counts`: `observation_counts` of the indicators."""
     statement = pl.col("normalized_statement")
     return (
         frame.lazy()
@@ -729,12 +748,17 @@ def _derive_linked(
     pages: pl.DataFrame,
     captures: pa.Table | None = None,
     directions: dict[str, str] | None = None,
+    entities: list[str] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Observations and indicators of linked findings whose years are resolved, and the
     changes of `pages` (every finding of the pages to compare; `captures`: every capture
-    of those pages)."""
-    observations = build_observations(frame, directions)
-    indicators = build_indicators(frame, observations)
+    of those pages). With `entities`, only those entities' observations (`frame` still
+    holds every finding of its indicators: the national figures and counts need them)."""
+    national = national_figures_by_year(frame)
+    observed = frame if entities is None else frame.filter(pl.col("entity").is_in(entities))
+    observations = build_observations(observed, directions, national)
+    del observed
+    indicators = build_indicators(frame, observation_counts(frame))
     yield "observations", _arrow(observations, OBSERVATIONS)
     del observations
     yield "indicators", _arrow(indicators, INDICATORS)
@@ -820,14 +844,16 @@ class Derivation:
     """How a release updates the derived tables.
 
     `mode` "full": `tables` replace every derived table. "incremental": for each table in
-    `replace`, the rows whose column is one of the values are deleted, then `tables` are
-    appended; tables not named keep their rows.
+    `replace`, the rows whose columns hold one of the values of every condition are
+    deleted, then `tables` are appended; tables not named keep their rows.
     """
 
     mode: str
     reason: str
     tables: Iterator[tuple[str, pa.Table]]
-    replace: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: table -> conditions (column, values), all of which a replaced row meets; a
+    #: condition with no values replaces nothing.
+    replace: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
     seconds: float = 0.0  # deriving and writing, filled in by the caller
 
 
@@ -986,9 +1012,25 @@ def _incremental(
     )
     indicators = sorted(touched.to_list())
 
+    # What the release changes of the touched indicators: the new findings' links and
+    # observations, and those of findings whose resolved year (or its basis) moved. Every
+    # other row of theirs is what the previous release holds, and stays where it is.
+    changed = recomputed.filter(
+        pl.col("_new")
+        | pl.col("survey_year").ne_missing(pl.col("_previous_year"))
+        | pl.col("survey_year_basis")
+        .cast(pl.String)
+        .ne_missing(pl.col("_previous_basis").cast(pl.String))
+    )
+    relinked = sorted(changed.filter(~pl.col("_new"))["finding_id"].to_list())
+    entities = _entities_to_recompute(recomputed, changed)
+    observations_replaced = [("indicator_id", indicators)]
+    if entities is not None:
+        observations_replaced.append(("entity", entities))
+
     def tables() -> Iterator[tuple[str, pa.Table]]:
-        yield "indicator_links", _links(recomputed, linking)
-        yield from _derive_linked(recomputed, pages, captures, directions)
+        yield "indicator_links", _links(changed, linking)
+        yield from _derive_linked(recomputed, pages, captures, directions, entities)
 
     return Derivation(
         "incremental",
@@ -996,12 +1038,47 @@ def _incremental(
         + (f", {plural(added.num_rows, 'new capture')}" if added is not None else ""),
         tables(),
         replace={
-            "indicator_links": ("indicator_id", indicators),
-            "observations": ("indicator_id", indicators),
-            "indicators": ("indicator_id", indicators),
-            "changes": ("to_snapshot_id", snapshots),
+            "indicator_links": [("finding_id", relinked)],
+            "observations": observations_replaced,
+            "indicators": [("indicator_id", indicators)],
+            "changes": [("to_snapshot_id", snapshots)],
         },
     )
+
+
+def _entities_to_recompute(recomputed: pl.DataFrame, changed: pl.DataFrame) -> list[str] | None:
+    """The entities whose observations of the touched indicators a release recomputes:
+    those of the `changed` findings (new, or a resolved year that moved), or None for
+    every entity.
+
+    An observation row is a function of its own findings and of its indicator's national
+    figures for its year (`national_percent_all_values`, `national_conflict`). An entity
+    without a changed finding keeps its rows, unless a national figure set of one of
+    its (indicator, year)s changed: a new figure, or an old one now first seen earlier
+    (the list is oldest first), changes every entity's row of that year, so those
+    entities are recomputed too. An entity that is null recomputes whole indicators."""
+    if changed.is_empty():
+        return []
+    key = ["indicator_id", "survey_year"]
+    before = national_figures_by_year(
+        recomputed.filter(~pl.col("_new")).with_columns(survey_year=pl.col("_previous_year"))
+    )
+    after = national_figures_by_year(recomputed)
+    # (indicator, year)s whose figures differ; one only `after` has is new, and every
+    # finding of it is a changed one already.
+    moved = after.join(before, on=key, how="inner", suffix="_before").filter(
+        pl.col("national_percent_all_values")
+        != pl.col("national_percent_all_values_before")
+    )
+    entities = pl.concat(
+        [
+            changed.select("entity"),
+            recomputed.join(moved.select(key), on=key, how="semi").select("entity"),
+        ]
+    )["entity"]
+    if entities.null_count():
+        return None
+    return sorted(entities.unique().to_list())
 
 
 def _captures_of(inputs: DerivationInputs, page_keys: set[str]) -> pa.Table | None:
@@ -1051,4 +1128,4 @@ def _with_links(
         .then("survey_year_basis")
         .otherwise("_previous_basis")
         .cast(_CAT),
-    ).drop("_indicator", "_method", "_normalized", "_previous_basis")
+    ).drop("_indicator", "_method", "_normalized")

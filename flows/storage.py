@@ -52,13 +52,26 @@ from flows.schemas import (
 )
 
 DEFAULT_DATASETS_DIR = Path("datasets")
-#: Target size of a derived table's files: an incremental release rewrites only the
-#: files holding rows it replaces, so files are kept small (~1 % of a 150k archive's
-#: `observations`) while staying large enough to read fast.
+#: Target size of a derived table's files (and of the data tables' compaction).
 DERIVED_FILE_BYTES = 8 * 1024 * 1024
-#: A release compacts a table once it holds this many files under SMALL_FILE_BYTES.
+#: Derived tables a nightly replaces a few entities' or pages' rows of, in smaller files:
+#: their rows are ordered by entity (`history.build_observations`) or by page
+#: (`history.build_changes`), so the Delta delete of a nightly that touched one
+#: municipality's page rewrites one or two of these files instead of the whole table.
+#: Kept by the table's `delta.targetFileSize`, which the delete's rewrite follows too.
+#: At 30,000 captures (94,255 observations, 5.5 MB): in one 8 MB file, a delete of 5
+#: indicators of one entity copied 91,099 rows (0.6 s of CPU); in 47 files of 128 KB,
+#: about 2,000 rows (0.03-0.1 s); 20 random entities' rows 0.33-0.48 s.
+CLUSTERED_FILE_BYTES = {"observations": 128 * 1024, "changes": 128 * 1024}
+#: A release compacts a table once it holds this many files under SMALL_FILE_BYTES (or
+#: under half its clustered file size).
 COMPACT_MIN_FILES = 100
 SMALL_FILE_BYTES = 1024 * 1024
+
+
+def file_bytes(name: str) -> int:
+    """The target size of a table's files."""
+    return CLUSTERED_FILE_BYTES.get(name, DERIVED_FILE_BYTES)
 
 
 class SchemaError(ValueError):
@@ -969,26 +982,37 @@ class ReleaseWriter:
             path = table_path(self.datasets_dir, name)
             if name in versions:
                 if table.num_rows:
-                    self._delta_write(path, table, overwrite=False, file_bytes=DERIVED_FILE_BYTES)
+                    self._delta_write(path, table, overwrite=False, file_bytes=file_bytes(name))
                 del table
                 versions[name] = self._version(name)
                 continue
             full = derivation.mode == "full" or not _is_table(path)
-            if not full and name in derivation.replace:
-                column, values = derivation.replace[name]
-                if values:
-                    DeltaTable(str(path)).delete(
-                        _in_predicate(column, values),
-                        commit_properties=self._commit_properties(),
-                    )
+            conditions = derivation.replace.get(name, [])
+            if not full and conditions and all(values for _, values in conditions):
+                DeltaTable(str(path)).delete(
+                    " AND ".join(_in_predicate(column, values) for column, values in conditions),
+                    commit_properties=self._commit_properties(),
+                )
             if full or table.num_rows:
-                self._delta_write(path, table, overwrite=full, file_bytes=DERIVED_FILE_BYTES)
+                self._delta_write(path, table, overwrite=full, file_bytes=file_bytes(name))
+            if full and name in CLUSTERED_FILE_BYTES:
+                self._keep_file_size(path, name)
             del table
             versions[name] = self._version(name)
         for name in DERIVED_TABLES:
             if name not in versions:
                 versions[name] = self._version(name)
         return versions
+
+    def _keep_file_size(self, path: Location, name: str) -> None:
+        """Set the table's `delta.targetFileSize` (a table property, which a Delta write
+        of an existing table does not set) so deletes write files of its size too."""
+        table = DeltaTable(str(path))
+        wanted = str(file_bytes(name))
+        if table.metadata().configuration.get("delta.targetFileSize") != wanted:
+            table.alter.set_table_properties(
+                {"delta.targetFileSize": wanted}, commit_properties=self._commit_properties()
+            )
 
     def compact_fragmented(self) -> dict[str, int]:
         """Compact every table holding `COMPACT_MIN_FILES` or more small files (nightly
@@ -1003,11 +1027,12 @@ class ReleaseWriter:
                     continue
                 table = DeltaTable(str(path))
                 sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
-                if sum(size < SMALL_FILE_BYTES for size in sizes) < COMPACT_MIN_FILES:
+                small = min(SMALL_FILE_BYTES, file_bytes(name) // 2)
+                if sum(size < small for size in sizes) < COMPACT_MIN_FILES:
                     continue
                 self.lock.check()  # see `_write`
                 table.optimize.compact(
-                    target_size=DERIVED_FILE_BYTES, commit_properties=self._commit_properties()
+                    target_size=file_bytes(name), commit_properties=self._commit_properties()
                 )
                 versions[name] = self._version(name)
         return versions
