@@ -98,7 +98,8 @@ def plan_run_task(
     )
 
 
-#: From this many pages to parse, batches go to worker processes (both cores) instead of
+#: From this many pages to parse, batches go to worker processes (all cores but the flow's,
+#: see `parse_task_runner`) instead of
 #: threads: worker start-up costs ~2.5 s against a running server (more against a
 #: temporary one), and parsing 100 KB pages costs ~2 ms each.
 PROCESS_POOL_MIN_PAGES = 3000
@@ -111,13 +112,22 @@ def parse_task_runner(
     means the flow's own threads. With `dask_address`, the Dask cluster there
     (`prefect-dask`'s DaskTaskRunner) and its number of worker threads.
 
-    `parse_workers`: None decides from the number of pages; 0 or 1 never uses processes.
+    `parse_workers`: None decides from the number of pages and cores; 0 or 1 never uses
+    processes.
+
+    By default the flow keeps one core for itself (it writes each parsed batch and runs
+    the derivation): worker processes only where more than two cores leave one free.
+    A worker holds ~230 MB before its first page (Prefect, pyarrow, polars, deltalake,
+    pandas: what unpickling a task of this module imports) and ~350 MB after a few
+    batches; on two cores the two workers were half of the whole tree's peak (1,482 MB
+    at 30,000 captures: flow 493, workers 365 + 350, server 262) for a parse phase that
+    the flow's own threads ran in about the same wall time on a loaded machine.
     """
     if dask_address:
         return dask_runner(dask_address)
     cores = os.cpu_count() or 1
     if parse_workers is None:
-        parse_workers = min(cores, 4) if n_pages >= PROCESS_POOL_MIN_PAGES else 1
+        parse_workers = min(cores - 1, 4) if n_pages >= PROCESS_POOL_MIN_PAGES else 1
     if parse_workers <= 1:
         return None, 1
     # Each worker exits when `oj run` dies (SIGKILL included) from the moment it starts.
