@@ -921,8 +921,15 @@ def _full(
         previous_ids = {(a, n): i for a, n, i in ids.unique().iter_rows()}
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
+        pool = pa.default_memory_pool()
+        pool.release_unused()  # what the parse phase freed, before the largest reads
         findings = inputs.all_findings(list(COLUMNS_USED))
-        yield from derive(findings, previous_ids, overrides, inputs.captures())
+        for name, table in derive(findings, previous_ids, overrides, inputs.captures()):
+            yield name, table
+            # The table is written: give its freed memory back before the next one is
+            # built, so the peak is the largest step, not the sum of what allocators keep.
+            del table
+            pool.release_unused()
 
     return Derivation("full", reason, tables())
 
