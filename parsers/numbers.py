@@ -213,13 +213,14 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole * 100, 1)
 
 
-def _earlier(text: str, start: int, lowered: str | None = None) -> bool:
+def _earlier(
+    text: str, start: int, lowered: str | None = None, words: tuple[str, ...] = ()
+) -> bool:
     """Does an earlier survey's marker (`_EARLIER_BEFORE`) end right before `start`?
-    `lowered`: `text.lower()` when `_plain_case(text)`, for a first look by substring."""
+    `lowered`: `text.lower()` when `_plain_case(text)`, for a first look by substring
+    for `words`, those of `_EARLIER_WORDS` that `lowered` holds."""
     low = max(0, start - 40)
-    if lowered is not None and not any(
-        lowered.find(word, low, start) >= 0 for word in _EARLIER_WORDS
-    ):
+    if lowered is not None and not any(lowered.find(word, low, start) >= 0 for word in words):
         return False
     return bool(_EARLIER_BEFORE.search(text, low, start))
 
@@ -307,7 +308,11 @@ def find_levels(text: str) -> tuple[Level, ...]:
     # Substring first looks (see `_ODD_CASE`), only where they are exact.
     plain = _plain_case(text)
     plain_lowered = lowered if plain else None
+    earlier_words = tuple(word for word in _EARLIER_WORDS if word in lowered) if plain else ()
     changes = not plain or any(word in lowered for word in _CHANGE_WORDS_BEFORE)
+
+    def earlier(start: int) -> bool:
+        return _earlier(text, start, plain_lowered, earlier_words)
 
     def changed(start: int) -> bool:
         return changes and _CHANGE_BEFORE.search(text, max(0, start - 40), start) is not None
@@ -326,15 +331,13 @@ def find_levels(text: str) -> tuple[Level, ...]:
         if value <= 100:
             ranged = in_range(match.start())
             levels.append(Level(value, match.start(), match.end(), in_range=ranged,
-                                is_from=not ranged
-                                and _earlier(text, match.start(), plain_lowered)))  # fmt: skip
+                                is_from=not ranged and earlier(match.start())))  # fmt: skip
     for match in _LIST_HEAD.finditer(text) if has_percent else ():
         value = _to_float(match.group("num"))
         if value <= 100 and not changed(match.start()):
             ranged = in_range(match.start())
             levels.append(Level(value, match.start(), match.end(), in_range=ranged,
-                                is_from=not ranged
-                                and _earlier(text, match.start(), plain_lowered)))  # fmt: skip
+                                is_from=not ranged and earlier(match.start())))  # fmt: skip
     for match in _RANGE_HEAD.finditer(text) if ranges else ():
         # "3–9 procent": the lower end carries no unit of its own.
         if in_range(match.start()) and not any(lv.start == match.start() for lv in levels):
@@ -347,7 +350,7 @@ def find_levels(text: str) -> tuple[Level, ...]:
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start()),
-                                is_from=_earlier(text, match.start(), plain_lowered)))  # fmt: skip
+                                is_from=earlier(match.start())))  # fmt: skip
     for match in _FRACTION.finditer(text) if "del" in lowered or "hälft" in lowered else ():
         if match.group("half"):
             value = 50.0
@@ -356,7 +359,7 @@ def find_levels(text: str) -> tuple[Level, ...]:
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start()),
-                                is_from=_earlier(text, match.start(), plain_lowered)))  # fmt: skip
+                                is_from=earlier(match.start())))  # fmt: skip
     for match in _EVERY_NTH.finditer(text) if "var" in lowered else ():
         value = _share(1, _ORDINALS[match.group("ord").lower()])
         if value is not None:

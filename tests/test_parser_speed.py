@@ -111,3 +111,29 @@ def test_odd_case_characters_are_every_one_the_patterns_can_meet() -> None:
         assert not numbers._plain_case(f"12 procent {char}")
     assert numbers._plain_case("Åtta av tio kommuner, 80 procent, ökade")
     assert re.fullmatch("s", "ſ", re.IGNORECASE)  # why: the substring test misses it
+
+
+def test_finding_rebuilt_as_dataclasses_replace_rebuilds_it() -> None:
+    """parsers/page.py rebuilds findings through the slots' setters, skipping __init__:
+    right only while `Finding` has no __post_init__ to run."""
+    import dataclasses
+    from datetime import date
+
+    from parsers.page import _with
+    from parsers.records import Finding
+
+    assert not hasattr(Finding, "__post_init__")
+    finding = Finding(
+        "https://example.org/oj", "Kalmar", "Äldreomsorg", date(2020, 7, 2), None,
+        "Resultat visar att:", None, "none", 1, "63 procent av kommunerna", 63.0, (63.0,),
+        None, "I Kalmar finns en rutin.", "yes", None, ("no_local_answer",),
+    )  # fmt: skip
+    changes = {"survey_year": 2020, "survey_year_basis": "heading", "position": 7}
+    for name, value in changes.items():
+        rebuilt = _with(finding, **{name: value})
+        assert rebuilt == dataclasses.replace(finding, **{name: value})
+        assert getattr(rebuilt, name) == value and getattr(finding, name) != value
+    both = _with(finding, **changes)
+    assert both == dataclasses.replace(finding, **changes)
+    assert hash(both) == hash(dataclasses.replace(finding, **changes))
+    assert repr(both) == repr(dataclasses.replace(finding, **changes))
