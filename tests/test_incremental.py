@@ -27,7 +27,8 @@ KEYS = {
     "indicators": ["indicator_id"],
     "indicator_links": ["finding_id"],
     "observations": ["indicator_id", "municipality", "survey_year"],
-    "changes": ["to_snapshot_id", "indicator_id", "survey_year", "change_kind"],
+    "changes": ["to_snapshot_id", "indicator_id", "survey_year", "change_kind",
+                "finding_id_before", "finding_id_after"],  # fmt: skip
 }
 
 
