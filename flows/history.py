@@ -746,13 +746,14 @@ def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
 def _derive_linked(
     frame: pl.DataFrame,
     pages: pl.DataFrame,
-    captures: pa.Table | None = None,
+    captures: pa.Table | Callable[[], pa.Table | None] | None = None,
     directions: dict[str, str] | None = None,
     entities: list[str] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Observations and indicators of linked findings whose years are resolved, and the
     changes of `pages` (every finding of the pages to compare; `captures`: every capture
-    of those pages). With `entities`, only those entities' observations (`frame` still
+    of those pages, or a function reading them when `changes` needs them). With
+    `entities`, only those entities' observations (`frame` still
     holds every finding of its indicators: the national figures and counts need them)."""
     national = national_figures_by_year(frame)
     observed = frame if entities is None else frame.filter(pl.col("entity").is_in(entities))
@@ -766,6 +767,8 @@ def _derive_linked(
     # `changes` in parts of whole pages (a page's pairs never span two parts): a full
     # derivation held every page's pairs and their joins at once, the peak of a release
     # (792 MB at 30,000 captures); `flows.storage` appends each part as it comes.
+    if callable(captures):
+        captures = captures()
     for part, part_captures in page_parts(pages, captures, CHANGES_PART_PAGES):
         yield "changes", _arrow(build_changes(part, part_captures), CHANGES)
 
@@ -923,8 +926,17 @@ def _full(
     def tables() -> Iterator[tuple[str, pa.Table]]:
         pool = pa.default_memory_pool()
         pool.release_unused()  # what the parse phase freed, before the largest reads
-        findings = inputs.all_findings(list(COLUMNS_USED))
-        for name, table in derive(findings, previous_ids, overrides, inputs.captures()):
+        # `derive`, step by step, holding less at once: the Arrow findings are not kept
+        # once their frame is built, the linking once its table is written, and every
+        # capture (150,000 rows at 150,000 captures) is read only for `changes`, after
+        # observations and indicators are written (the peak of a full derivation).
+        frame = with_normalized(findings_frame(inputs.all_findings(list(COLUMNS_USED))))
+        linking = link_indicators(frame, previous_ids, overrides)
+        frame = resolve_survey_years(apply_linking(frame, linking))
+        yield "indicator_links", _links(frame, linking)
+        del linking
+        pool.release_unused()
+        for name, table in _derive_linked(frame, frame, inputs.captures, overrides.directions):
             yield name, table
             # The table is written: give its freed memory back before the next one is
             # built, so the peak is the largest step, not the sum of what allocators keep.
