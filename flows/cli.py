@@ -822,7 +822,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--parse-workers",
         type=int,
-        help="worker processes for parsing (default: all cores from 3,000 pages, else threads)",
+        help="worker processes for parsing, ~350 MB each (default: all cores but one from "
+        "3,000 pages, else threads; none on two cores)",
     )
     run.add_argument(
         "--reparse",

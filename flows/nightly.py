@@ -247,7 +247,7 @@ def nightly(
     history from `wayback_url`, captures since the year `since`). `fetch_settings`
     overrides fields of `flows.http.FetchSettings` (timeouts, rates, retries, size limit).
     `overrides` is a TOML file of indicator links made by hand (`flows.history.Overrides`).
-    `parse_workers`: processes for parsing (default: all cores for large jobs only).
+    `parse_workers`: processes for parsing (default: all cores but one, for large jobs only).
     `batch_size`: pages per parse task (default: 1,000 on processes, 200 on threads).
     `lock_timeout`: seconds to wait for another run writing the same datasets dir.
     `reparse`: re-parse the whole archive into a new release (e.g. after fixing a record).
