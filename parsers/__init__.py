@@ -33,7 +33,7 @@ from parsers.years import section_years, statement_years
 
 #: Bump when a change can alter any parsed record: the flow re-parses the raw archive
 #: into a new release when this differs from the version that parsed it.
-PARSER_VERSION = "2.2.0"
+PARSER_VERSION = "2.2.1"  # 2.2.1: words with "ſ", "K", "ı", "İ", "Å" read, not a failure
 
 __all__ = [
     "COMPARISONS",

@@ -202,8 +202,21 @@ class NationalReading:
     # national_vague
 
 
+#: The letter each `_ODD_CASE` character stands for in a case-insensitive match.
+_ODD_LETTERS = str.maketrans(
+    {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k", "\u212b": "å"}
+)
+
+
+def folded(word: str) -> str:
+    """A word a case-insensitive pattern matched, as the lower-case key of a lookup
+    table: "ſju procent" (long s) matches the number word "sju", and `"ſju".lower()` is
+    still "ſju" (a page with it made `oj parse` fail with ValueError)."""
+    return word.translate(_ODD_LETTERS).lower()
+
+
 def _to_float(token: str) -> float:
-    word = _NUMBER_WORDS.get(token.lower())
+    word = _NUMBER_WORDS.get(folded(token))
     return float(word) if word is not None else float(token.replace(",", "."))
 
 
@@ -355,13 +368,13 @@ def find_levels(text: str) -> tuple[Level, ...]:
         if match.group("half"):
             value = 50.0
         else:
-            value = _share(_to_float(match.group("part")), _FRACTIONS[match.group("frac").lower()])
+            value = _share(_to_float(match.group("part")), _FRACTIONS[folded(match.group("frac"))])
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start()),
                                 is_from=earlier(match.start())))  # fmt: skip
     for match in _EVERY_NTH.finditer(text) if "var" in lowered else ():
-        value = _share(1, _ORDINALS[match.group("ord").lower()])
+        value = _share(1, _ORDINALS[folded(match.group("ord"))])
         if value is not None:
             levels.append(Level(value, match.start(), match.end(), in_words=True,
                                 bounded=bounded_at(text, match.start())))  # fmt: skip

@@ -44,6 +44,7 @@ from parsers.layouts.pairs import is_section_heading
 from parsers.layouts.relative import relative_heading
 from parsers.lines import Line, html_lines_checked, html_title, normalize_space, text_lines
 from parsers.municipalities import MUNICIPALITIES, canonical_name, municipality_from_host
+from parsers.numbers import folded
 from parsers.records import Finding, ParsedPage, Reject
 from parsers.years import PageDates, SectionEvidence, section_years
 
@@ -84,7 +85,7 @@ def _find_date(pattern: re.Pattern[str], keywords: tuple[str, ...], *texts: str)
             try:
                 if match.group("iso"):
                     return date.fromisoformat(match.group("iso"))
-                month = _MONTHS.get(match.group("month").lower())
+                month = _MONTHS.get(folded(match.group("month")))
                 if month:
                     return date(int(match.group("year")), month, int(match.group("day")))
             except ValueError:

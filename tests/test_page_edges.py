@@ -314,3 +314,22 @@ def test_region_walk_matches_lxml_html_fromstring() -> None:
         lines, h1, too_deep = html_lines_checked(region, whole_page=True)
         assert (lines, h1, too_deep) == (out.lines, out.h1, False), region
         assert lines, region
+
+
+def test_letters_a_case_insensitive_match_equates_are_read_not_crashed_on() -> None:
+    # Python's case-insensitive patterns match "ſ" (long s) with "s", "K" (Kelvin) with
+    # "k", "ı"/"İ" with "i": "ſju procent" matched the number word "sju", and the word
+    # table did not know "ſju" (ValueError: the page failed). Read as the word it matched.
+    parsed = parse_page(
+        page(
+            "Senast uppdaterad: 3 ſeptember 2020\n\n"
+            "2019 års resultat visar att:\n"
+            " • ſju procent av kommunerna har en rutin för ekonomiskt bistånd.\n"
+            "I Kalmar finns en rutin.\n"
+            " • En fjärdedel av kommunerna har en plan.\n"
+            "Kalmar saknar en plan.\n"
+        )
+    )
+    first, second = parsed.findings
+    assert (first.national_percent, second.national_percent) == (7.0, 25.0)
+    assert first.page_updated == date(2020, 9, 3)

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 
 from parsers.layouts import PageContext, judged, normalize_label
 from parsers.lines import Line
-from parsers.numbers import Level, bounded_at, stated_levels
+from parsers.numbers import Level, bounded_at, folded, stated_levels
 from parsers.records import Finding, Reject
 from parsers.status import local_status
 from parsers.years import statement_years
@@ -148,7 +148,7 @@ def _survey_year(paragraph: str) -> tuple[int | None, str]:
 def _verbal_comparison(paragraph: str) -> tuple[str | None, str | None]:
     """(comparison, national_comparison) as the paragraph words them; none if it words
     two different ones."""
-    meanings = {_VERBAL_MEANING[m.group("word").lower()] for m in _VERBAL.finditer(paragraph)}
+    meanings = {_VERBAL_MEANING[folded(m.group("word"))] for m in _VERBAL.finditer(paragraph)}
     return meanings.pop() if len(meanings) == 1 else (None, None)
 
 
