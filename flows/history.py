@@ -516,7 +516,7 @@ def build_observations(
         .with_columns(national_conflict=pl.col("national_percent_all_values").list.len() > 1)
         # Ordered by entity first: a nightly replaces the rows of the few entities whose
         # pages changed (`_incremental`), and their rows then sit in a few small files
-        # (`storage.DERIVED_FILE_BYTES`): the Delta delete rewrites only those.
+        # (`storage.CLUSTERED_FILE_BYTES`): the Delta delete rewrites only those.
         .sort("entity_kind", "entity", "indicator_id", "survey_year", nulls_last=False)
         .collect()
     )
@@ -705,16 +705,28 @@ def derive(
     findings: pa.Table,
     previous_ids: dict[tuple[str, str], str],
     overrides: Overrides,
-    captures: pa.Table | None = None,
+    captures: pa.Table | Callable[[], pa.Table | None] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Every derived table of a release, from all of its findings and (for `changes`) all
-    of its captures: (table, Arrow table), each table once, built and handed over one at a
-    time."""
+    of its captures (or a function reading them when `changes` needs them): (table,
+    Arrow table), each table once, built and handed over one at a time.
+
+    Each step holds less at once: the Arrow findings are not kept once their frame is
+    built, the linking once its table is handed over, and freed memory goes back to the
+    system after each table (the peak is the largest step, not the sum of what the
+    allocators keep)."""
+    pool = pa.default_memory_pool()
     frame = with_normalized(findings_frame(findings))
+    del findings
     linking = link_indicators(frame, previous_ids, overrides)
     frame = resolve_survey_years(apply_linking(frame, linking))
     yield "indicator_links", _links(frame, linking)
-    yield from _derive_linked(frame, frame, captures, overrides.directions)
+    del linking
+    pool.release_unused()
+    for name, table in _derive_linked(frame, frame, captures, overrides.directions):
+        yield name, table
+        del table
+        pool.release_unused()
 
 
 def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
@@ -749,13 +761,16 @@ def _derive_linked(
     captures: pa.Table | Callable[[], pa.Table | None] | None = None,
     directions: dict[str, str] | None = None,
     entities: list[str] | None = None,
+    national: pl.DataFrame | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Observations and indicators of linked findings whose years are resolved, and the
     changes of `pages` (every finding of the pages to compare; `captures`: every capture
     of those pages, or a function reading them when `changes` needs them). With
     `entities`, only those entities' observations (`frame` still
-    holds every finding of its indicators: the national figures and counts need them)."""
-    national = national_figures_by_year(frame)
+    holds every finding of its indicators: the national figures and counts need them).
+    `national`: `national_figures_by_year(frame)` when the caller has it."""
+    if national is None:
+        national = national_figures_by_year(frame)
     observed = frame if entities is None else frame.filter(pl.col("entity").is_in(entities))
     observations = build_observations(observed, directions, national)
     del observed
@@ -924,24 +939,13 @@ def _full(
         previous_ids = {(a, n): i for a, n, i in ids.unique().iter_rows()}
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
-        pool = pa.default_memory_pool()
-        pool.release_unused()  # what the parse phase freed, before the largest reads
-        # `derive`, step by step, holding less at once: the Arrow findings are not kept
-        # once their frame is built, the linking once its table is written, and every
-        # capture (150,000 rows at 150,000 captures) is read only for `changes`, after
+        pa.default_memory_pool().release_unused()  # what parsing freed, before the reads
+        # The findings passed on, not held here (`derive` lets them go once read); every
+        # capture (150,000 rows at 150,000 captures) read only for `changes`, after
         # observations and indicators are written (the peak of a full derivation).
-        frame = with_normalized(findings_frame(inputs.all_findings(list(COLUMNS_USED))))
-        linking = link_indicators(frame, previous_ids, overrides)
-        frame = resolve_survey_years(apply_linking(frame, linking))
-        yield "indicator_links", _links(frame, linking)
-        del linking
-        pool.release_unused()
-        for name, table in _derive_linked(frame, frame, inputs.captures, overrides.directions):
-            yield name, table
-            # The table is written: give its freed memory back before the next one is
-            # built, so the peak is the largest step, not the sum of what allocators keep.
-            del table
-            pool.release_unused()
+        yield from derive(
+            inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides, inputs.captures
+        )
 
     return Derivation("full", reason, tables())
 
@@ -1042,14 +1046,15 @@ def _incremental(
         .ne_missing(pl.col("_previous_basis").cast(pl.String))
     )
     relinked = sorted(changed.filter(~pl.col("_new"))["finding_id"].to_list())
-    entities = _entities_to_recompute(recomputed, changed)
+    national = national_figures_by_year(recomputed)
+    entities = _entities_to_recompute(recomputed, changed, national)
     observations_replaced = [("indicator_id", indicators)]
     if entities is not None:
         observations_replaced.append(("entity", entities))
 
     def tables() -> Iterator[tuple[str, pa.Table]]:
         yield "indicator_links", _links(changed, linking)
-        yield from _derive_linked(recomputed, pages, captures, directions, entities)
+        yield from _derive_linked(recomputed, pages, captures, directions, entities, national)
 
     return Derivation(
         "incremental",
@@ -1065,10 +1070,12 @@ def _incremental(
     )
 
 
-def _entities_to_recompute(recomputed: pl.DataFrame, changed: pl.DataFrame) -> list[str] | None:
+def _entities_to_recompute(
+    recomputed: pl.DataFrame, changed: pl.DataFrame, national: pl.DataFrame
+) -> list[str] | None:
     """The entities whose observations of the touched indicators a release recomputes:
     those of the `changed` findings (new, or a resolved year that moved), or None for
-    every entity.
+    every entity. `national`: `national_figures_by_year(recomputed)`.
 
     An observation row is a function of its own findings and of its indicator's national
     figures for its year (`national_percent_all_values`, `national_conflict`). An entity
@@ -1082,10 +1089,9 @@ def _entities_to_recompute(recomputed: pl.DataFrame, changed: pl.DataFrame) -> l
     before = national_figures_by_year(
         recomputed.filter(~pl.col("_new")).with_columns(survey_year=pl.col("_previous_year"))
     )
-    after = national_figures_by_year(recomputed)
-    # (indicator, year)s whose figures differ; one only `after` has is new, and every
+    # (indicator, year)s whose figures differ; one only `national` has is new, and every
     # finding of it is a changed one already.
-    moved = after.join(before, on=key, how="inner", suffix="_before").filter(
+    moved = national.join(before, on=key, how="inner", suffix="_before").filter(
         pl.col("national_percent_all_values")
         != pl.col("national_percent_all_values_before")
     )
