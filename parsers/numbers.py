@@ -202,10 +202,12 @@ class NationalReading:
     # national_vague
 
 
-#: The letter each `_ODD_CASE` character stands for in a case-insensitive match.
-_ODD_LETTERS = str.maketrans(
-    {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k", "\u212b": "å"}
-)
+# Characters that re.IGNORECASE matches with a letter that str.lower() does not turn them
+# into ("ſ" matches "s", "K" (Kelvin) "k", "ı" and "İ" "i", which lowers to two
+# characters), and that letter. Found by trying every code point against every letter the
+# patterns use.
+_ODD_LETTER_OF = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k", "\u212b": "å"}
+_ODD_LETTERS = str.maketrans(_ODD_LETTER_OF)
 
 
 def folded(word: str) -> str:
@@ -243,12 +245,10 @@ def _earlier(
 # character window before every figure: a substring test rules out most figures first.
 _EARLIER_WORDS = ("från", "jämför", "mot", "än", "då ", "var det", "föregående", "förra")
 _CHANGE_WORDS_BEFORE = ("ök", "minsk", "höjning", "sänkning")
-# Characters that re.IGNORECASE matches with a letter that str.lower() does not turn them
-# into ("ſ" matches "s", "K" (Kelvin) "k", "ı" and "İ" "i", which lowers to two
-# characters): in a text without them, a lower-case substring test on `text.lower()` sees
-# exactly what a case-insensitive pattern of those letters can match, at the same index.
-# Found by trying every code point against every letter the patterns use.
-_ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a\u212b]")
+# In a text without `_ODD_LETTER_OF`'s characters, a lower-case substring test on
+# `text.lower()` sees exactly what a case-insensitive pattern of those letters can match,
+# at the same index.
+_ODD_CASE = re.compile(f"[{''.join(_ODD_LETTER_OF)}]")
 
 
 def _plain_case(text: str) -> bool:
