@@ -202,9 +202,6 @@ class TreeMemory:
                                     "pss": _pss(member.pid)})  # fmt: skip
         return members
 
-    def _total(self) -> int:
-        return sum(member["rss"] for member in self._members())
-
     def _sample(self) -> None:
         while not self._stop.is_set():
             members = self._members()

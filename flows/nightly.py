@@ -98,10 +98,10 @@ def plan_run_task(
     )
 
 
-#: From this many pages to parse, batches go to worker processes (all cores but the flow's,
-#: see `parse_task_runner`) instead of
-#: threads: worker start-up costs ~2.5 s against a running server (more against a
-#: temporary one), and parsing 100 KB pages costs ~2 ms each.
+#: From this many pages to parse, batches go to worker processes (all cores but the
+#: flow's, see `parse_task_runner`) instead of threads: worker start-up costs ~2.5 s
+#: against a running server (more against a temporary one), and parsing 100 KB pages
+#: costs ~2 ms each.
 PROCESS_POOL_MIN_PAGES = 3000
 
 
