@@ -1033,6 +1033,16 @@ def _incremental(
         set(pages["snapshot_id"].cast(pl.String).to_list())
         | set(captures.column("snapshot_id").cast(pa.string()).to_pylist() if captures else ())
     )
+    # Every `changes` row of a touched page is rebuilt, so its rows go by the page's URLs
+    # (a few spellings per page) rather than by the ids of its captures, which grow with
+    # every recapture: 20 pages at 150,000 captures had 1,097 capture ids, a 0.40 s
+    # delete, and 20 URLs 0.14 s. Without the captures (`_captures_of` is None) a
+    # page's earlier captures are unknown, and the ids are all there is.
+    changes_replaced = [("to_snapshot_id", snapshots)]
+    if captures is not None:
+        page_urls = set(pages["url"].cast(pl.String).drop_nulls().to_list())
+        page_urls |= set(captures.column("url").cast(pa.string()).drop_null().to_pylist())
+        changes_replaced = [("url", sorted(page_urls))]
     indicators = sorted(touched.to_list())
 
     # What the release changes of the touched indicators: the new findings' links and
@@ -1065,7 +1075,7 @@ def _incremental(
             "indicator_links": [("finding_id", relinked)],
             "observations": observations_replaced,
             "indicators": [("indicator_id", indicators)],
-            "changes": [("to_snapshot_id", snapshots)],
+            "changes": changes_replaced,
         },
     )
 
