@@ -115,7 +115,7 @@ class Campaign:
                 try:
                     requests.get(endpoint, timeout=2)
                     break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # see tests/conftest.py
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError("moto_server did not start") from None
                     time.sleep(0.2)

@@ -105,7 +105,9 @@ def s3_endpoint(tmp_path_factory) -> str:
         try:
             requests.get(endpoint, timeout=2)
             break
-        except requests.ConnectionError:
+        # A server still starting may accept the connection and answer late: a read
+        # timeout (not a ConnectionError in requests) on a loaded machine, seen here.
+        except (requests.ConnectionError, requests.Timeout):
             if process.poll() is not None or time.monotonic() > deadline:
                 _stop(process)
                 pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
