@@ -83,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/oj-bench"))
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--runs", default="local,local_dask,bucket,bucket_dask",
+        help="which runs (comma-separated; default all); the bucket's no-op follows 'bucket'",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    chosen = args.runs.split(",")
 
     from flows.server import free_port, stop_process
 
@@ -152,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             "bucket_dask": ["--raw-dir", "s3://oj-bench/raw", "--datasets-dir",
                             "s3://oj-bench/ds-dask", "--dask-address", address],
         }  # fmt: skip
+        unknown = set(chosen) - set(runs)
+        if unknown:
+            raise SystemExit(f"--runs: no run named {', '.join(sorted(unknown))}")
+        runs = {name: run_args for name, run_args in runs.items() if name in chosen}
         for name, run_args in runs.items():
             results[name] = oj_run(run_args, env, servers, s3.pid)
             print(f"{name}: {results[name]['seconds']} s", flush=True)
-        results["bucket_noop"] = oj_run(runs["bucket"], env, servers, s3.pid)
+        if "bucket" in runs:
+            results["bucket_noop"] = oj_run(runs["bucket"], env, servers, s3.pid)
 
         from flows import storage
 
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.n:,} snapshots, {results['machine']}")
     print(f"upload of the raw archive to the bucket: {results['upload_raw_seconds']} s")
     print(f"{'run':<14}{'wall s':>8}{'oj tree MB':>12}{'servers MB':>12}{'S3 server CPU s':>17}")
-    for name in ("local", "local_dask", "bucket", "bucket_dask", "bucket_noop"):
+    for name in [name for name in ("local", "local_dask", "bucket", "bucket_dask", "bucket_noop")
+                 if name in results]:  # fmt: skip
         row = results[name]
         print(f"{name:<14}{row['seconds']:>8}{row['peak_rss_oj_tree_mb']:>12}"
               f"{row['peak_rss_servers_mb']:>12}{row['s3_server_cpu_seconds']:>17}")  # fmt: skip
