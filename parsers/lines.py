@@ -197,6 +197,28 @@ def content_region(html: str) -> str:
     return html[h1.start() :] if h1 else html
 
 
+# `Line(text, is_bullet, number)` without the frozen dataclass's __init__, which sets each
+# field through object.__setattr__ from Python code: a page makes a line per paragraph,
+# and the slots' own setters take half the time.
+_SET_TEXT = Line.text.__set__  # type: ignore[attr-defined]
+_SET_IS_BULLET = Line.is_bullet.__set__  # type: ignore[attr-defined]
+_SET_NUMBER = Line.number.__set__  # type: ignore[attr-defined]
+_new_object = object.__new__
+
+
+def _line(text: str, is_bullet: bool, number: int) -> Line:
+    line = _new_object(Line)
+    _SET_TEXT(line, text)
+    _SET_IS_BULLET(line, is_bullet)
+    _SET_NUMBER(line, number)
+    return line
+
+
+# What `_BULLET_START` can match first: a glyph, a dash or whitespace. A piece that opens
+# with anything else is no bullet, without the regex.
+_BULLET_FIRST = frozenset("•·▪◦●‣∙*-–—")
+
+
 class _LineCollector:
     def __init__(self) -> None:
         self.lines: list[Line] = []
@@ -216,49 +238,64 @@ class _LineCollector:
         if not text:
             return ""
         pieces = _INLINE_BULLET.split(text) if _HAS_BULLET.search(text, 1) else (text,)
+        lines = self.lines
         for piece in pieces:
-            body, glyph = _split_bullet(piece)
+            if piece and piece[0] not in _BULLET_FIRST and not piece[0].isspace():
+                body, glyph = piece, False
+            else:
+                body, glyph = _split_bullet(piece)
             is_bullet = glyph or self.bullet_pending
             self.bullet_pending = False
             if body or is_bullet:
-                self.lines.append(Line(body, is_bullet, len(self.lines) + 1))
+                lines.append(_line(body, is_bullet, len(lines) + 1))
         return text
 
 
 def _walk(element: lxml.html.HtmlElement, out: _LineCollector) -> None:
+    # `out.add` inlined (`buffer` is the collector's own list: `flush` clears it in
+    # place): the walk visits every element of the content region.
+    buffer = out.buffer
     tag = element.tag
     if not isinstance(tag, str):  # comments and processing instructions
-        out.add(element.tail)
+        if tail := element.tail:
+            buffer.append(tail)
         return
     tag = tag.lower()
-    attributes = element.attrib
-    if tag in _SKIP_TAGS or (
-        attributes
-        and _is_chrome(
-            f"{attributes.get('class', '')} {attributes.get('id', '')} {attributes.get('role', '')}"
-        )
+    if tag in _SKIP_TAGS:
+        if tail := element.tail:
+            buffer.append(tail)
+        return
+    # Only class, id and role can mark chrome: with none of them ("  "), no match.
+    get = element.get
+    css, id_, role = get("class"), get("id"), get("role")
+    if (css is not None or id_ is not None or role is not None) and _is_chrome(
+        f"{css or ''} {id_ or ''} {role or ''}"
     ):
-        out.add(element.tail)
+        if tail := element.tail:
+            buffer.append(tail)
         return
     if tag == "br":
         out.flush()
-        out.add(element.tail)
+        if tail := element.tail:
+            buffer.append(tail)
         return
     block = tag in _BLOCK_TAGS
     if block:
         out.flush()
     if tag == "li":
         out.bullet_pending = True
-    out.add(element.text)
+    if text := element.text:
+        buffer.append(text)
     for child in element:
         _walk(child, out)
     if block:
-        text = out.flush()
-        if tag == "h1" and out.h1 is None and text:
-            out.h1 = text
+        flushed = out.flush()
+        if tag == "h1" and out.h1 is None and flushed:
+            out.h1 = flushed
     if tag == "li":
         out.bullet_pending = False
-    out.add(element.tail)
+    if tail := element.tail:
+        buffer.append(tail)
 
 
 def html_lines(html: str, *, whole_page: bool = False) -> tuple[list[Line], str | None]:

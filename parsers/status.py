@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from parsers.numbers import _plain_case
+
 _CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|,?\s+(?:men|dock|däremot|medan)\s+", re.IGNORECASE)
 _NEGATION = re.compile(
     r"\b(?:inte|ej|icke|ingen|inget|inga|saknar|saknas|saknade|aldrig|nej)\b", re.IGNORECASE
@@ -104,19 +106,28 @@ def local_status(answer: str | None, value: float | None) -> str | None:
         return "unknown"
     if _OPENING_PARTIAL.match(answer):
         return "partial"
-    answer = _NAMED_NEGATION.sub("att", answer)
-    if _OPENING_NO.match(answer) and not _PARTIAL.search(answer):
+    # Substring first looks on the lowered answer (exact where `_plain_case`, see
+    # parsers/numbers.py) rule out the case-insensitive scans of most answers: each
+    # pattern below holds one of its keys in every alternative.
+    plain = _plain_case(answer)
+    if not plain or "att" in lowered:
+        named = _NAMED_NEGATION.sub("att", answer)
+        if named != answer:
+            answer, lowered = named, named.lower()
+    negations = not plain or any(key in lowered for key in _NEGATION_KEYS)
+    partial = not plain or any(key in lowered for key in _PARTIAL_KEYS)
+    if _OPENING_NO.match(answer) and not (partial and _PARTIAL.search(answer)):
         return "no"
-    if _OPENING_YES.match(answer) and not _NEGATION.search(answer):
+    if _OPENING_YES.match(answer) and not (negations and _NEGATION.search(answer)):
         return "yes"
     clauses = [clause for clause in _CLAUSE_SPLIT.split(answer) if clause and clause.strip()]
     negative = positive = False
     for clause in clauses:
-        if _NEGATION.search(clause):
+        if negations and _NEGATION.search(clause):
             negative = True
         elif _POSITIVE.search(clause) or _affirms(clause):
             positive = True
-    if _PARTIAL.search(answer) and (positive or negative):
+    if (positive or negative) and partial and _PARTIAL.search(answer):
         return "partial"
     if negative and positive:
         return "partial"
@@ -127,6 +138,16 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     if positive:
         return "yes"
     return "unknown"
+
+
+# A substring every alternative of `_NEGATION` holds ("inga" and "ingen"/"inget" share
+# "ing"), and one every alternative of `_PARTIAL` holds ("förutom"/"utom för": "utom",
+# "i vissa"/"till viss del": "viss", "under framtagande": "under ").
+_NEGATION_KEYS = ("inte", "ej", "icke", "ing", "sakna", "aldrig")
+_PARTIAL_KEYS = (
+    "delvis", "påbörja", "pågå", "håller på", "under ", "planera", "utom", "undantag", "viss",
+    "inte", "ej", "en del av", "inaktuell", "behöver",
+)  # fmt: skip
 
 
 def _affirms(clause: str) -> bool:
