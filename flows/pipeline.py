@@ -104,7 +104,7 @@ def plan_run(
     bad: list[raw_archive.BadRecord] = []
     base = storage.find_release(datasets_dir)
     repair = None
-    published: list[str] = []
+    done: set[str] = set()  # the snapshot ids the release published (failed or not)
     known: set[str] = set()
     # A release of another schema version (schema 1 kept findings per capture and had no
     # version_id) is rebuilt like a parser change: the raw archive holds every capture.
@@ -123,14 +123,15 @@ def plan_run(
         names_there = table.schema().to_arrow().names
         wanted = [c for c in ("snapshot_id", "version_id", "raw_segment") if c in names_there]
         columns = table.to_pyarrow_table(columns=wanted)
-        published = columns.column("snapshot_id").to_pylist()
+        published = columns.column("snapshot_id")
+        done = set(published.to_pylist())
         if "version_id" in wanted:
             versions = pc.unique(columns.column("version_id")).to_pylist()
             known = {version for version in versions if version is not None}
         if "raw_segment" in wanted:  # a release written before segments has none
             segments = pc.unique(columns.column("raw_segment")).to_pylist()
             consumed = {name for name in segments if name is not None}
-        repair = release_damage(datasets_dir, base, published)
+        repair = release_damage(datasets_dir, base, published, len(done))
     if base is not None and (stale or repair):
         # A damaged release is repaired as a re-parse: every table is rewritten from the
         # raw archive, which holds every capture, so nothing published is lost.
@@ -143,10 +144,11 @@ def plan_run(
         )  # fmt: skip
     # Planning from names: only records not yet published are read (a record file is
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
-    done = set(published)
     # Segments: only those the release did not consume are read (`pages.raw_segment`).
     todo = raw_archive.read_new(raw_dir, done, consumed, bad, names)
-    n_in_archive = len(done.union(names, (r.record_id for r in todo), (b.record_id for b in bad)))
+    # Counted without a copy of `done` (a million ids at a million captures).
+    found = {*names, *(r.record_id for r in todo), *(b.record_id for b in bad)}
+    n_in_archive = len(done) + len(found - done)
     # Before any batching: two parse workers never get the same version.
     todo, again = split_versions(todo, known, parser_version)
     mode = "append"
@@ -263,7 +265,7 @@ def consumed_segments(datasets_dir: Location, release: dict[str, Any] | None) ->
 
 
 def release_damage(
-    datasets_dir: Location, release: dict[str, Any], snapshot_ids: list[str]
+    datasets_dir: Location, release: dict[str, Any], snapshot_ids: pa.ChunkedArray, distinct: int
 ) -> str | None:
     """What is wrong with a release whose tables disagree with its `runs` row; None when
     they agree.
@@ -271,11 +273,11 @@ def release_damage(
     Such a release was published by a version of `oj` that let a run that lost its lock
     append into the tables another run pinned ("420 page rows for 250 snapshots"):
     `oj verify` names it, and the next run repairs it by re-parsing. `snapshot_ids`: its
-    `pages.snapshot_id` column (read by the planning anyway).
+    `pages.snapshot_id` column (read by the planning anyway), `distinct` ids in it.
     """
     number = int(release["release"])
     problems = []
-    twice = len(snapshot_ids) - len(set(snapshot_ids))
+    twice = len(snapshot_ids) - distinct
     if twice:
         problems.append(f"{twice} page row(s) of snapshots published twice")
     counts = {"pages": len(snapshot_ids)}
