@@ -128,12 +128,18 @@ def marker_of(
 def remove_written(folder: Path, marker: dict[str, Any], marker_name: str) -> None:
     """Delete what the command named in `marker` wrote in `folder`, and the folder once
     empty; anything else stays (nothing else is expected: `check_out` refused it)."""
-    for name in [*marker["files"], marker_name]:
+    for name in marker["files"]:
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
     for name in sorted(marker["folders"], key=lambda n: -len(Path(n).parts)):
         with contextlib.suppress(OSError):
             (folder / name).rmdir()
+    # The marker last: a run killed before this leaves a folder its marker still proves
+    # ours, after it an empty one (`_remove_unclaimed`). Removed before the subfolders,
+    # a kill between the two left `areas/` and `questions/` with no marker, a folder no
+    # later run could prove its own (seen in CI: a `.partial` left after `oj report`).
+    with contextlib.suppress(FileNotFoundError):
+        (folder / marker_name).unlink()
     with contextlib.suppress(OSError):
         folder.rmdir()
 

@@ -136,3 +136,47 @@ def test_only_leftovers_proven_ours_and_dead_are_removed(tmp_path: Path) -> None
     assert [p.name for p in extra.iterdir()] == ["notes.txt"]  # only what the marker names
     assert (other_tool / marker_name).exists() and (other_name / marker_name).exists()
     assert (live / "index.html").exists()
+
+
+@pytest.mark.parametrize("killed_at", ["file", "folder", "marker"])
+def test_a_removal_killed_at_any_step_leaves_a_folder_the_next_run_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_at: str
+) -> None:
+    # A run killed while it removes a swapped-out folder (`remove_written`): whatever step
+    # the kill lands on, the next run can still prove the rest its own and remove it. Its
+    # marker once went before its subfolders, and a kill between the two left `areas/`
+    # with no marker: a `.partial` no run could remove (seen in CI).
+    tool, marker_name = COMMANDS["report"]
+    marker = {"written_by": tool, "release": 1, "folders": ["areas"],
+              "files": ["index.html", "areas/a.html"]}  # fmt: skip
+    folder = tmp_path / f".site.oj-report-{os.urandom(6).hex()}.partial"
+    (folder / "areas").mkdir(parents=True)
+    (folder / marker_name).write_text(json.dumps(marker), "utf-8")
+    (folder / "index.html").write_text("x", "utf-8")
+    (folder / "areas" / "a.html").write_text("y", "utf-8")
+
+    class Killed(BaseException):
+        pass
+
+    unlink, rmdir = Path.unlink, Path.rmdir
+
+    def kill_at(step: str, original):
+        def step_or_kill(path: Path, *args, **kwargs):
+            is_marker = path.name == marker_name
+            if (step == "marker" and is_marker) or (
+                step == "file" and path.name == "a.html") or (  # fmt: skip
+                step == "folder" and path.name == "areas"
+            ):
+                raise Killed
+            return original(path, *args, **kwargs)
+
+        return step_or_kill
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "unlink", kill_at(killed_at, unlink))
+        patch.setattr(Path, "rmdir", kill_at(killed_at, rmdir))
+        with pytest.raises(Killed):
+            outfolder.remove_written(folder, marker, marker_name)
+    assert folder.exists()
+    assert outfolder.remove_leftovers(tmp_path / "site", tool, marker_name) == [folder]
+    assert not folder.exists()
