@@ -705,7 +705,7 @@ def derive(
     findings: pa.Table,
     previous_ids: dict[tuple[str, str], str],
     overrides: Overrides,
-    captures: pa.Table | Callable[[], pa.Table | None] | None = None,
+    captures: pa.Table | CaptureReader | Callable[[], pa.Table | None] | None = None,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Every derived table of a release, from all of its findings and (for `changes`) all
     of its captures (or a function reading them when `changes` needs them): (table,
@@ -758,7 +758,7 @@ def _links(frame: pl.DataFrame, linking: pl.DataFrame) -> pa.Table:
 def _derive_linked(
     frame: pl.DataFrame,
     pages: pl.DataFrame,
-    captures: pa.Table | Callable[[], pa.Table | None] | None = None,
+    captures: pa.Table | CaptureReader | Callable[[], pa.Table | None] | None = None,
     directions: dict[str, str] | None = None,
     entities: list[str] | None = None,
     national: pl.DataFrame | None = None,
@@ -793,13 +793,39 @@ def _derive_linked(
 CHANGES_PART_PAGES = 1000
 
 
+@dataclass(frozen=True)
+class CaptureReader:
+    """Captures read part by part (`page_parts`), never all rows at once: `urls()` the
+    distinct URLs of every capture (None: unknown), `rows(urls)` the `CAPTURE_COLUMNS`
+    rows of those URLs (every capture when None). At 1,000,000 captures every row held
+    at once, and a string copy of its URL column per part, were ~540 MB of a full
+    derivation's peak."""
+
+    urls: Callable[[], list[str] | None]
+    rows: Callable[[set[str] | None], pa.Table | None]
+
+
 def page_parts(
-    frame: pl.DataFrame, captures: pa.Table | None, size: int
+    frame: pl.DataFrame, captures: pa.Table | CaptureReader | None, size: int
 ) -> Iterator[tuple[pl.DataFrame, pa.Table | None]]:
-    """`frame` (findings with a `page` column) and `captures` (with `url`) split into
-    parts of at most `size` pages each, every row of a page in the same part; pages that
-    only `captures` names (no findings) go nowhere, as in `build_changes`."""
+    """`frame` (findings with a `page` column) and `captures` (with `url`, or a reader of
+    them) split into parts of at most `size` pages each, every row of a page in the same
+    part; pages that only `captures` names (no findings) go nowhere, as in
+    `build_changes`."""
     pages = frame["page"].unique().drop_nulls().sort().to_list()
+    if isinstance(captures, CaptureReader):
+        distinct = captures.urls() if len(pages) > size else None
+        if distinct is None:  # one part (or URLs unknown): every capture
+            yield from page_parts(frame, captures.rows(None), size)
+            return
+        by_page: dict[str, set[str]] = {}
+        for url in distinct:
+            by_page.setdefault(page_key(url), set()).add(url)
+        for start in range(0, len(pages), size):
+            chunk = pages[start : start + size]
+            wanted = set().union(*(by_page.get(page, set()) for page in chunk))
+            yield frame.filter(pl.col("page").is_in(chunk)), captures.rows(wanted)
+        return
     if len(pages) <= size:
         yield frame, captures
         return
@@ -944,8 +970,9 @@ def _full(
         # capture (150,000 rows at 150,000 captures) read only for `changes`, after
         # observations and indicators are written (the peak of a full derivation).
         yield from derive(
-            inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides, inputs.captures
-        )
+            inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides,
+            CaptureReader(inputs.capture_urls, inputs.captures),
+        )  # fmt: skip
 
     return Derivation("full", reason, tables())
 
