@@ -45,7 +45,7 @@ def release_phases(raw: str, datasets: Path) -> dict[str, float]:
         started_at=datetime.now(UTC),
     )  # fmt: skip
     if plan.recaptures:
-        writer.write(pipeline.recapture_rows(list(plan.recaptures), []))
+        writer.write(pipeline.recapture_rows(plan.recaptures, []))
     if plan.records:
         writer.write(pipeline.parse_snapshots(raw, plan.records, []))
     lap("parse_and_write")

@@ -33,3 +33,26 @@ for _name, _value in {
     "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0",
 }.items():
     os.environ.setdefault(_name, _value)
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
+    memory freed in one stays with it: a first run at 1,000,000 captures, whose Arrow,
+    polars, deltalake and Prefect threads all allocate, peaked 70 MB higher (1,136 MB
+    for the tree, flow time unchanged) than with two arenas. Same as MALLOC_ARENA_MAX=2,
+    which wins when set; a no-op off glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_arena_max = -8  # glibc's malloc.h
+    mallopt(m_arena_max, arenas)
+
+
+_limit_malloc_arenas()

@@ -791,38 +791,47 @@ def _derive_linked(
 #: Pages per part of `changes` (see `_derive_linked`): each part is one Delta append, so
 #: a nightly's few touched pages are one part, a full derivation a few.
 CHANGES_PART_PAGES = 1000
+#: Captures per part of `changes` when they are read part by part (`CaptureReader`): a
+#: part of 1,000 pages held ~440,000 captures at 1,000,000 (a page recaptured ~450
+#: times), and its joins and sort added ~330 MB to the run's peak.
+CHANGES_PART_CAPTURES = 100_000
 
 
 @dataclass(frozen=True)
 class CaptureReader:
-    """Captures read part by part (`page_parts`), never all rows at once: `urls()` the
-    distinct URLs of every capture (None: unknown), `rows(urls)` the `CAPTURE_COLUMNS`
+    """Captures read part by part (`page_parts`), never all rows at once: `counts()` the
+    number of captures of each URL (None: unknown), `rows(urls)` the `CAPTURE_COLUMNS`
     rows of those URLs (every capture when None). At 1,000,000 captures every row held
     at once, and a string copy of its URL column per part, were ~540 MB of a full
     derivation's peak."""
 
-    urls: Callable[[], list[str] | None]
+    counts: Callable[[], dict[str, int] | None]
     rows: Callable[[set[str] | None], pa.Table | None]
 
 
 def page_parts(
-    frame: pl.DataFrame, captures: pa.Table | CaptureReader | None, size: int
+    frame: pl.DataFrame,
+    captures: pa.Table | CaptureReader | None,
+    size: int,
+    max_captures: int | None = None,
 ) -> Iterator[tuple[pl.DataFrame, pa.Table | None]]:
     """`frame` (findings with a `page` column) and `captures` (with `url`, or a reader of
     them) split into parts of at most `size` pages each, every row of a page in the same
     part; pages that only `captures` names (no findings) go nowhere, as in
-    `build_changes`."""
+    `build_changes`. Read by a `CaptureReader`, a part also holds at most `max_captures`
+    (default `CHANGES_PART_CAPTURES`) captures, unless one page alone has more."""
+    if max_captures is None:
+        max_captures = CHANGES_PART_CAPTURES
     pages = frame["page"].unique().drop_nulls().sort().to_list()
     if isinstance(captures, CaptureReader):
-        distinct = captures.urls() if len(pages) > size else None
-        if distinct is None:  # one part (or URLs unknown): every capture
-            yield from page_parts(frame, captures.rows(None), size)
+        counts = captures.counts()
+        if counts is None or (len(pages) <= size and sum(counts.values()) <= max_captures):
+            yield from page_parts(frame, captures.rows(None), size)  # one part, or unknown
             return
         by_page: dict[str, set[str]] = {}
-        for url in distinct:
+        for url in counts:
             by_page.setdefault(page_key(url), set()).add(url)
-        for start in range(0, len(pages), size):
-            chunk = pages[start : start + size]
+        for chunk in _page_chunks(pages, by_page, counts, size, max_captures):
             wanted = set().union(*(by_page.get(page, set()) for page in chunk))
             yield frame.filter(pl.col("page").is_in(chunk)), captures.rows(wanted)
         return
@@ -842,6 +851,33 @@ def page_parts(
         wanted = pa.array(sorted(u for u, k in by_url.items() if k in chunk), pa.string())
         url = captures.column("url").cast(pa.string())
         yield part, captures.filter(pc.is_in(url, value_set=wanted))
+
+
+def url_counts(urls: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    """{url: rows} of a url column (plain or dictionary-encoded); nulls left out."""
+    counted = pc.value_counts(urls).flatten()
+    values = counted[0].cast(pa.string()).to_pylist()
+    counts = zip(values, counted[1].to_pylist(), strict=True)
+    return {url: n for url, n in counts if url is not None}
+
+
+def _page_chunks(
+    pages: list[str], by_page: dict[str, set[str]], counts: dict[str, int], size: int,
+    max_captures: int,
+) -> Iterator[list[str]]:
+    """`pages` in order, cut into runs of at most `size` pages and `max_captures` captures
+    (a page with more is a run of its own)."""
+    chunk: list[str] = []
+    held = 0
+    for page in pages:
+        n_captures = sum(counts[url] for url in by_page.get(page, ()))
+        if chunk and (len(chunk) == size or held + n_captures > max_captures):
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(page)
+        held += n_captures
+    if chunk:
+        yield chunk
 
 
 # --- incremental releases ---------------------------------------------------------------------
@@ -874,10 +910,15 @@ class DerivationInputs:
 
     def capture_urls(self) -> list[str] | None:
         """The distinct urls of every capture (one narrow column); None when not known."""
+        counts = self.capture_url_counts()
+        return None if counts is None else list(counts)
+
+    def capture_url_counts(self) -> dict[str, int] | None:
+        """The number of captures of each url (one narrow column); None when not known."""
         captures = self.captures(None)
         if captures is None:
             return None
-        return pc.unique(captures.column("url").drop_null().cast(pa.string())).to_pylist()
+        return url_counts(captures.column("url"))
 
     def previous_links(self, columns: list[str]) -> pa.Table | None:  # None: no such table
         raise NotImplementedError
@@ -971,7 +1012,7 @@ def _full(
         # observations and indicators are written (the peak of a full derivation).
         yield from derive(
             inputs.all_findings(list(COLUMNS_USED)), previous_ids, overrides,
-            CaptureReader(inputs.capture_urls, inputs.captures),
+            CaptureReader(inputs.capture_url_counts, inputs.captures),
         )  # fmt: skip
 
     return Derivation("full", reason, tables())

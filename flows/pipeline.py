@@ -7,7 +7,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,17 +70,18 @@ class Plan:
     #: disagree with its `runs` row (see `release_damage`); None when it is consistent.
     repair: str | None = None
     #: Byte-identical recaptures of a version already published or parsed earlier in this
-    #: run (`split_versions`): a `pages` row each (`recapture_rows`), never parsed or read.
-    recaptures: tuple[raw_archive.SnapshotRecord, ...] = ()
+    #: run (`plan_versions`): a `pages` row each (`recapture_rows`), never parsed or read.
+    #: A table of `RECAPTURES`, not records: most of a backfill's captures are recaptures.
+    recaptures: pa.Table = field(default_factory=lambda: RECAPTURES.empty_table())
 
     @property
     def n_captures(self) -> int:
         """`pages` rows this run adds: parsed, recaptured and quarantined captures."""
-        return len(self.records) + len(self.recaptures) + len(self.bad_records)
+        return len(self.records) + self.recaptures.num_rows + len(self.bad_records)
 
     @property
     def has_work(self) -> bool:
-        return bool(self.records or self.bad_records or self.recaptures) or (
+        return bool(self.records or self.bad_records or self.recaptures.num_rows) or (
             self.mode in ("reparse", "relink") and self.base_release is not None
         )
 
@@ -135,24 +136,26 @@ def plan_run(
     if base is not None and (stale or repair):
         # A damaged release is repaired as a re-parse: every table is rewritten from the
         # raw archive, which holds every capture, so nothing published is lost.
-        records = raw_archive.read_all(raw_dir, bad)
-        todo, again = split_versions(records, set(), parser_version)
+        todo, again = _read_versions(raw_dir, set(), set(), set(), bad, names, parser_version)
         return Plan(
-            todo, "reparse", len(records) + len(bad), base["release"], base["parser_version"],
-            tuple(bad),
-            repair, tuple(again),
+            todo, "reparse", len(todo) + again.num_rows + len(bad), base["release"],
+            base["parser_version"], tuple(bad), repair, again,
         )  # fmt: skip
     # Planning from names: only records not yet published are read (a record file is
     # named by its id, and `pages.snapshot_id` holds the ids published, failed or not).
     # Segments: only those the release did not consume are read (`pages.raw_segment`).
-    todo = raw_archive.read_new(raw_dir, done, consumed, bad, names)
-    # Counted without a copy of `done` (a million ids at a million captures).
-    found = {*names, *(r.record_id for r in todo), *(b.record_id for b in bad)}
-    n_in_archive = len(done) + len(found - done)
     # Before any batching: two parse workers never get the same version.
-    todo, again = split_versions(todo, known, parser_version)
+    todo, again = _read_versions(raw_dir, done, consumed, known, bad, names, parser_version)
+    # Counted without a copy of `done` (a million ids at a million captures): every new
+    # record is one capture; a record file or bad record that is none of them is one more.
+    others = {*(n for n in names if n not in done), *(b.record_id for b in bad)} - done
+    others -= {record.record_id for record in todo}
+    if others and again.num_rows:
+        repeated = pc.is_in(again.column("snapshot_id"), pa.array(sorted(others), pa.string()))
+        others -= set(again.filter(repeated).column("snapshot_id").to_pylist())
+    n_in_archive = len(done) + len(todo) + again.num_rows + len(others)
     mode = "append"
-    if base is not None and not todo and not again and (
+    if base is not None and not todo and not again.num_rows and (
         base.get("overrides_sha256") != overrides_sha256
     ):
         mode = "relink"
@@ -163,8 +166,34 @@ def plan_run(
         base["release"] if base else None,
         base["parser_version"] if base else None,
         tuple(bad),
-        recaptures=tuple(again),
+        recaptures=again,
     )
+
+
+def _read_versions(
+    raw_dir: Location,
+    published: set[str],
+    consumed: set[str],
+    known: set[str],
+    bad: list[raw_archive.BadRecord],
+    names: list[str],
+    parser_version: str,
+) -> tuple[list[raw_archive.SnapshotRecord], pa.Table]:
+    """The new records split by version (`plan_versions`), read a file at a time. An
+    archive that holds one capture twice (two segments with one record: a copied
+    segment file) is read whole instead, where the first copy read is kept
+    (`raw_archive.read_new`); that path holds every record at once."""
+    chunks = raw_archive.iter_new(raw_dir, published, consumed, bad, names)
+    todo, again = plan_versions(chunks, known, parser_version)
+    ids = pa.chunked_array(
+        [*again.column("snapshot_id").chunks, pa.array([r.record_id for r in todo], pa.string())]
+    )
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return todo, again
+    del bad[:]  # read again below
+    records = raw_archive.read_new(raw_dir, published, consumed, bad, names)
+    todo, repeated = split_versions(records, known, parser_version)
+    return todo, recapture_table(repeated, parser_version)
 
 
 def published_versions(datasets_dir: Location, release: int | None = None) -> set[str]:
@@ -214,34 +243,138 @@ def split_versions(
     )
 
 
-def recapture_rows(
+_TEXTS = pa.dictionary(pa.int32(), pa.string())
+#: A plan's recaptures (`Plan.recaptures`): what a recapture's `pages` row takes from its
+#: record, one row each. Texts that repeat over captures are dictionary-encoded: 1,000,000
+#: recaptures of 10,000 versions take ~60 MB here, and took ~540 MB as records (whose
+#: scattered survivors then kept most of that heap from being returned after use).
+RECAPTURES = pa.schema(
+    [
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("raw_sha256", _TEXTS),
+        pa.field("url", _TEXTS),
+        pa.field("captured_at", pa.timestamp("us", tz="UTC")),
+        pa.field("version_id", _TEXTS),
+        pa.field("municipality", _TEXTS),
+        pa.field("source", _TEXTS),
+        pa.field("raw_segment", _TEXTS),
+    ]
+)
+#: Recaptures gathered as records before they are added to the plan's table.
+_RECAPTURE_CHUNK = 20_000
+
+
+def recapture_table(
     records: Iterable[raw_archive.SnapshotRecord],
+    parser_version: str = PARSER_VERSION,
+    versions: list[str] | None = None,
+) -> pa.Table:
+    """Records as a `RECAPTURES` table; `versions`: their version ids when known."""
+    records = list(records)
+    if versions is None:
+        versions = [version_id(r.url, r.sha256, parser_version) for r in records]
+    columns = {
+        "snapshot_id": [r.record_id for r in records],
+        "raw_sha256": [r.sha256 for r in records],
+        "url": [r.url for r in records],
+        "captured_at": [r.captured_datetime for r in records],
+        "version_id": versions,
+        "municipality": [r.municipality for r in records],
+        "source": [r.source for r in records],
+        "raw_segment": [r.raw_segment for r in records],
+    }
+    return pa.table(columns, schema=RECAPTURES)
+
+
+def _first_capture_key(record: raw_archive.SnapshotRecord) -> tuple[Any, ...]:
+    """`split_versions`' order: unknown times first, then by time; ties in the archive's
+    stable order (`raw_archive.read_new`: captured_at as written, url, id)."""
+    moment = record.captured_datetime
+    return (moment is not None, moment or _EPOCH, record.captured_at or "", record.url,
+            record.record_id)  # fmt: skip
+
+
+def plan_versions(
+    chunks: Iterable[list[raw_archive.SnapshotRecord]],
+    known: set[str],
+    parser_version: str = PARSER_VERSION,
+) -> tuple[list[raw_archive.SnapshotRecord], pa.Table]:
+    """`split_versions` over records read a file at a time (`raw_archive.iter_new`), with
+    no record id twice: (the first capture of each version not in `known`, in the
+    archive's stable order; every other capture as a `RECAPTURES` table, by capture time
+    then id). Only the first captures are held as records: the rest go into the table a
+    chunk at a time, so a million captures of ten thousand versions never stand as a
+    million objects."""
+    first: dict[str, tuple[tuple[Any, ...], raw_archive.SnapshotRecord]] = {}
+    again: list[tuple[raw_archive.SnapshotRecord, str]] = []
+    tables = [RECAPTURES.empty_table()]
+
+    def flush() -> None:
+        records = [record for record, _ in again]
+        tables.append(recapture_table(records, parser_version, [v for _, v in again]))
+        again.clear()
+
+    for chunk in chunks:
+        for record in chunk:
+            version = version_id(record.url, record.sha256, parser_version)
+            if version in known:
+                again.append((record, version))
+                continue
+            key = _first_capture_key(record)
+            held = first.get(version)
+            if held is None:
+                first[version] = (key, record)
+            elif key < held[0]:
+                again.append((held[1], version))
+                first[version] = (key, record)
+            else:
+                again.append((record, version))
+        if len(again) >= _RECAPTURE_CHUNK:
+            flush()
+    flush()
+    table = pa.concat_tables(tables).unify_dictionaries()
+    order = pc.sort_indices(
+        table, sort_keys=[("captured_at", "ascending", "at_start"), ("snapshot_id", "ascending")]
+    )
+    todo = [record for _, record in first.values()]
+    todo.sort(key=lambda r: (r.captured_at or "", r.url, r.record_id))  # read_new's order
+    return todo, table.take(order).combine_chunks()
+
+
+def recapture_rows(
+    recaptures: pa.Table | Iterable[raw_archive.SnapshotRecord],
     sources: Iterable[Source] = (),
     parser_version: str = PARSER_VERSION,
 ) -> dict[str, pa.Table]:
-    """`pages` rows for recaptures (`split_versions`): their own snapshot_id, captured_at
-    and source, parse_status 'recapture', no findings or rejects of their own (those are
-    the version's, by version_id). Nothing is read: the record says all this."""
-    by_page = {page_key(source.url): source for source in sources}
-    pages: dict[str, list[Any]] = {field: [] for field in TABLES["pages"].names}
-    for record in records:
-        source = by_page.get(page_key(record.url))
-        row = {
-            "snapshot_id": record.record_id,
-            "raw_sha256": record.sha256,
-            "url": record.url,
-            "captured_at": record.captured_datetime,
-            "version_id": version_id(record.url, record.sha256, parser_version),
-            "municipality": record.municipality or (source.municipality if source else None),
-            "source": record.source,
-            "parse_status": "recapture",
-            "parser_version": parser_version,
-            "raw_segment": record.raw_segment,
-            "n_findings": 0,
-            "n_rejects": 0,
-        }
-        for key, column in pages.items():
-            column.append(row.get(key))
+    """`pages` rows for recaptures (`Plan.recaptures`, a `RECAPTURES` table, or records):
+    their own snapshot_id, captured_at and source, parse_status 'recapture', no findings
+    or rejects of their own (those are the version's, by version_id). Nothing is read:
+    the record says all this. A recapture without a municipality takes its source's."""
+    if not isinstance(recaptures, pa.Table):
+        recaptures = recapture_table(recaptures, parser_version)
+    rows = recaptures.num_rows
+    municipality = recaptures.column("municipality").cast(pa.string())
+    missing = pc.fill_null(pc.equal(municipality, ""), True)
+    if pc.any(missing).as_py():
+        by_page = {page_key(source.url): source.municipality for source in sources}
+        urls = recaptures.column("url").cast(pa.string()).to_pylist()
+        municipality = pa.array(
+            [name or by_page.get(page_key(url)) for name, url in
+             zip(municipality.to_pylist(), urls, strict=True)], pa.string(),
+        )  # fmt: skip
+    constant = {
+        "municipality": municipality,
+        "parse_status": pa.repeat(pa.scalar("recapture"), rows),
+        "parser_version": pa.repeat(pa.scalar(parser_version), rows),
+        "n_findings": pa.repeat(pa.scalar(0, pa.int32()), rows),
+        "n_rejects": pa.repeat(pa.scalar(0, pa.int32()), rows),
+    }
+    pages = {
+        field.name: constant[field.name] if field.name in constant
+        else recaptures.column(field.name).cast(field.type) if field.name in RECAPTURES.names
+        else pa.nulls(rows, field.type)
+        for field in TABLES["pages"]
+    }  # fmt: skip
     empty = {name: {field: [] for field in TABLES[name].names} for name in storage.DATA_TABLES}
     return {
         name: storage.build_table(name, pages if name == "pages" else empty[name])
