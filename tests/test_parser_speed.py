@@ -137,3 +137,62 @@ def test_finding_rebuilt_as_dataclasses_replace_rebuilds_it() -> None:
     assert both == dataclasses.replace(finding, **changes)
     assert hash(both) == hash(dataclasses.replace(finding, **changes))
     assert repr(both) == repr(dataclasses.replace(finding, **changes))
+
+
+# --- local answer openers -----------------------------------------------------------------
+
+# Shapes around a name that open an answer or nearly do: "I Kalmar", "Kalmars kommun
+# har", "Under 2020 hade Kalmar", a glued answer ("2019I Kalmar"), compounds
+# ("Norra-Kalmar"), the name inside a longer word, twice, and at the very end.
+OPENER_SHAPES = [
+    "I {n} finns en rutin.", "I {n}s kommun saknas den.", "{n}s kommun har en plan.",
+    "{n} saknar rutin.", "{n} kommun  har 12 procent.", "Under 2020 har {n} ingen plan.",
+    "Under 2019 hade {n}s nämnd", "Under 2021 är {n}x", "Under 1999 var {n}",
+    "minskat till 36 procent 2019I {n} har 19 procent", "boende. I {n} finns – {n} har",
+    "Norra-{n} har en", "{n}{n} har", "I {n}", "{n}s", "{n} ", "I {n}_a har", "I {n}2 har",
+    "I {n}s2", "Unders 2020 har {n}", "I Sverige har {n} en", "i {n} finns", "I {n}sk",
+    "I Mora finns, I {n} saknas, {n} har.", "{n} 12 procent", "{n} Kommun har",
+]
+
+
+def _reference_opener(name: str) -> re.Pattern[str]:
+    """The alternation `AnswerOpener` answers for, compiled as it once was per name."""
+    from parsers.layouts import pairs
+
+    return re.compile(rf"(?:{pairs.own_opener_pattern(name)}|{pairs._GENERIC_OPENER})")
+
+
+def test_answer_openers_find_what_the_compiled_pattern_finds() -> None:
+    # Speed (issue 21 item 7): a pattern compiled for each of the 290 names took ~8 % of
+    # parsing 2,000 pages; the opener now finds a name's alternatives from where the
+    # name occurs. Every name, in every shape, and the shapes run together.
+    from parsers.layouts import pairs
+    from parsers.municipalities import MUNICIPALITIES
+
+    for name in MUNICIPALITIES:
+        reference, opener = _reference_opener(name), pairs.answer_opener(name)
+        texts = [shape.format(n=name) for shape in OPENER_SHAPES]
+        texts.append(" ".join(texts))
+        for text in texts:
+            assert opener.match(text) == bool(reference.match(text)), (name, text)
+            expected = [found.start() for found in reference.finditer(text)]
+            assert list(opener.starts(text)) == expected, (name, text)
+
+
+def test_answer_openers_agree_with_the_pattern_on_random_texts() -> None:
+    # Pieces run together at random (fixed seed): overlapping names, a name right after
+    # "Under 2020 har " and "I ", an "s" or a word character right after it.
+    import random
+
+    from parsers.layouts import pairs
+
+    rng = random.Random(21)
+    for name in ("Kalmar", "Upplands Väsby", "Malung-Sälen", "Ale", "Åre", "Säter"):
+        reference, opener = _reference_opener(name), pairs.answer_opener(name)
+        pieces = [name, name[:2], name[1:], "I ", "s", " ", "Under 2020 har ", "Under 2019 är ",
+                  "kommun ", "har", "x", "_", "7", ".", "-", "Mora", "\u00a0", "ö"]  # fmt: skip
+        for _ in range(400):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+            assert opener.match(text) == bool(reference.match(text)), (name, text)
+            expected = [found.start() for found in reference.finditer(text)]
+            assert list(opener.starts(text)) == expected, (name, text)

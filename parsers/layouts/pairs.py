@@ -89,62 +89,146 @@ NATIONAL_MARKER = re.compile(
 _GENERIC_OPENER_RE = re.compile(_GENERIC_OPENER)
 
 
+def own_opener_pattern(municipality: str) -> str:
+    """The municipality's own ways to open an answer, as one pattern: what `_OwnOpener`
+    finds without compiling it. "I Kalmar", "Kalmars kommun har", "Kalmar saknar",
+    "Under 2020 har Kalmar"."""
+    name = re.escape(municipality)
+    return (
+        rf"(?:I {name}s?\b|{name}s? (?:kommun\s+)?[a-zåäö]+\b"
+        rf"|Under {_YEAR} (?:har|hade|var|är) {name}\b)"
+    )
+
+
+# `own_opener_pattern` in parts that need no name: what follows the name, what comes
+# before it ("Under 2020 har " is 14-16 characters).
+_AFTER_NAME = re.compile(r"s? (?:kommun\s+)?[a-zåäö]+\b")
+_UNDER_YEAR = re.compile(rf"Under {_YEAR} (?:har|hade|var|är) ")
+_UNDER_YEAR_LENGTHS = (16, 15, 14)
+
+
+def _is_word(text: str, index: int) -> bool:
+    """`\\w` at `index` (False outside the text), as `re` reads it in a str pattern."""
+    if index < 0 or index >= len(text):
+        return False
+    char = text[index]
+    return char.isalnum() or char == "_"
+
+
+def _boundary(text: str, index: int) -> bool:
+    """`\\b` at `index`."""
+    return _is_word(text, index - 1) != _is_word(text, index)
+
+
+class _OwnOpener:
+    """`re.compile(own_opener_pattern(municipality))`'s `match` and `search`, found from
+    where the name occurs (`str.find`): compiling the pattern took ~0.5 ms a name, ~8 %
+    of parsing 2,000 pages of 290 municipalities. Only where a match starts is read.
+    tests/test_parser_speed.py holds it to the compiled pattern."""
+
+    __slots__ = ("_name", "_opener")
+
+    def __init__(self, municipality: str) -> None:
+        self._name = municipality
+        self._opener = "I " + municipality
+
+    def _end_at(self, text: str, start: int) -> int | None:
+        """The end of the pattern's match at `start` (alternatives in order), or None."""
+        name = self._name
+        if text.startswith(self._opener, start):  # I <name>s?\b
+            after = start + len(self._opener)
+            if text.startswith("s", after) and _boundary(text, after + 1):
+                return after + 1
+            if _boundary(text, after):
+                return after
+        if text.startswith(name, start):  # <name>s? (kommun )?<word>\b
+            tail = _AFTER_NAME.match(text, start + len(name))
+            if tail is not None:
+                return tail.end()
+        head = _UNDER_YEAR.match(text, start)  # Under <year> <verb> <name>\b
+        if head is not None and text.startswith(name, head.end()):
+            after = head.end() + len(name)
+            if _boundary(text, after):
+                return after
+        return None
+
+    def match(self, text: str) -> int | None:
+        """Where a match at the start ends; None when there is none."""
+        return self._end_at(text, 0)
+
+    def search(self, text: str, position: int = 0) -> tuple[int, int] | None:
+        """(start, end) of the first match at or after `position`; None when there is none.
+        Each alternative holds the name at a fixed distance from its start, so the
+        starts to try are found from the name's occurrences."""
+        name = self._name
+        best: tuple[int, int] | None = None
+        found = text.find(name, position)
+        while found != -1:
+            if best is not None and found - _UNDER_YEAR_LENGTHS[0] > best[0]:
+                break  # no later occurrence can start before the best one
+            starts = [found - 2, found]
+            starts += [found - length for length in _UNDER_YEAR_LENGTHS]
+            for start in starts:
+                if start < position or (best is not None and start >= best[0]):
+                    continue
+                end = self._end_at(text, start)
+                if end is not None:
+                    best = (start, end)
+            found = text.find(name, found + 1)
+        return best
+
+
 class AnswerOpener:
-    """`re.compile(rf"(?:{own}|{_GENERIC_OPENER})")` for `match` and `finditer`, as two
-    patterns: the municipality's own alternatives, compiled per name, and the generic
-    "I <Name> <verb>" compiled once. Compiling the whole alternation anew for each of
-    the 290 municipalities took ~0.4 ms a name (~6 % of parsing 2,000 pages), most of
-    it for the generic part every name shares.
+    """`re.compile(rf"(?:{own_opener_pattern(name)}|{_GENERIC_OPENER})")` for `match` and
+    the starts of `finditer`: the municipality's own alternatives (`_OwnOpener`, no
+    pattern compiled per name), and the generic "I <Name> <verb>" compiled once.
 
     At one position the alternation tries the own alternatives first, then the generic
-    one: `match` is the own pattern's match or else the generic one's, and `finditer`
-    takes the leftmost of the two patterns' next matches, the own one on a tie. Neither
-    pattern opens with an anchor, so where a match starts does not depend on where the
-    search started, and no match is empty ("I " at least), as `re.finditer` assumes."""
+    one: `match` is the own match or else the generic one's, and `starts` takes the
+    leftmost of the two next matches, the own one on a tie. Neither opens with an
+    anchor, so where a match starts does not depend on where the search started, and no
+    match is empty ("I " at least), as `re.finditer` assumes."""
 
     __slots__ = ("_own",)
 
-    def __init__(self, own: re.Pattern[str] | None) -> None:
+    def __init__(self, own: _OwnOpener | None) -> None:
         self._own = own
 
-    def match(self, text: str) -> re.Match[str] | None:
-        own = self._own.match(text) if self._own is not None else None
-        return own or _GENERIC_OPENER_RE.match(text)
+    def match(self, text: str) -> bool:
+        """Whether `text` opens with a local answer."""
+        if self._own is not None and self._own.match(text) is not None:
+            return True
+        return _GENERIC_OPENER_RE.match(text) is not None
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+    def starts(self, text: str) -> Iterator[int]:
+        """Where the local answers in `text` start, as `finditer` would find them."""
         if self._own is None:
-            yield from _GENERIC_OPENER_RE.finditer(text)
+            for found in _GENERIC_OPENER_RE.finditer(text):
+                yield found.start()
             return
-        own_pattern = self._own
-        own = own_pattern.search(text)
-        generic = _GENERIC_OPENER_RE.search(text)
+        own_opener = self._own
+        own = own_opener.search(text)
+        match = _GENERIC_OPENER_RE.search(text)
+        generic = match.span() if match is not None else None
         while own is not None or generic is not None:
-            if own is not None and (generic is None or own.start() <= generic.start()):
-                found = own
+            if own is not None and (generic is None or own[0] <= generic[0]):
+                start, end = own
             else:
-                found = generic
-            yield found  # type: ignore[misc]
-            end = found.end()  # type: ignore[union-attr]
-            # Later matches of either pattern that start at or past the end stay valid.
-            if own is not None and own.start() < end:
-                own = own_pattern.search(text, end)
-            if generic is not None and generic.start() < end:
-                generic = _GENERIC_OPENER_RE.search(text, end)
+                start, end = generic  # type: ignore[misc]
+            yield start
+            # Later matches of either that start at or past the end stay valid.
+            if own is not None and own[0] < end:
+                own = own_opener.search(text, end)
+            if generic is not None and generic[0] < end:
+                match = _GENERIC_OPENER_RE.search(text, end)
+                generic = match.span() if match is not None else None
 
 
-@lru_cache(maxsize=1024)  # one pattern per municipality: compiling it is costly
+@lru_cache(maxsize=1024)
 def answer_opener(municipality: str | None) -> AnswerOpener:
-    """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar",
-    or any "I <Name> har ..." (`_GENERIC_OPENER`)."""
-    if not municipality:
-        return AnswerOpener(None)
-    name = re.escape(municipality)
-    return AnswerOpener(
-        re.compile(
-            rf"(?:I {name}s?\b|{name}s? (?:kommun\s+)?[a-zåäö]+\b"
-            rf"|Under {_YEAR} (?:har|hade|var|är) {name}\b)"
-        )
-    )
+    """How a local answer starts: "I Kalmar", "Kalmar saknar", "Under 2020 har Kalmar"
+    (`own_opener_pattern`), or any "I <Name> har ..." (`_GENERIC_OPENER`)."""
+    return AnswerOpener(_OwnOpener(municipality) if municipality else None)
 
 
 # --- suspected swapped answers --------------------------------------------------------------
@@ -272,8 +356,7 @@ def _split_glued_answer(pair: _Pending, opener: AnswerOpener) -> None:
     "... minskat till 36 procent 2019I Kalmar har 19 procent ..." (no separator at all)
     or "... 36 procent 2019. I Kalmar har ..." (same paragraph).
     """
-    for match in opener.finditer(pair.statement):
-        start = match.start()
+    for start in opener.starts(pair.statement):
         if start == 0:
             continue
         before = pair.statement[start - 1]
