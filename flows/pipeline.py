@@ -268,16 +268,20 @@ def recapture_table(
     records: Iterable[raw_archive.SnapshotRecord],
     parser_version: str = PARSER_VERSION,
     versions: list[str] | None = None,
+    moments: list[datetime | None] | None = None,
 ) -> pa.Table:
-    """Records as a `RECAPTURES` table; `versions`: their version ids when known."""
+    """Records as a `RECAPTURES` table; `versions` and `moments`: their version ids and
+    capture times when known."""
     records = list(records)
     if versions is None:
         versions = [version_id(r.url, r.sha256, parser_version) for r in records]
+    if moments is None:
+        moments = [r.captured_datetime for r in records]
     columns = {
         "snapshot_id": [r.record_id for r in records],
         "raw_sha256": [r.sha256 for r in records],
         "url": [r.url for r in records],
-        "captured_at": [r.captured_datetime for r in records],
+        "captured_at": moments,
         "version_id": versions,
         "municipality": [r.municipality for r in records],
         "source": [r.source for r in records],
@@ -286,10 +290,12 @@ def recapture_table(
     return pa.table(columns, schema=RECAPTURES)
 
 
-def _first_capture_key(record: raw_archive.SnapshotRecord) -> tuple[Any, ...]:
-    """`split_versions`' order: unknown times first, then by time; ties in the archive's
-    stable order (`raw_archive.read_new`: captured_at as written, url, id)."""
-    moment = record.captured_datetime
+def _first_capture_key(
+    record: raw_archive.SnapshotRecord, moment: datetime | None
+) -> tuple[Any, ...]:
+    """`split_versions`' order: unknown times first, then by time (`moment`, the record's
+    `captured_datetime`); ties in the archive's stable order (`raw_archive.read_new`:
+    captured_at as written, url, id)."""
     return (moment is not None, moment or _EPOCH, record.captured_at or "", record.url,
             record.record_id)  # fmt: skip
 
@@ -305,30 +311,34 @@ def plan_versions(
     then id). Only the first captures are held as records: the rest go into the table a
     chunk at a time, so a million captures of ten thousand versions never stand as a
     million objects."""
-    first: dict[str, tuple[tuple[Any, ...], raw_archive.SnapshotRecord]] = {}
-    again: list[tuple[raw_archive.SnapshotRecord, str]] = []
+    # version -> (order key, record, capture time) of its first capture so far
+    first: dict[str, tuple[tuple[Any, ...], raw_archive.SnapshotRecord, datetime | None]] = {}
+    again: list[tuple[raw_archive.SnapshotRecord, str, datetime | None]] = []
     tables = [RECAPTURES.empty_table()]
 
     def flush() -> None:
-        records = [record for record, _ in again]
-        tables.append(recapture_table(records, parser_version, [v for _, v in again]))
+        records, versions, moments = [list(column) for column in zip(*again, strict=True)] or (
+            [], [], []
+        )
+        tables.append(recapture_table(records, parser_version, versions, moments))
         again.clear()
 
     for chunk in chunks:
         for record in chunk:
             version = version_id(record.url, record.sha256, parser_version)
+            moment = record.captured_datetime
             if version in known:
-                again.append((record, version))
+                again.append((record, version, moment))
                 continue
-            key = _first_capture_key(record)
+            key = _first_capture_key(record, moment)
             held = first.get(version)
             if held is None:
-                first[version] = (key, record)
+                first[version] = (key, record, moment)
             elif key < held[0]:
-                again.append((held[1], version))
-                first[version] = (key, record)
+                again.append((held[1], version, held[2]))
+                first[version] = (key, record, moment)
             else:
-                again.append((record, version))
+                again.append((record, version, moment))
         if len(again) >= _RECAPTURE_CHUNK:
             flush()
     flush()
@@ -336,7 +346,7 @@ def plan_versions(
     order = pc.sort_indices(
         table, sort_keys=[("captured_at", "ascending", "at_start"), ("snapshot_id", "ascending")]
     )
-    todo = [record for _, record in first.values()]
+    todo = [record for _, record, _ in first.values()]
     todo.sort(key=lambda r: (r.captured_at or "", r.url, r.record_id))  # read_new's order
     return todo, table.take(order).combine_chunks()
 
