@@ -44,11 +44,10 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     if "MALLOC_ARENA_MAX" in os.environ:
         return
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the process's own symbols, libc's among them: no library search at import
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     m_arena_max = -8  # glibc's malloc.h

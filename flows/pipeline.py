@@ -294,10 +294,8 @@ def _first_capture_key(
     record: raw_archive.SnapshotRecord, moment: datetime | None
 ) -> tuple[Any, ...]:
     """`split_versions`' order: unknown times first, then by time (`moment`, the record's
-    `captured_datetime`); ties in the archive's stable order (`raw_archive.read_new`:
-    captured_at as written, url, id)."""
-    return (moment is not None, moment or _EPOCH, record.captured_at or "", record.url,
-            record.record_id)  # fmt: skip
+    `captured_datetime`); ties in the archive's stable order (`raw_archive.sort_key`)."""
+    return (moment is not None, moment or _EPOCH, *raw_archive.sort_key(record))
 
 
 def plan_versions(
@@ -317,9 +315,9 @@ def plan_versions(
     tables = [RECAPTURES.empty_table()]
 
     def flush() -> None:
-        records, versions, moments = [list(column) for column in zip(*again, strict=True)] or (
-            [], [], []
-        )
+        records = [record for record, _, _ in again]
+        versions = [version for _, version, _ in again]
+        moments = [moment for _, _, moment in again]
         tables.append(recapture_table(records, parser_version, versions, moments))
         again.clear()
 
@@ -346,8 +344,7 @@ def plan_versions(
     order = pc.sort_indices(
         table, sort_keys=[("captured_at", "ascending", "at_start"), ("snapshot_id", "ascending")]
     )
-    todo = [record for _, record, _ in first.values()]
-    todo.sort(key=lambda r: (r.captured_at or "", r.url, r.record_id))  # read_new's order
+    todo = raw_archive.sort_records([record for _, record, _ in first.values()])
     return todo, table.take(order).combine_chunks()
 
 

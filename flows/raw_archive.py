@@ -568,8 +568,14 @@ def archive_ids(raw_dir: Location) -> set[str]:
     return ids
 
 
-def _sort_records(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
-    records.sort(key=lambda record: (record.captured_at or "", record.url, record.record_id))
+def sort_key(record: SnapshotRecord) -> tuple[str, str, str]:
+    """The archive's stable order of records: capture time as written, URL, id."""
+    return (record.captured_at or "", record.url, record.record_id)
+
+
+def sort_records(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
+    """`records` sorted in place into the archive's stable order (`sort_key`)."""
+    records.sort(key=sort_key)
     return records
 
 
@@ -597,7 +603,7 @@ def read_records(
         except (OSError, ValueError) as error:
             if bad is not None:
                 bad.append(_bad_record(path, error, data))
-    return _sort_records(records)
+    return sort_records(records)
 
 
 def parse_segment(
@@ -656,7 +662,7 @@ def read_segments(
         paths = [segment_path(raw_dir, name) for name in chunk]
         for name, data in zip(chunk, location.read_many(paths), strict=True):
             records.extend(parse_segment(raw_dir, name, data, bad))
-    return _sort_records(records)
+    return sort_records(records)
 
 
 def read_all(raw_dir: Location, bad: list[BadRecord] | None = None) -> list[SnapshotRecord]:
@@ -668,7 +674,7 @@ def read_all(raw_dir: Location, bad: list[BadRecord] | None = None) -> list[Snap
         if record.record_id not in seen:
             seen.add(record.record_id)
             records.append(record)
-    return _sort_records(records)
+    return sort_records(records)
 
 
 def iter_new(
@@ -718,7 +724,7 @@ def read_new(
             if record.record_id not in seen:
                 seen.add(record.record_id)
                 records.append(record)
-    return _sort_records(records)
+    return sort_records(records)
 
 
 def iter_records(raw_dir: Location, bad: list[BadRecord] | None = None) -> Iterator[SnapshotRecord]:
