@@ -615,10 +615,6 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
         return _publish_latest_remote(str(where), found)
     release = int(found["release"])
     root = Path(where)
-    # What the derivation freed, and below what each table's write freed, goes back to the
-    # system first: the tree's peak at 1,000,000 captures, 956-964 MB with these, 979-996
-    # MB without.
-    pa.default_memory_pool().release_unused()
     folder = root / LATEST_DIR
     staging = root / f"{LATEST_DIR}.{release}.partial"
     old = root / f"{LATEST_DIR}.old-{release}"
@@ -630,7 +626,6 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
         for name in TABLES:
             target = staging / f"{name}.parquet"
             rows = _write_parquet(name, found, datasets_dir, target)
-            pa.default_memory_pool().release_unused()
             with target.open("rb") as written:  # hashed as read: never a whole file held
                 digest = hashlib.file_digest(written, "sha256").hexdigest()
             files[target.name] = _file_entry(target.name, target.stat().st_size, digest, rows)
