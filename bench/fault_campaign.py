@@ -485,7 +485,7 @@ def _edit_latest(datasets: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = datasets / "latest" / "findings.parquet"
+    path = max((datasets / "latest" / "findings.parquet").glob("part-*.parquet"))  # a part
     table = pq.read_table(path)
     edited = table.slice(0, max(0, table.num_rows - 3))  # rows dropped, figures zeroed
     column = edited.schema.get_field_index("national_percent")

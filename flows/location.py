@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -133,6 +134,17 @@ def write_bytes(location: Location, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def copy(source: Location, target: Location) -> None:
+    """Copy a file or object to another name. On an object store the store copies it
+    (CopyObject: no bytes travel through here); locally a plain file copy."""
+    if is_remote(source):
+        fs, path = filesystem(str(source))
+        fs.copy(path, fs._strip_protocol(str(target)))
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def exists(location: Location) -> bool:

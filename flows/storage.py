@@ -24,11 +24,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -462,29 +463,37 @@ def _release_metadata(name: str, found: Mapping[str, Any]) -> dict[str, str]:
     return metadata
 
 
-def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str, out: Any) -> int:
-    """One plain Parquet file of a table as of a release, streamed batch by batch (never
-    the whole table in memory); its row count. Field descriptions travel with the schema.
-    `out`: a local path or an open binary file (an object being uploaded)."""
-    schema = TABLES[name].with_metadata(_release_metadata(name, found))
-    if name == "runs":
-        batches = load_arrow("runs", found["release"], datasets_dir).cast(schema).to_batches()
-    else:
-        version = int(found[f"{name}_version"])
-        dataset = DeltaTable(str(table_path(datasets_dir, name)), version=version)
-        # One batch at a time, read on this thread: the default read-ahead (16 batches of
-        # 4 files, decoded by a thread pool) held up to 200 MB of `pages` at 1,000,000
-        # captures, the peak of a first run; read in sequence, 25 MB and no slower (the
-        # writer's compression is the slow part).
-        batches = dataset.to_pyarrow_dataset().to_batches(
-            batch_readahead=0, fragment_readahead=0, use_threads=False
-        )
+def _write_batches(schema: pa.Schema, batches: Any, out: Any) -> int:
+    """Write record batches as one plain Parquet file with the declared schema (types and
+    field descriptions); its row count. `out`: a local path or an open binary file."""
     rows = 0
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for batch in batches:
             writer.write_batch(batch.cast(schema))  # the declared types and descriptions
             rows += batch.num_rows
     return rows
+
+
+def _read_in_sequence(scannable: Any, **options: Any) -> Any:
+    # One batch at a time, read on this thread: the default read-ahead (16 batches of 4
+    # files, decoded by a thread pool) held up to 200 MB of `pages` at 1,000,000
+    # captures, the peak of a first run; read in sequence, 25 MB and no slower (the
+    # writer's compression is the slow part).
+    return scannable.to_batches(batch_readahead=0, use_threads=False, **options)
+
+
+def _write_parquet(name: str, found: Mapping[str, Any], datasets_dir: Path | str, out: Any) -> int:
+    """One plain Parquet file of a table as of a release, streamed batch by batch (never
+    the whole table in memory); its row count. Field descriptions travel with the schema.
+    `out`: a local path or an open binary file."""
+    schema = TABLES[name].with_metadata(_release_metadata(name, found))
+    if name == "runs":
+        batches = load_arrow("runs", found["release"], datasets_dir).cast(schema).to_batches()
+    else:
+        version = int(found[f"{name}_version"])
+        dataset = DeltaTable(str(table_path(datasets_dir, name)), version=version)
+        batches = _read_in_sequence(dataset.to_pyarrow_dataset(), fragment_readahead=0)
+    return _write_batches(schema, batches, out)
 
 
 def export_table(
@@ -506,11 +515,22 @@ def export_table(
     return found["release"], _write_parquet(name, found, datasets_dir, out)
 
 
-#: Plain Parquet copies of the latest release, one file per table (see `publish_latest`).
+#: Plain Parquet copies of the latest release (see `publish_latest`): each table a folder
+#: `latest/<table>.parquet/` of parts, which pandas, polars, pyarrow, DuckDB and Spark read
+#: as one table by that name.
 LATEST_DIR = "latest"
 _LATEST_MARKER = "release.txt"
-#: The manifest of `latest/`: its release and each file's size and sha256, written last.
+#: The manifest of `latest/`: its release, each table's folder and parts, and each part's
+#: size and sha256; written last.
 LATEST_MANIFEST = "release.json"
+#: The layout `latest/release.json` describes. 2: a folder of parts per table, one part
+#: per data file of the table's Delta version, so a release rewrites only the parts whose
+#: Delta files changed. (1, or none: one file per table, rewritten whole by each release.)
+LATEST_LAYOUT = 2
+_PART_NAME = re.compile(r"part-[0-9a-f]{24}\.parquet")
+#: A manifest's path of a part: `<table>.parquet/<part>` on a folder, under a release
+#: folder (`<N>/`, or `<N>.<k>/` when a heal could not reuse `<N>/`) on an object store.
+_PART_PATH = re.compile(r"(?:(\d+(?:\.\d+)?)/)?([a-z_]+)\.parquet/(part-[0-9a-f]{24}\.parquet)")
 
 
 def latest_published(datasets_dir: Path | str) -> int | None:
@@ -524,12 +544,13 @@ def latest_published(datasets_dir: Path | str) -> int | None:
 
 def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
     """`latest/release.json`, or None when it is missing or unreadable:
-    {"release": N, "files": {"<table>.parquet": {"path", "size", "sha256", "rows"}}}.
+    {"release": N, "layout": 2,
+     "tables": {"<table>": {"path": "<table>.parquet", "rows": R, "parts": ["part-….parquet"]}},
+     "files": {"<table>.parquet/<part>": {"path", "size", "sha256", "rows"}}}.
 
-    `path` is the file's path under `latest/` that holds release N: the flat
-    `<table>.parquet` on a local folder (swapped as a whole folder), `<N>/<table>.parquet`
-    on an object store (one folder per release, see `publish_latest`). Manifests written
-    before `path` existed lack it: the flat name is meant."""
+    `path` is under `latest/`: `<table>.parquet` on a local folder (swapped as a whole
+    folder), `<N>/<table>.parquet` on an object store (one folder per release, see
+    `publish_latest`)."""
     path = location.join(parse_location(datasets_dir), LATEST_DIR, LATEST_MANIFEST)
     try:
         manifest = json.loads(location.read_bytes(path))
@@ -540,44 +561,111 @@ def latest_manifest(datasets_dir: Path | str) -> dict[str, Any] | None:
     return manifest
 
 
+def latest_table_path(datasets_dir: Path | str, name: str) -> str:
+    """The folder of a table in `latest/` as `latest/release.json` names it:
+    `datasets/latest/<table>.parquet` locally, `.../latest/<N>/<table>.parquet` in a bucket
+    (one folder per release). Any Parquet reader reads it as the table."""
+    manifest = latest_manifest(datasets_dir)
+    table = ((manifest or {}).get("tables") or {}).get(name)
+    named = table.get("path") if isinstance(table, dict) else None
+    if not isinstance(named, str) or not re.fullmatch(r"(\d+(\.\d+)?/)?[a-z_]+\.parquet", named):
+        raise NoReleaseError(
+            f"{location.join(parse_location(datasets_dir), LATEST_DIR, LATEST_MANIFEST)}: "
+            f"names no folder of {name!r} (run `oj run` to write latest/)"
+        )
+    return str(location.join(parse_location(datasets_dir), LATEST_DIR, *named.split("/")))
+
+
+def _part_key(name: str, part: str) -> str:
+    return f"{name}.parquet/{part}"
+
+
+class _LatestCheck:
+    """`latest/` against its manifest: `problems` (one line each, naming the file) and
+    `good`, the parts whose bytes are as published ({key: (location, entry)}), which the
+    next release reuses instead of writing them again."""
+
+    def __init__(self, datasets_dir: Path | str, release: int | None) -> None:
+        self.folder = location.join(parse_location(datasets_dir), LATEST_DIR)
+        self.problems: list[str] = []
+        self.good: dict[str, tuple[Location, dict[str, Any]]] = {}
+        self.manifest = latest_manifest(datasets_dir)
+        manifest_path = location.join(self.folder, LATEST_MANIFEST)
+        if self.manifest is None:
+            self.problems.append(f"{manifest_path}: missing or unreadable")
+            return
+        if self.manifest.get("layout") != LATEST_LAYOUT:
+            self.problems.append(
+                f"{manifest_path}: layout {self.manifest.get('layout', 1)} (one file per "
+                f"table), not {LATEST_LAYOUT} (a folder of parts per table)"
+            )
+            return
+        if release is not None and self.manifest.get("release") != release:
+            self.problems.append(
+                f"{manifest_path}: holds release {self.manifest.get('release')}, "
+                f"the latest release is {release}"
+            )
+        self._check_files()
+
+    def _check_files(self) -> None:
+        tables = self.manifest.get("tables")
+        tables = tables if isinstance(tables, dict) else {}
+        release = self.manifest.get("release")
+        checks: list[tuple[Location, str, dict[str, Any]]] = []  # (file, key, entry)
+        folders: dict[str, set[str]] = {}  # a table's folder -> the parts it must hold
+        for name in TABLES:
+            table = tables.get(name)
+            named = table.get("path") if isinstance(table, dict) else None
+            parts = table.get("parts") if isinstance(table, dict) else None
+            if not isinstance(named, str) or not isinstance(parts, list) or not parts:
+                self.problems.append(
+                    f"{location.join(self.folder, LATEST_MANIFEST)}: names no parts of {name}"
+                )
+                continue
+            expected: set[str] = set()
+            for part in parts:
+                key = _part_key(name, str(part))
+                entry = self.manifest["files"].get(key)
+                path = entry.get("path") if isinstance(entry, dict) else None
+                found = _PART_PATH.fullmatch(path) if isinstance(path, str) else None
+                if found is None or found.group(2) != name or f"{named}/{part}" != path:
+                    # a path out of latest/ is never read
+                    self.problems.append(
+                        f"{location.join(self.folder, LATEST_MANIFEST)}: {key}: no valid path"
+                    )
+                    continue
+                expected.add(str(part))
+                checks.append((location.join(self.folder, *path.split("/")), key, entry))
+            folders[named] = expected
+        datas = location.read_many([path for path, _, _ in checks])
+        for (path, key, entry), data in zip(checks, datas, strict=True):
+            if isinstance(data, Exception):
+                self.problems.append(f"{path}: unreadable: {_io_reason(data)}")
+            elif hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+                self.problems.append(
+                    f"{path}: differs from release {release} as published (sha256 recorded "
+                    f"in {LATEST_MANIFEST})"
+                )
+            else:
+                self.good[key] = (path, entry)
+        for named, expected in folders.items():
+            # A reader of the folder reads every file in it: one more is a wrong table.
+            table_folder = location.join(self.folder, *named.split("/"))
+            for stray in sorted(set(location.list_names(table_folder)) - expected):
+                self.problems.append(
+                    f"{location.join(table_folder, stray)}: not a part of release {release} "
+                    f"(a reader of {named} reads it too)"
+                )
+
+
 def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
     """What differs between `latest/` and `release` (the latest release): one line each,
-    naming the file. Every file the manifest names is hashed in full (sha256 ran at
-    ~330 MB/s here), and on an object store the flat `<table>.parquet` copies too: they
-    must be the same bytes as the release's own folder."""
-    folder = location.join(parse_location(datasets_dir), LATEST_DIR)
+    naming the file. Every part the manifest names is hashed in full (sha256 ran at
+    ~330 MB/s here), and a file in a table's folder that the manifest does not name is
+    one too (every reader of the folder would read it)."""
     if release is None:
         return []
-    manifest = latest_manifest(datasets_dir)
-    if manifest is None:
-        return [f"{location.join(folder, LATEST_MANIFEST)}: missing or unreadable"]
-    if manifest.get("release") != release:
-        return [
-            f"{location.join(folder, LATEST_MANIFEST)}: holds release {manifest.get('release')}, "
-            f"the latest release is {release}"
-        ]
-    checks: list[tuple[Location, str]] = []  # (file, the manifest entry's name)
-    for name in (f"{table}.parquet" for table in TABLES):
-        entry = manifest["files"].get(name)
-        named = entry.get("path", name) if isinstance(entry, dict) else name
-        if not isinstance(named, str) or not re.fullmatch(r"(\d+/)?[a-z_]+\.parquet", named):
-            named = name  # a path out of latest/ is never read; the flat file is checked
-        checks.append((location.join(folder, *named.split("/")), name))
-        if named != name:
-            checks.append((location.join(folder, name), name))
-    problems = []
-    datas = location.read_many([path for path, _ in checks])
-    for (path, name), data in zip(checks, datas, strict=True):
-        expected = manifest["files"].get(name)
-        expected = expected if isinstance(expected, dict) else {}
-        if isinstance(data, Exception):
-            problems.append(f"{path}: unreadable: {_io_reason(data)}")
-        elif hashlib.sha256(data).hexdigest() != expected.get("sha256"):
-            problems.append(
-                f"{path}: differs from release {release} as published (sha256 recorded in "
-                f"{LATEST_MANIFEST})"
-            )
-    return problems
+    return _LatestCheck(datasets_dir, release).problems
 
 
 def _file_entry(path: str, size: int, sha256: str, rows: int) -> dict[str, Any]:
@@ -585,14 +673,77 @@ def _file_entry(path: str, size: int, sha256: str, rows: int) -> dict[str, Any]:
     return {"path": path, "size": size, "sha256": sha256, "rows": rows}
 
 
-def _manifest_bytes(release: int, files: Mapping[str, dict[str, Any]]) -> bytes:
-    return (json.dumps({"release": release, "files": dict(files)}, indent=1) + "\n").encode()
+def _manifest_bytes(
+    release: int, tables: Mapping[str, dict[str, Any]], files: Mapping[str, dict[str, Any]]
+) -> bytes:
+    manifest = {"release": release, "layout": LATEST_LAYOUT, "tables": dict(tables)}
+    return (json.dumps(manifest | {"files": dict(files)}, indent=1) + "\n").encode()
+
+
+def _part_metadata(name: str, source: str) -> dict[str, str]:
+    """What a part of `latest/` says about where it comes from. Not the release: a part
+    stays as it is while its Delta file is in the table, from release to release
+    (`latest/release.json` names the release and every part of it)."""
+    return {"oppna_jamforelser.table": name, "oppna_jamforelser.source": source}
+
+
+class _Part(NamedTuple):
+    """One part of a table in `latest/`: its file name, schema and rows (read when called)."""
+
+    name: str
+    schema: pa.Schema
+    batches: Callable[[], Any]
+
+
+def _latest_parts(name: str, found: Mapping[str, Any], datasets_dir: Path | str) -> list[_Part]:
+    """A table's parts in `latest/`, in the table's order: one per data file of the
+    table's Delta version, named by that file and the declared schema, so a part whose
+    Delta file a release keeps is the same part, linked (or copied) instead of written.
+    `runs` (a row per release) is one part; a table without rows is one empty part, so its
+    folder still says its schema."""
+
+    def part(source: str, batches: Callable[[], Any]) -> _Part:
+        schema = TABLES[name].with_metadata(_part_metadata(name, source))
+        fingerprint = hashlib.sha256(
+            f"{LATEST_LAYOUT}\n{name}\n{source}\n".encode() + schema.serialize().to_pybytes()
+        )
+        return _Part(f"part-{fingerprint.hexdigest()[:24]}.parquet", schema, batches)
+
+    if name == "runs":
+        release = int(found["release"])
+        return [part(f"runs of releases 1-{release}", lambda: load_arrow(
+            "runs", release, datasets_dir).to_batches())]  # fmt: skip
+    version = int(found[f"{name}_version"])
+    dataset = DeltaTable(str(table_path(datasets_dir, name)), version=version).to_pyarrow_dataset()
+    parts = [
+        # the Delta file, relative to the datasets dir: the part's name stays when the
+        # datasets dir moves
+        part(f"{name}/{fragment.path}", lambda f=fragment: _read_in_sequence(
+            f, schema=dataset.schema))  # fmt: skip
+        for fragment in dataset.get_fragments()
+    ]
+    return parts or [part(f"{name}: no rows", lambda: iter(()))]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A part kept from the previous `latest/`: a hard link (no bytes written), or a copy
+    where the file system has none."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | None:
-    """Write the latest release's tables as plain Parquet, `latest/<table>.parquet`: what
-    `pd.read_parquet`, `pl.read_parquet`, DuckDB, R or a spreadsheet tool read without
-    knowing Delta (a Delta folder read as plain Parquet returns superseded rows too).
+    """Write the latest release's tables as plain Parquet, `latest/<table>.parquet/`: a
+    folder of parts per table, which `pd.read_parquet`, `pl.read_parquet`, DuckDB, Spark
+    or R's `arrow::open_dataset` read as one table without knowing Delta (a Delta folder
+    read as plain Parquet returns superseded rows too).
+
+    Per changed part: a part is one data file of the table's Delta version, so a release
+    writes only the parts of Delta files it added (a nightly's few pages, the clustered
+    files of the entities it touched) and keeps the others, as published and hashed
+    again before reuse, by a hard link (locally) or a server-side copy (bucket).
 
     Called under the writer lock once the release row is written. Returns the release
     written; None when `latest/` holds that release already, byte for byte (its manifest's
@@ -605,32 +756,48 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     readable, and a file opened in the instant between the two renames is not found
     (ENOENT; open again). On an object store, where nothing renames, see
     `_publish_latest_remote`: one folder per release, `release.json` written last as the
-    pointer, flat copies for one-file readers.
+    pointer.
     """
     found = find_release(datasets_dir, None)
-    if found is None or not latest_problems(datasets_dir, found["release"]):
+    if found is None:
+        return None
+    check = _LatestCheck(datasets_dir, int(found["release"]))
+    if not check.problems:
         return None
     where = parse_location(datasets_dir)
     if location.is_remote(where):
-        return _publish_latest_remote(str(where), found)
+        return _publish_latest_remote(str(where), found, check)
     release = int(found["release"])
     root = Path(where)
     folder = root / LATEST_DIR
     staging = root / f"{LATEST_DIR}.{release}.partial"
-    old = root / f"{LATEST_DIR}.old-{release}"
     try:
-        for leftover in (staging, old):  # a crashed run's: only this function writes them
+        for leftover in (staging, root / f"{LATEST_DIR}.old-{release}"):  # a crashed run's
             _remove_latest_copy(leftover)
+        old = _free_name(root / f"{LATEST_DIR}.old-{release}")  # one kept for a stray file
         staging.mkdir(parents=True)
-        files = {}
+        tables, files = {}, {}
         for name in TABLES:
-            target = staging / f"{name}.parquet"
-            rows = _write_parquet(name, found, datasets_dir, target)
-            with target.open("rb") as written:  # hashed as read: never a whole file held
-                digest = hashlib.file_digest(written, "sha256").hexdigest()
-            files[target.name] = _file_entry(target.name, target.stat().st_size, digest, rows)
+            table_folder = staging / f"{name}.parquet"
+            table_folder.mkdir()
+            parts, rows = [], 0
+            for part in _latest_parts(name, found, datasets_dir):
+                key, target = _part_key(name, part.name), table_folder / part.name
+                if key in check.good:
+                    _link_or_copy(Path(check.good[key][0]), target)
+                    entry = _file_entry(key, *(check.good[key][1][k] for k in _ENTRY_FIGURES))
+                else:
+                    n_rows = _write_batches(part.schema, part.batches(), target)
+                    with target.open("rb") as written:  # hashed as read: never held whole
+                        digest = hashlib.file_digest(written, "sha256").hexdigest()
+                    entry = _file_entry(key, target.stat().st_size, digest, n_rows)
+                files[key] = entry
+                parts.append(part.name)
+                rows += entry["rows"]
+            _fsync_folder(table_folder)
+            tables[name] = {"path": f"{name}.parquet", "rows": rows, "parts": parts}
         (staging / _LATEST_MARKER).write_text(f"{release}\n", "utf-8")
-        (staging / LATEST_MANIFEST).write_bytes(_manifest_bytes(release, files))
+        (staging / LATEST_MANIFEST).write_bytes(_manifest_bytes(release, tables, files))
         _fsync_folder(staging)
         if folder.exists():
             os.rename(folder, old)
@@ -651,6 +818,19 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     return release
 
 
+#: A manifest entry's figures after its path, as `_file_entry` takes them.
+_ENTRY_FIGURES = ("size", "sha256", "rows")
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.1`, `path.2`, ... : the first that does not exist."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
 def _fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -660,11 +840,22 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _remove_latest_copy(folder: Path) -> None:
-    """Delete a `latest` copy this module wrote: only the file names it writes; a folder
-    holding anything else stays (nothing else is expected there)."""
+    """Delete a `latest` copy this module wrote: only the names it writes (the parts, the
+    marker, the manifest; the one file per table of layout 1); a folder holding anything
+    else stays, with that."""
     if not folder.is_dir():
         return
-    for name in [*(f"{t}.parquet" for t in TABLES), _LATEST_MARKER, LATEST_MANIFEST]:
+    for name in TABLES:
+        table = folder / f"{name}.parquet"
+        if table.is_dir():
+            for part in table.iterdir():
+                if _PART_NAME.fullmatch(part.name) or part.name.startswith("."):
+                    part.unlink(missing_ok=True)  # a part, or a writer's temporary
+            with contextlib.suppress(OSError):
+                table.rmdir()
+        elif table.is_file():
+            table.unlink()
+    for name in (_LATEST_MARKER, LATEST_MANIFEST):
         (folder / name).unlink(missing_ok=True)
     for stray in folder.glob(".*.partial"):  # the per-file temporaries of older versions
         stray.unlink(missing_ok=True)
@@ -672,41 +863,63 @@ def _remove_latest_copy(folder: Path) -> None:
         folder.rmdir()
 
 
-def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
+_RELEASE_FOLDER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any], check: _LatestCheck) -> int:
     """`publish_latest` on an object store, where nothing renames and an object
     overwritten in place is seen by a reader of several objects as a mix of two releases
     (73 of 1,863 reads during runs).
 
-    1. each table to `latest/<N>/<table>.parquet`, a folder only this release writes;
-    2. the flat `latest/<table>.parquet` copies (the same bytes) for readers of one file:
-       a PUT is all or nothing, so each is one whole release of its table;
-    3. `latest/release.txt`, then `latest/release.json` LAST: the pointer naming each
-       file's path, size, sha256 and rows. A reader of several tables reads it first and
-       opens the paths it names, all in release N's folder, never rewritten by a later one;
-    4. release folders older than the one `release.json` named before are removed: a
-       reader that read the previous manifest just before step 3 is still on that one.
+    1. each table's parts to `latest/<N>/<table>.parquet/`, a folder only this release
+       writes (`<N>.<k>/` if an earlier attempt left `<N>/`): a part the previous release
+       holds too is copied by the store itself (no bytes through here), the others written;
+    2. `latest/release.txt`, then `latest/release.json` LAST: the pointer naming each
+       table's folder and each part's path, size, sha256 and rows. A reader reads it first
+       and opens the paths it names, in one folder no later run rewrites;
+    3. release folders other than this one and the one `release.json` named before are
+       removed (a reader that read the previous manifest just before step 2 is still on
+       that one), and the one-file-per-table copies of layout 1.
     """
     folder = location.join(datasets_url, LATEST_DIR)
     release = int(found["release"])
-    before = latest_manifest(datasets_url)
-    keep = {release}
-    if before is not None and isinstance(before.get("release"), int):
-        keep.add(before["release"])
-    files = {}
+    existing = location.find_files(folder)
+    relatives = [str(path)[len(str(folder)) :].strip("/").split("/") for path in existing]
+    taken = {relative[0] for relative in relatives if len(relative) > 1}
+    release_folder, n = str(release), 0
+    while release_folder in taken:
+        n += 1
+        release_folder = f"{release}.{n}"
+    keep = {release_folder}
+    for table in ((check.manifest or {}).get("tables") or {}).values():
+        if isinstance(table, dict) and isinstance(table.get("path"), str):
+            keep.add(table["path"].split("/")[0])
+    tables, files = {}, {}
     try:
         for name in TABLES:
-            sink = pa.BufferOutputStream()  # hashed before upload; still read back after close
-            rows = _write_parquet(name, found, datasets_url, sink)
-            data = sink.getvalue().to_pybytes()
-            location.write_bytes(location.join(folder, str(release), f"{name}.parquet"), data)
-            digest = hashlib.sha256(data).hexdigest()
-            files[f"{name}.parquet"] = _file_entry(
-                f"{release}/{name}.parquet", len(data), digest, rows
-            )
-            location.write_bytes(location.join(folder, f"{name}.parquet"), data)
+            parts, rows = [], 0
+            for part in _latest_parts(name, found, datasets_url):
+                key = _part_key(name, part.name)
+                path = f"{release_folder}/{key}"
+                target = location.join(folder, *path.split("/"))
+                if key in check.good:
+                    location.copy(check.good[key][0], target)
+                    entry = _file_entry(path, *(check.good[key][1][k] for k in _ENTRY_FIGURES))
+                else:
+                    sink = pa.BufferOutputStream()  # hashed before upload
+                    n_rows = _write_batches(part.schema, part.batches(), sink)
+                    data = sink.getvalue().to_pybytes()
+                    location.write_bytes(target, data)
+                    digest = hashlib.sha256(data).hexdigest()
+                    entry = _file_entry(path, len(data), digest, n_rows)
+                files[key] = entry
+                parts.append(part.name)
+                rows += entry["rows"]
+            tables[name] = {"path": f"{release_folder}/{name}.parquet", "rows": rows,
+                            "parts": parts}  # fmt: skip
         location.write_bytes(location.join(folder, _LATEST_MARKER), f"{release}\n".encode())
         location.write_bytes(
-            location.join(folder, LATEST_MANIFEST), _manifest_bytes(release, files)
+            location.join(folder, LATEST_MANIFEST), _manifest_bytes(release, tables, files)
         )
     except (OSError, DeltaError) as error:
         held = latest_manifest(datasets_url)
@@ -716,10 +929,16 @@ def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any]) -> int:
             + (f"still names release {held.get('release')}" if held else "names no release")
             + " (the next run writes it)"
         ) from error
+    ours = {f"{name}.parquet" for name in TABLES}
     stale = []
-    for path in location.find_files(folder):
-        relative = str(path)[len(str(folder)) :].strip("/").split("/")
-        if len(relative) == 2 and relative[0].isdigit() and int(relative[0]) not in keep:
+    for path, relative in zip(existing, relatives, strict=True):
+        if len(relative) == 1 and relative[0] in ours:
+            stale.append(path)  # layout 1's one file per table
+        elif not _RELEASE_FOLDER.fullmatch(relative[0]) or relative[0] in keep:
+            continue
+        elif (len(relative) == 2 and relative[1] in ours) or (
+            len(relative) == 3 and relative[1] in ours and _PART_NAME.fullmatch(relative[2])
+        ):
             stale.append(path)
     with contextlib.suppress(OSError):  # left for the next run to remove; nothing reads it
         location.delete(stale)

@@ -17,9 +17,9 @@ from helpers import ROOT, publish, seed_records
 from flows import location, storage, verify
 from flows.schemas import TABLES
 
-#: Reads release.json, then every file it names, over and over, with pyarrow's own S3
-#: client (no s3fs): counts reads whose files name another release than the manifest, and
-#: files torn by an overwrite between two ranged reads of one file.
+#: Reads release.json, then every part it names, over and over, with pyarrow's own S3
+#: client (no s3fs): counts reads whose parts do not add up to the rows the manifest says
+#: (parts of another release), and files torn by an overwrite between two ranged reads.
 _READER = r"""
 import json, os, sys, time
 import pyarrow as pa
@@ -39,10 +39,12 @@ while not os.path.exists(stop):
             # copy of the new manifest, which never parses (the documented recipe re-reads)
             cut += 1
             continue
-        seen = set()
-        for name, entry in sorted(manifest["files"].items()):
-            meta = pq.read_schema(f"{root}/{entry.get('path', name)}", filesystem=fs).metadata
-            seen.add(int(meta[b"oppna_jamforelser.release"]))
+        wrong = []
+        for name, table in sorted(manifest["tables"].items()):
+            # the table's folder, as one-table readers read it
+            rows = pq.read_table(f"{root}/{table['path']}", filesystem=fs).num_rows
+            if rows != table["rows"]:
+                wrong.append([name, rows, table["rows"]])
     except pa.ArrowInvalid:
         # an object overwritten between the ranged GETs of one file (footer length, then
         # footer): "Parquet magic bytes not found in footer"
@@ -53,9 +55,9 @@ while not os.path.exists(stop):
         time.sleep(0.01)
         continue
     reads += 1
-    if seen != {manifest["release"]}:
+    if wrong:
         mixed += 1
-        examples.append([manifest["release"], sorted(seen)])
+        examples.append([manifest["release"], wrong])
 figures = {"reads": reads, "mixed": mixed, "torn": torn, "gone": gone, "cut": cut}
 print(json.dumps(figures | {"examples": examples[:3]}))
 """
@@ -66,7 +68,7 @@ def _release_folders(datasets: str) -> set[int]:
     found = set()
     for path in location.find_files(folder):
         parts = str(path)[len(str(folder)) :].strip("/").split("/")
-        if len(parts) == 2 and parts[0].isdigit():
+        if len(parts) == 3 and parts[0].isdigit():
             found.add(int(parts[0]))
     return found
 
@@ -97,7 +99,7 @@ def test_a_reader_of_a_bucket_latest_via_its_manifest_never_mixes_releases(
     assert figures["mixed"] == figures["torn"] == 0, figures
     manifest = storage.latest_manifest(datasets)
     assert manifest["release"] == len(records)
-    assert manifest["files"]["findings.parquet"]["path"] == f"{len(records)}/findings.parquet"
+    assert manifest["tables"]["findings"]["path"] == f"{len(records)}/findings.parquet"
     # Folders older than the previous release are removed once the pointer moved on.
     assert _release_folders(datasets) == {len(records) - 1, len(records)}
     assert verify.verify_latest(datasets) == []
@@ -108,23 +110,51 @@ def test_bucket_latest_is_checked_file_by_file_and_healed(bucket: str) -> None:
     records = list(seed_records().values())
     publish(datasets, records[:2])
     latest = f"{datasets}/latest"
-    # The file the manifest names, and the flat copy for one-table readers, both checked.
-    location.write_bytes(f"{latest}/1/findings.parquet", b"not the release")
-    location.write_bytes(f"{latest}/observations.parquet", b"edited")
+    manifest = storage.latest_manifest(datasets)
+    part = manifest["files"][f"findings.parquet/{manifest['tables']['findings']['parts'][0]}"]
+    location.write_bytes(f"{latest}/{part['path']}", b"not the release")
+    stray = f"{latest}/1/observations.parquet/part-0.parquet"
+    location.write_bytes(stray, b"one more file in a table folder")
+    # layout 1's one-file copy, from before: removed by the next publish
+    location.write_bytes(f"{latest}/pages.parquet", b"old")
     problems = verify.verify_latest(datasets)
     assert problems == [
-        f"{latest}/1/findings.parquet: differs from release 1 as published (sha256 recorded "
+        f"{latest}/{part['path']}: differs from release 1 as published (sha256 recorded "
         "in release.json)",
-        f"{latest}/observations.parquet: differs from release 1 as published (sha256 "
-        "recorded in release.json)",
+        f"{stray}: not a part of release 1 (a reader of 1/observations.parquet reads it too)",
     ]
-    # A no-op run heals it.
+    # A no-op run heals it, in a folder of its own: nothing a reader holds is overwritten.
     assert storage.publish_latest(datasets) == 1
     assert verify.verify_latest(datasets) == []
-    # A manifest path that leaves latest/ is never followed: the flat copy is read instead.
-    manifest = storage.latest_manifest(datasets)
-    manifest["files"]["pages.parquet"]["path"] = "../pages/_delta_log/x.parquet"
-    location.write_bytes(f"{latest}/release.json", json.dumps(manifest).encode())
+    healed = storage.latest_manifest(datasets)
+    assert healed["tables"]["findings"]["path"] == "1.1/findings.parquet"
+    assert location.read_bytes(stray) == b"one more file in a table folder"  # not ours
+    assert not location.exists(f"{latest}/pages.parquet")
+    # A manifest path that leaves latest/ is never followed.
+    key = f"pages.parquet/{healed['tables']['pages']['parts'][0]}"
+    healed["files"][key]["path"] = "../pages/_delta_log/x.parquet"
+    location.write_bytes(f"{latest}/release.json", json.dumps(healed).encode())
+    part_path = f"{latest}/1.1/{key}"  # then no longer a part the manifest names
+    assert verify.verify_latest(datasets) == [
+        f"{latest}/release.json: {key}: no valid path",
+        f"{part_path}: not a part of release 1 (a reader of 1.1/pages.parquet reads it too)",
+    ]
+
+
+def test_a_bucket_release_copies_the_parts_it_keeps(bucket: str) -> None:
+    # Each part the previous release holds too is copied by the store (CopyObject), not
+    # written again; only the parts of new Delta files are.
+    datasets = f"{bucket}/datasets"
+    records = list(seed_records().values())
+    publish(datasets, records[:3])
+    first = storage.latest_manifest(datasets)
+    publish(datasets, records[3:])
+    second = storage.latest_manifest(datasets)
+    kept = first["files"].keys() & second["files"].keys()
+    assert any(key.startswith("pages.parquet/") for key in kept)
+    for key in kept:
+        assert first["files"][key]["sha256"] == second["files"][key]["sha256"]
+        assert second["files"][key]["path"] == f"2/{key}"
     assert verify.verify_latest(datasets) == []
 
 
@@ -156,4 +186,4 @@ def test_the_documented_manifest_recipe_reads_one_release_on_a_folder_and_a_buck
             storage.load_table("observations", None, datasets)
         )
     assert capsys.readouterr().out.count("release 2 ") == 2
-    assert set(TABLES) == {n.removesuffix(".parquet") for n in namespace["manifest"]["files"]}
+    assert set(TABLES) == set(namespace["manifest"]["tables"])

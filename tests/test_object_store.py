@@ -125,10 +125,13 @@ def test_every_command_works_on_a_bucket(
     # AWS_* variables, through Delta or the plain Parquet copies of the latest release.
     findings = pl.read_delta(f"{datasets}/findings")
     assert findings.height == storage.get_release(datasets)["n_findings"]
-    latest = pd.read_parquet(f"{datasets}/latest/findings.parquet")
-    assert len(latest) == findings.height
-    assert pl.read_parquet(f"{datasets}/latest/observations.parquet").height > 0
+    # In a bucket each release's folder, latest/<N>/, as docs/team.md reads it.
     assert storage.latest_published(datasets) == 2
+    assert storage.latest_table_path(datasets, "findings") == f"{datasets}/latest/2/findings.parquet"
+    latest = pd.read_parquet(storage.latest_table_path(datasets, "findings"))
+    assert len(latest) == findings.height
+    observations = storage.latest_table_path(datasets, "observations") + "/*.parquet"
+    assert pl.read_parquet(observations).height > 0
 
     # A broken record in the bucket is published as a failed page, named, and blocks
     # nothing (as in a folder).
