@@ -463,14 +463,32 @@ def _release_metadata(name: str, found: Mapping[str, Any]) -> dict[str, str]:
     return metadata
 
 
+#: Rows gathered before a plain Parquet file gets a row group: the Delta files' batches
+#: are small (a 150,000-capture `changes` part came as ~160 batches), and one row group
+#: per batch made files of hundreds of tiny row groups, slower to write and to read.
+ROW_GROUP_ROWS = 64 * 1024
+
+
 def _write_batches(schema: pa.Schema, batches: Any, out: Any) -> int:
     """Write record batches as one plain Parquet file with the declared schema (types and
-    field descriptions); its row count. `out`: a local path or an open binary file."""
+    field descriptions), in row groups of up to ROW_GROUP_ROWS; its row count.
+    `out`: a local path or an open binary file."""
     rows = 0
+    gathered: list[pa.RecordBatch] = []
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+
+        def flush() -> None:
+            if gathered:
+                table = pa.Table.from_batches(gathered).cast(schema)  # declared types
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                gathered.clear()
+
         for batch in batches:
-            writer.write_batch(batch.cast(schema))  # the declared types and descriptions
+            gathered.append(batch)
             rows += batch.num_rows
+            if sum(b.num_rows for b in gathered) >= ROW_GROUP_ROWS:
+                flush()
+        flush()
     return rows
 
 
