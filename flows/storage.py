@@ -614,8 +614,8 @@ class _LatestCheck:
             return
         if self.manifest.get("layout") != LATEST_LAYOUT:
             self.problems.append(
-                f"{manifest_path}: layout {self.manifest.get('layout', 1)} (one file per "
-                f"table), not {LATEST_LAYOUT} (a folder of parts per table)"
+                f"{manifest_path}: layout {self.manifest.get('layout', 1)}, not "
+                f"{LATEST_LAYOUT} (a folder of parts per table)"
             )
             return
         if release is not None and self.manifest.get("release") != release:
@@ -668,12 +668,14 @@ class _LatestCheck:
                 self.good[key] = (path, entry)
         for named, expected in folders.items():
             # A reader of the folder reads every file in it: one more is a wrong table.
+            # Any depth: pyarrow reads a table folder's subfolders too.
             table_folder = location.join(self.folder, *named.split("/"))
-            for stray in sorted(set(location.list_names(table_folder)) - expected):
-                self.problems.append(
-                    f"{location.join(table_folder, stray)}: not a part of release {release} "
-                    f"(a reader of {named} reads it too)"
-                )
+            for stray in location.find_files(table_folder):
+                if str(stray)[len(str(table_folder)) :].strip("/") not in expected:
+                    self.problems.append(
+                        f"{stray}: not a part of release {release} (a reader of {named} "
+                        "reads it too)"
+                    )
 
 
 def latest_problems(datasets_dir: Path | str, release: int | None) -> list[str]:
@@ -867,8 +869,8 @@ def _remove_latest_copy(folder: Path) -> None:
         table = folder / f"{name}.parquet"
         if table.is_dir():
             for part in table.iterdir():
-                if _PART_NAME.fullmatch(part.name) or part.name.startswith("."):
-                    part.unlink(missing_ok=True)  # a part, or a writer's temporary
+                if _PART_NAME.fullmatch(part.name) and part.is_file():
+                    part.unlink()
             with contextlib.suppress(OSError):
                 table.rmdir()
         elif table.is_file():

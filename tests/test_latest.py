@@ -160,10 +160,16 @@ def test_a_stray_file_in_a_table_folder_is_reported_and_kept(tmp_path: Path) -> 
     assert kept.read_bytes() == stray.with_name(next(findings.iterdir()).name).read_bytes()
     assert sorted(p.name for p in (datasets / "latest.old-1").rglob("*")) == [
         "findings.parquet", "part-0.parquet"]  # fmt: skip
-    # Healing again (another stray) keeps both folders: the first is not reused.
-    (findings / "notes.txt").write_text("mine")
+    # Healing again (another stray, a folder deep) keeps both folders: the first is not
+    # reused.
+    (findings / "mine").mkdir()
+    (findings / "mine" / "notes.txt").write_text("mine")
+    assert storage.latest_problems(datasets, 1) == [
+        f"{findings / 'mine' / 'notes.txt'}: not a part of release 1 (a reader of "
+        "findings.parquet reads it too)"
+    ]
     assert storage.publish_latest(datasets) == 1
-    assert (datasets / "latest.old-1.1" / "findings.parquet" / "notes.txt").exists()
+    assert (datasets / "latest.old-1.1" / "findings.parquet" / "mine" / "notes.txt").exists()
     assert kept.exists()
 
 
@@ -186,8 +192,7 @@ def test_a_latest_of_one_file_per_table_is_rewritten_as_parts(tmp_path: Path) ->
     files = {f"{t}.parquet": {"sha256": "x", "size": 1, "rows": 1} for t in TABLES}
     (latest / "release.json").write_text(json.dumps({"release": 1, "files": files}))
     assert storage.latest_problems(datasets, 1) == [
-        f"{latest / 'release.json'}: layout 1 (one file per table), not 2 (a folder of parts "
-        "per table)"
+        f"{latest / 'release.json'}: layout 1, not 2 (a folder of parts per table)"
     ]
     assert storage.publish_latest(datasets) == 1
     assert storage.latest_problems(datasets, 1) == []
