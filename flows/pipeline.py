@@ -21,12 +21,13 @@ from flows.schemas import SCHEMA_VERSION, TABLES
 from flows.sources import Source, page_key
 from parsers import PARSER_VERSION, parse_page
 
-#: Pages per parse task on the flow's threads (small runs: the first batches are written
-#: while later ones parse) and on the process pool (large runs: fewer tasks, so less
-#: per-task Prefect overhead). Measured at 10,000 pages on 2 cores, `oj run` wall time:
-#: 200-page batches on 2 processes 78 s, 1,000-page batches on 2 processes 65 s,
-#: 1,000-page batches on threads 92 s.
-DEFAULT_BATCH_SIZE = 200
+#: Pages per parse task on the flow's threads and on the process pool: fewer tasks, so
+#: less per-task Prefect overhead and fewer Delta commits (each ~15-20 ms, three per
+#: batch). Measured at 10,000 pages on 2 cores, `oj run` wall time: 200-page batches on
+#: 2 processes 78 s, 1,000-page batches on 2 processes 65 s. A first run at 150,000
+#: captures (10,098 versions) on the flow's threads, parse and write phase: 200-page
+#: batches 14.8 and 12.6 s, 1,000-page batches 13.1 and 11.1 s (two runs each).
+DEFAULT_BATCH_SIZE = 1000
 PROCESS_BATCH_SIZE = 1000
 #: Objects read at once while parsing a batch: concurrent GETs on an object store (a
 #: Dask worker reads its pages itself), a bounded number of pages in memory.
