@@ -154,8 +154,31 @@ def test_a_bucket_release_copies_the_parts_it_keeps(bucket: str) -> None:
     assert any(key.startswith("pages.parquet/") for key in kept)
     for key in kept:
         assert first["files"][key]["sha256"] == second["files"][key]["sha256"]
+        assert first["files"][key]["md5"] == second["files"][key]["md5"]
         assert second["files"][key]["path"] == f"2/{key}"
     assert verify.verify_latest(datasets) == []
+
+
+def test_a_run_with_nothing_new_checks_a_bucket_latest_by_listing(bucket: str) -> None:
+    # A run with nothing new read every part of latest/ to hash it: 283 GETs, 4.3 s at
+    # 1,000,000 captures against the local S3 server. It compares each part's listed
+    # size and ETag (the MD5 of a single-part upload, kept by a copy) with the manifest,
+    # and reads only a part that differs; `oj verify` still reads every byte.
+    datasets = f"{bucket}/datasets"
+    records = list(seed_records().values())
+    publish(datasets, records[:3])
+    publish(datasets, records[3:])  # parts copied from release 1's folder, and new ones
+    assert storage.latest_problems(datasets, 2, deep=False) == []
+    manifest = storage.latest_manifest(datasets)
+    entry = manifest["files"][f"pages.parquet/{manifest['tables']['pages']['parts'][0]}"]
+    target = f"{datasets}/latest/{entry['path']}"
+    data = location.read_bytes(target)
+    location.write_bytes(target, data[:-1] + bytes([data[-1] ^ 1]))  # one bit, same size
+    expected = [
+        f"{target}: differs from release 2 as published (sha256 recorded in release.json)"
+    ]
+    assert storage.latest_problems(datasets, 2, deep=False) == expected
+    assert verify.verify_latest(datasets) == expected
 
 
 def _snippet() -> str:
