@@ -473,7 +473,7 @@ def _write_batches(schema: pa.Schema, batches: Any, out: Any) -> int:
     """Write record batches as one plain Parquet file with the declared schema (types and
     field descriptions), in row groups of up to ROW_GROUP_ROWS; its row count.
     `out`: a local path or an open binary file."""
-    rows = 0
+    rows = gathered_rows = 0
     gathered: list[pa.RecordBatch] = []
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
 
@@ -486,8 +486,10 @@ def _write_batches(schema: pa.Schema, batches: Any, out: Any) -> int:
         for batch in batches:
             gathered.append(batch)
             rows += batch.num_rows
-            if sum(b.num_rows for b in gathered) >= ROW_GROUP_ROWS:
+            gathered_rows += batch.num_rows
+            if gathered_rows >= ROW_GROUP_ROWS:
                 flush()
+                gathered_rows = 0
         flush()
     return rows
 
@@ -546,9 +548,14 @@ LATEST_MANIFEST = "release.json"
 #: Delta files changed. (1, or none: one file per table, rewritten whole by each release.)
 LATEST_LAYOUT = 2
 _PART_NAME = re.compile(r"part-[0-9a-f]{24}\.parquet")
-#: A manifest's path of a part: `<table>.parquet/<part>` on a folder, under a release
-#: folder (`<N>/`, or `<N>.<k>/` when a heal could not reuse `<N>/`) on an object store.
-_PART_PATH = re.compile(r"(?:(\d+(?:\.\d+)?)/)?([a-z_]+)\.parquet/(part-[0-9a-f]{24}\.parquet)")
+#: A release's folder in a bucket's `latest/`: `<N>`, or `<N>.<k>` when a heal could not
+#: reuse `<N>/`.
+_RELEASE_FOLDER = re.compile(r"\d+(?:\.\d+)?")
+#: A manifest's path of a table's folder: `<table>.parquet` on a folder, under a release
+#: folder on an object store.
+_TABLE_PATH = re.compile(rf"(?:({_RELEASE_FOLDER.pattern})/)?([a-z_]+)\.parquet")
+#: A manifest's path of a part: its table's folder, then the part.
+_PART_PATH = re.compile(rf"{_TABLE_PATH.pattern}/({_PART_NAME.pattern})")
 
 
 def latest_published(datasets_dir: Path | str) -> int | None:
@@ -586,7 +593,7 @@ def latest_table_path(datasets_dir: Path | str, name: str) -> str:
     manifest = latest_manifest(datasets_dir)
     table = ((manifest or {}).get("tables") or {}).get(name)
     named = table.get("path") if isinstance(table, dict) else None
-    if not isinstance(named, str) or not re.fullmatch(r"(\d+(\.\d+)?/)?[a-z_]+\.parquet", named):
+    if not isinstance(named, str) or not _TABLE_PATH.fullmatch(named):
         raise NoReleaseError(
             f"{location.join(parse_location(datasets_dir), LATEST_DIR, LATEST_MANIFEST)}: "
             f"names no folder of {name!r} (run `oj run` to write latest/)"
@@ -611,6 +618,10 @@ class _LatestCheck:
         # a local S3 server); an edit through the store changes the ETag. `oj verify`
         # reads every byte.
         self.deep = deep
+        #: Every object under a bucket's `latest/` (size, ETag); empty on a local folder.
+        self.listed = (
+            location.find_sizes_and_etags(self.folder) if location.is_remote(self.folder) else {}
+        )
         self.problems: list[str] = []
         self.good: dict[str, tuple[Location, dict[str, Any]]] = {}
         self.manifest = latest_manifest(datasets_dir)
@@ -661,13 +672,10 @@ class _LatestCheck:
                 expected.add(str(part))
                 checks.append((location.join(self.folder, *path.split("/")), key, entry))
             folders[named] = expected
-        listed = (
-            location.find_sizes_and_etags(self.folder) if location.is_remote(self.folder) else {}
-        )
         if not self.deep:
             unread = []
             for path, key, entry in checks:
-                size, etag = listed.get(str(path), (None, ""))
+                size, etag = self.listed.get(str(path), (None, ""))
                 if entry.get("md5") and etag == entry["md5"] and size == entry.get("size"):
                     self.good[key] = (path, entry)
                 else:
@@ -690,7 +698,7 @@ class _LatestCheck:
             table_folder = location.join(self.folder, *named.split("/"))
             if location.is_remote(table_folder):
                 inside = f"{str(table_folder).rstrip('/')}/"
-                files = sorted(path for path in listed if path.startswith(inside))
+                files = sorted(path for path in self.listed if path.startswith(inside))
             else:
                 files = location.find_files(table_folder)
             for stray in files:
@@ -775,6 +783,39 @@ def _latest_parts(name: str, found: Mapping[str, Any], datasets_dir: Path | str)
     return parts or [part(f"{name}: no rows", lambda: iter(()))]
 
 
+def _write_latest_tables(
+    found: Mapping[str, Any],
+    datasets_dir: Path | str,
+    check: _LatestCheck,
+    prefix: str,
+    keep: Callable[[Location, str], None],
+    write: Callable[[_Part, str], dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every table's parts, under `prefix` in `latest/` ("" on a folder, `<N>/` in a
+    bucket); the manifest's `tables` and `files`. A part `check` found as published is
+    kept (`keep(its location, path)`: linked or copied there); any other is written
+    (`write(part, path)`: its manifest entry)."""
+    tables: dict[str, dict[str, Any]] = {}
+    files: dict[str, dict[str, Any]] = {}
+    for name in TABLES:
+        parts, rows = [], 0
+        for part in _latest_parts(name, found, datasets_dir):
+            key = _part_key(name, part.name)
+            path = f"{prefix}{key}"
+            if key in check.good:
+                at, kept = check.good[key]
+                keep(at, path)
+                figures = (kept["size"], kept["sha256"], kept["rows"], kept.get("md5"))
+                entry = _file_entry(path, *figures)
+            else:
+                entry = write(part, path)
+            files[key] = entry
+            parts.append(part.name)
+            rows += entry["rows"]
+        tables[name] = {"path": f"{prefix}{name}.parquet", "rows": rows, "parts": parts}
+    return tables, files
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     """A part kept from the previous `latest/`: a hard link (no bytes written), or a copy
     where the file system has none."""
@@ -821,31 +862,28 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
     root = Path(where)
     folder = root / LATEST_DIR
     staging = root / f"{LATEST_DIR}.{release}.partial"
+    old = root / f"{LATEST_DIR}.old-{release}"
     try:
-        for leftover in (staging, root / f"{LATEST_DIR}.old-{release}"):  # a crashed run's
+        for leftover in (staging, old):  # a crashed run's: only this function writes them
             _remove_latest_copy(leftover)
-        old = _free_name(root / f"{LATEST_DIR}.old-{release}")  # one kept for a stray file
+        old = _free_name(old)  # `.1`, ... when a stray file kept the folder
         staging.mkdir(parents=True)
-        tables, files = {}, {}
         for name in TABLES:
-            table_folder = staging / f"{name}.parquet"
-            table_folder.mkdir()
-            parts, rows = [], 0
-            for part in _latest_parts(name, found, datasets_dir):
-                key, target = _part_key(name, part.name), table_folder / part.name
-                if key in check.good:
-                    _link_or_copy(Path(check.good[key][0]), target)
-                    entry = _file_entry(key, *(check.good[key][1][k] for k in _ENTRY_FIGURES))
-                else:
-                    n_rows = _write_batches(part.schema, part.batches(), target)
-                    with target.open("rb") as written:  # hashed as read: never held whole
-                        digest = hashlib.file_digest(written, "sha256").hexdigest()
-                    entry = _file_entry(key, target.stat().st_size, digest, n_rows)
-                files[key] = entry
-                parts.append(part.name)
-                rows += entry["rows"]
-            _fsync_folder(table_folder)
-            tables[name] = {"path": f"{name}.parquet", "rows": rows, "parts": parts}
+            (staging / f"{name}.parquet").mkdir()
+
+        def keep(at: Location, path: str) -> None:
+            _link_or_copy(Path(at), staging / path)
+
+        def write(part: _Part, path: str) -> dict[str, Any]:
+            target = staging / path
+            n_rows = _write_batches(part.schema, part.batches(), target)
+            with target.open("rb") as written:  # hashed as read: never held whole
+                digest = hashlib.file_digest(written, "sha256").hexdigest()
+            return _file_entry(path, target.stat().st_size, digest, n_rows)
+
+        tables, files = _write_latest_tables(found, datasets_dir, check, "", keep, write)
+        for name in TABLES:
+            _fsync_folder(staging / f"{name}.parquet")
         (staging / _LATEST_MARKER).write_text(f"{release}\n", "utf-8")
         (staging / LATEST_MANIFEST).write_bytes(_manifest_bytes(release, tables, files))
         _fsync_folder(staging)
@@ -866,10 +904,6 @@ def publish_latest(datasets_dir: Path | str = DEFAULT_DATASETS_DIR) -> int | Non
         ) from error
     _remove_latest_copy(old)
     return release
-
-
-#: A manifest entry's figures after its path, as `_file_entry` takes them.
-_ENTRY_FIGURES = ("size", "sha256", "rows")
 
 
 def _free_name(path: Path) -> Path:
@@ -913,8 +947,6 @@ def _remove_latest_copy(folder: Path) -> None:
         folder.rmdir()
 
 
-_RELEASE_FOLDER = re.compile(r"\d+(?:\.\d+)?")
-
 
 def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any], check: _LatestCheck) -> int:
     """`publish_latest` on an object store, where nothing renames and an object
@@ -933,42 +965,34 @@ def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any], check: _
     """
     folder = location.join(datasets_url, LATEST_DIR)
     release = int(found["release"])
-    existing = location.find_files(folder)
+    existing = sorted(check.listed)  # every object under latest/, listed by the check
     relatives = [str(path)[len(str(folder)) :].strip("/").split("/") for path in existing]
     taken = {relative[0] for relative in relatives if len(relative) > 1}
     release_folder, n = str(release), 0
     while release_folder in taken:
         n += 1
         release_folder = f"{release}.{n}"
-    keep = {release_folder}
+    kept_folders = {release_folder}
     for table in ((check.manifest or {}).get("tables") or {}).values():
         if isinstance(table, dict) and isinstance(table.get("path"), str):
-            keep.add(table["path"].split("/")[0])
-    tables, files = {}, {}
+            kept_folders.add(table["path"].split("/")[0])
+
+    def keep(at: Location, path: str) -> None:
+        location.copy(at, location.join(folder, *path.split("/")))  # the copy keeps its ETag
+
+    def write(part: _Part, path: str) -> dict[str, Any]:
+        sink = pa.BufferOutputStream()  # hashed before upload
+        n_rows = _write_batches(part.schema, part.batches(), sink)
+        data = sink.getvalue().to_pybytes()
+        location.write_bytes(location.join(folder, *path.split("/")), data)
+        digest = hashlib.sha256(data).hexdigest()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return _file_entry(path, len(data), digest, n_rows, md5)
+
     try:
-        for name in TABLES:
-            parts, rows = [], 0
-            for part in _latest_parts(name, found, datasets_url):
-                key = _part_key(name, part.name)
-                path = f"{release_folder}/{key}"
-                target = location.join(folder, *path.split("/"))
-                if key in check.good:
-                    location.copy(check.good[key][0], target)  # the copy keeps its ETag
-                    kept = check.good[key][1]
-                    entry = _file_entry(path, *(kept[k] for k in _ENTRY_FIGURES), kept.get("md5"))
-                else:
-                    sink = pa.BufferOutputStream()  # hashed before upload
-                    n_rows = _write_batches(part.schema, part.batches(), sink)
-                    data = sink.getvalue().to_pybytes()
-                    location.write_bytes(target, data)
-                    digest = hashlib.sha256(data).hexdigest()
-                    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-                    entry = _file_entry(path, len(data), digest, n_rows, md5)
-                files[key] = entry
-                parts.append(part.name)
-                rows += entry["rows"]
-            tables[name] = {"path": f"{release_folder}/{name}.parquet", "rows": rows,
-                            "parts": parts}  # fmt: skip
+        tables, files = _write_latest_tables(
+            found, datasets_url, check, f"{release_folder}/", keep, write
+        )
         location.write_bytes(location.join(folder, _LATEST_MARKER), f"{release}\n".encode())
         location.write_bytes(
             location.join(folder, LATEST_MANIFEST), _manifest_bytes(release, tables, files)
@@ -986,7 +1010,7 @@ def _publish_latest_remote(datasets_url: str, found: Mapping[str, Any], check: _
     for path, relative in zip(existing, relatives, strict=True):
         if len(relative) == 1 and relative[0] in ours:
             stale.append(path)  # layout 1's one file per table
-        elif not _RELEASE_FOLDER.fullmatch(relative[0]) or relative[0] in keep:
+        elif not _RELEASE_FOLDER.fullmatch(relative[0]) or relative[0] in kept_folders:
             continue
         elif (len(relative) == 2 and relative[1] in ours) or (
             len(relative) == 3 and relative[1] in ours and _PART_NAME.fullmatch(relative[2])
