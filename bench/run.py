@@ -24,8 +24,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,6 +82,29 @@ def prepare_corpus(workdir: Path, n: int, seed: int) -> tuple[Path, Path]:
 PARSE_BLOCK = 50
 
 
+def _timed_blocks(
+    raw: Path, records: list[Any], tools: dict[str, Callable[[Any, bytes], object]],
+    totals: dict[str, float],
+) -> Iterator[tuple[int, list[tuple[Any, bytes]], tuple[str, str]]]:
+    """Read `records` PARSE_BLOCK at a time (not timed) and time each tool over each
+    block in CPU time, the tools' order alternating from block to block, into `totals`;
+    yields (index of the block's first record, the block's (record, bytes), the order)."""
+    from flows import raw_archive
+
+    names = tuple(tools)
+    for first in range(0, len(records), PARSE_BLOCK):
+        chosen = records[first : first + PARSE_BLOCK]
+        block = [(record, raw_archive.read_object(raw, record.sha256)) for record in chosen]
+        order = names if (first // PARSE_BLOCK) % 2 == 0 else names[::-1]
+        for who in order:
+            tool = tools[who]
+            start = time.process_time()
+            for record, data in block:
+                tool(record, data)
+            totals[who] += time.process_time() - start
+        yield first, block, order
+
+
 def time_parsers(raw: Path, sample: int | None = None) -> dict[str, float]:
     """Pages/s of the parser, lxml's bare parse and the naive baseline, from disk
     (reading is not timed; the corpus is never held in memory); on every k-th page when
@@ -124,16 +149,7 @@ def time_parsers(raw: Path, sample: int | None = None) -> dict[str, float]:
         return lxml.html.fromstring(data)
 
     tools = {"parse": parse, "lxml": bare}
-    for first in range(0, len(records), PARSE_BLOCK):
-        chosen = records[first : first + PARSE_BLOCK]
-        block = [(record, raw_archive.read_object(raw, record.sha256)) for record in chosen]
-        order = ("parse", "lxml") if (first // PARSE_BLOCK) % 2 == 0 else ("lxml", "parse")
-        for who in order:
-            tool = tools[who]
-            start = clock()
-            for record, data in block:
-                tool(record, data)
-            totals[who] += clock() - start
+    for first, block, order in _timed_blocks(raw, records, tools, totals):
         for index, (record, data) in enumerate(block):
             # Page by page in turn: the first reads the page's bytes into the CPU caches
             # for the second, so which goes first alternates.
@@ -194,7 +210,6 @@ def time_parser_on_versions(raw: Path, sample: int | None = None) -> dict[str, f
     from flows import raw_archive
     from parsers import parse_page
 
-    clock = time.process_time
     seen: set[str] = set()
     firsts = []
     for record in raw_archive.iter_records(raw):
@@ -205,18 +220,14 @@ def time_parser_on_versions(raw: Path, sample: int | None = None) -> dict[str, f
     firsts = firsts[:: max(1, len(firsts) // sample) if sample else 1]
     gc.collect()
     totals = {"parse": 0.0, "lxml": 0.0}
-    for first in range(0, len(firsts), PARSE_BLOCK):
-        chosen = firsts[first : first + PARSE_BLOCK]
-        block = [(record, raw_archive.read_object(raw, record.sha256)) for record in chosen]
-        order = ("parse", "lxml") if (first // PARSE_BLOCK) % 2 == 0 else ("lxml", "parse")
-        for who in order:
-            start = clock()
-            for record, data in block:
-                if who == "parse":
-                    parse_page(data, url=record.url, municipality=record.municipality)
-                else:
-                    lxml.html.fromstring(data)
-            totals[who] += clock() - start
+    tools = {
+        "parse": lambda record, data: parse_page(
+            data, url=record.url, municipality=record.municipality
+        ),
+        "lxml": lambda record, data: lxml.html.fromstring(data),
+    }
+    for _ in _timed_blocks(raw, firsts, tools, totals):
+        pass
     return {
         "pages": len(firsts),
         "parse_pages_per_s": len(firsts) / totals["parse"],

@@ -455,14 +455,6 @@ def _publish(
         quarantined = pipeline.quarantined_rows(plan.bad_records)
         write_batch_task(writer, quarantined)
         note_failures(quarantined["pages"])
-
-    def write_recaptures(table: pa.Table) -> None:
-        # Recaptures of a version published or parsed in this run are planned before any
-        # batch (`pipeline.split_versions`): a `pages` row each, no parse, no object read.
-        for start in range(0, table.num_rows, RECAPTURE_BATCH_SIZE):
-            recaptures = table.slice(start, RECAPTURE_BATCH_SIZE)
-            write_batch_task(writer, pipeline.recapture_rows(recaptures, page_sources))
-
     with _progress(len(plan.records)) as progress, runner or nullcontext():
         bar = progress.add_task("parsing", total=len(plan.records))
 
@@ -485,10 +477,14 @@ def _publish(
         window = workers + 1
         for records in batches[:window]:
             in_flight.append(submit(records))
+        # Recaptures of a version published or parsed in this run are planned before any
+        # batch (`pipeline.split_versions`): a `pages` row each, no parse, no object read.
         # Written while the first batches parse (and parse workers start: ~2 s), not
         # before them: 140,000 recapture rows of a first run at 150,000 captures were
         # 1-2 s of the flow with no parse going on.
-        write_recaptures(plan.recaptures)
+        for start in range(0, plan.recaptures.num_rows, RECAPTURE_BATCH_SIZE):
+            recaptures = plan.recaptures.slice(start, RECAPTURE_BATCH_SIZE)
+            write_batch_task(writer, pipeline.recapture_rows(recaptures, page_sources))
         for records in batches[window:]:
             if len(in_flight) >= window:  # bounded: never the whole corpus in memory
                 drain_one()
