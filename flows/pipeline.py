@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from flows import history, raw_archive, storage
+from flows import history, page_worker, raw_archive, storage
 from flows.location import Location
 from flows.schemas import SCHEMA_VERSION, TABLES
 from flows.sources import Source, page_key
-from parsers import PARSER_VERSION, parse_page
+from parsers import PARSER_VERSION
 
 #: Pages per parse task on the flow's threads and on the process pool: fewer tasks, so
 #: less per-task Prefect overhead and fewer Delta commits (each ~15-20 ms, three per
@@ -478,6 +479,7 @@ def parse_snapshots(
     sources: Iterable[Source] = (),
     parser_version: str = PARSER_VERSION,
     known: set[str] | frozenset[str] = frozenset(),
+    helper: page_worker.ParseHelper | None = None,
 ) -> dict[str, pa.Table]:
     """Parse a batch of snapshots into `pages`, `findings` and `rejects` rows.
 
@@ -487,6 +489,8 @@ def parse_snapshots(
     A snapshot that cannot be read or parsed becomes a `failed` page with the reason,
     plus an `unreadable_page` reject (`page_too_large` over `MAX_PAGE_BYTES`,
     `parse_timeout` over `PARSE_TIMEOUT_SECONDS`); it never stops the rest of the batch.
+    With a `helper` (`page_worker.ParseHelper`), part of the pages are parsed there
+    while this thread parses the rest; the rows are the same, in the same order.
     """
     sources = list(sources)
     by_page = {page_key(source.url): source for source in sources}
@@ -500,66 +504,141 @@ def parse_snapshots(
         for key, column in target.items():
             column.append(values.get(key))
 
-    for record, data in _with_objects(raw_dir, records):
+    def municipality_of(record: raw_archive.SnapshotRecord) -> str | None:
         source = by_page.get(page_key(record.url))
-        municipality = record.municipality or (source.municipality if source else None)
-        captured_at = record.captured_datetime
+        return record.municipality or (source.municipality if source else None)
+
+    for record, municipality, outcome in _outcomes(raw_dir, records, municipality_of, helper):
         snapshot = {
             "snapshot_id": record.record_id,
             "raw_sha256": record.sha256,
             "url": record.url,
-            "captured_at": captured_at,
+            "captured_at": record.captured_datetime,
             "version_id": version_id(record.url, record.sha256, parser_version),
             "parser_version": parser_version,
             "raw_segment": record.raw_segment,  # pages only: the segments a release consumed
         }
-        try:
-            if isinstance(data, Exception):
-                raise data
-            if len(data) > MAX_PAGE_BYTES:
-                raise _too_large(len(data))
-            started = time.perf_counter()
-            page = parse_page(
-                data,
-                url=record.url,
-                municipality=municipality,
-                captured_at=captured_at,
-                charset=record.charset,
-            )
-            seconds = time.perf_counter() - started
-            if seconds > PARSE_TIMEOUT_SECONDS:
-                raise PageLimitError(
-                    "parse_timeout",
-                    f"parsing took {seconds:.1f} s (limit {PARSE_TIMEOUT_SECONDS:g} s)",
-                )
-        except Exception as error:  # noqa: BLE001 - one bad page must not stop the others
-            limit = error.reason if isinstance(error, PageLimitError) else None
-            reason = f"{limit}: {error}" if limit else f"{type(error).__name__}: {error}"
+        if isinstance(outcome, page_worker.FailedPage):
             add(pages, **snapshot, municipality=municipality, source=record.source,
-                parse_status="failed", error=reason, n_findings=0, n_rejects=1)  # fmt: skip
-            add(rejects, **snapshot, reason=limit or "unreadable_page", text=reason)
+                parse_status="failed", error=outcome.reason, n_findings=0,
+                n_rejects=1)  # fmt: skip
+            add(rejects, **snapshot, reason=outcome.limit or "unreadable_page",
+                text=outcome.reason)  # fmt: skip
             continue
-        status = "parsed" if page.findings else "no_findings"
-        add(pages, **snapshot, municipality=page.municipality, area=page.area,
-            page_updated=page.page_updated, page_published=page.page_published,
-            source=record.source, input_format=page.input_format, charset=page.charset,
-            parse_status=status, n_findings=len(page.findings),
-            n_rejects=len(page.rejects))  # fmt: skip
-        for finding in page.findings:
-            values = {key: getattr(finding, key) for key in TABLES["findings"].names
-                      if hasattr(finding, key) and key not in snapshot}  # fmt: skip
-            values["national_values"] = list(finding.national_values)
-            values["flags"] = list(finding.flags)
+        status = "parsed" if outcome.findings else "no_findings"
+        add(pages, **snapshot, municipality=outcome.municipality, area=outcome.area,
+            page_updated=outcome.page_updated, page_published=outcome.page_published,
+            source=record.source, input_format=outcome.input_format,
+            charset=outcome.charset, parse_status=status,
+            n_findings=len(outcome.findings), n_rejects=len(outcome.rejects))  # fmt: skip
+        for finding_values in outcome.findings:
+            finding = dict(zip(page_worker.FINDING_FIELDS, finding_values, strict=True))
+            values = {key: finding[key] for key in _FINDING_COLUMNS}
+            values["national_values"] = list(finding["national_values"])
+            values["flags"] = list(finding["flags"])
             add(findings, **values, **snapshot,
-                finding_id=finding_id(record.record_id, finding.position))  # fmt: skip
-        for reject in page.rejects:
-            add(rejects, **snapshot, reason=reject.reason, section=reject.section,
-                line=reject.line, text=reject.text)  # fmt: skip
+                finding_id=finding_id(record.record_id, finding["position"]))  # fmt: skip
+        for reject_values in outcome.rejects:
+            reject = dict(zip(page_worker.REJECT_FIELDS, reject_values, strict=True))
+            add(rejects, **snapshot, reason=reject["reason"], section=reject["section"],
+                line=reject["line"], text=reject["text"])  # fmt: skip
     tables = {name: storage.build_table(name, columns[name]) for name in storage.DATA_TABLES}
     if not again:
         return tables
     extra = recapture_rows(again, sources, parser_version)
     return {name: pa.concat_tables([tables[name], extra[name]]) for name in storage.DATA_TABLES}
+
+
+#: The columns of a `findings` row that come from the parser's `Finding` (the capture's
+#: own fields, its URL included, come from its record).
+_SNAPSHOT_COLUMNS = frozenset(
+    ["snapshot_id", "raw_sha256", "url", "captured_at", "version_id", "parser_version",
+     "raw_segment"]
+)  # fmt: skip
+_FINDING_COLUMNS = tuple(
+    key for key in TABLES["findings"].names
+    if key in page_worker.FINDING_FIELDS and key not in _SNAPSHOT_COLUMNS
+)  # fmt: skip
+
+#: Pages per chunk a batch sends to the parse helper, and the chunks the helper may hold
+#: at once: while this thread parses a chunk (~11 ms), the helper has two or three queued,
+#: so neither waits for the other; a chunk is 1-2 MB of pages through the pipe.
+HELPER_CHUNK = 16
+HELPER_QUEUE = 3
+
+_Chunk = list[
+    tuple[raw_archive.SnapshotRecord, str | None, "page_worker.PageInput | page_worker.FailedPage"]
+]
+
+
+def _outcomes(
+    raw_dir: Location,
+    records: list[raw_archive.SnapshotRecord],
+    municipality_of: Any,
+    helper: page_worker.ParseHelper | None,
+) -> Iterator[tuple[raw_archive.SnapshotRecord, str | None, Any]]:
+    """Each record, its municipality and its outcome (`page_worker.ParsedRows` or
+    `FailedPage`), in the records' order. Chunks of `HELPER_CHUNK` pages go to `helper`
+    while it holds fewer than `HELPER_QUEUE`; the others are parsed here. A chunk the
+    helper could not answer (it died) is parsed here too."""
+    timeout = PARSE_TIMEOUT_SECONDS  # read at call time: tests lower it
+    pending: deque[tuple[_Chunk, list[Any] | Future]] = deque()
+
+    def parse_here(chunk: _Chunk) -> list[Any]:
+        return [page_worker.parse_to_rows(item, timeout) for _, _, item in chunk
+                if isinstance(item, page_worker.PageInput)]  # fmt: skip
+
+    def start(chunk: _Chunk) -> None:
+        if helper is not None and helper.gone is None and helper.in_flight < HELPER_QUEUE:
+            inputs = [item for _, _, item in chunk if isinstance(item, page_worker.PageInput)]
+            pending.append((chunk, helper.submit(inputs)))
+        else:
+            pending.append((chunk, parse_here(chunk)))
+
+    def settle() -> Iterator[tuple[raw_archive.SnapshotRecord, str | None, Any]]:
+        chunk, outcomes = pending.popleft()
+        if isinstance(outcomes, Future):
+            try:
+                outcomes = outcomes.result()
+            except page_worker.HelperGone:
+                outcomes = parse_here(chunk)
+        answered = iter(outcomes)
+        for record, municipality, item in chunk:
+            if isinstance(item, page_worker.FailedPage):
+                yield record, municipality, item
+            else:
+                yield record, municipality, next(answered)
+
+    chunk: _Chunk = []
+    for record, data in _with_objects(raw_dir, records):
+        municipality = municipality_of(record)
+        chunk.append((record, municipality, _page_input(record, municipality, data)))
+        if len(chunk) == HELPER_CHUNK:
+            start(chunk)
+            chunk = []
+            while pending and not (isinstance(pending[0][1], Future)
+                                   and not pending[0][1].done()):  # fmt: skip
+                yield from settle()
+    if chunk:
+        start(chunk)
+    while pending:
+        yield from settle()
+
+
+def _page_input(
+    record: raw_archive.SnapshotRecord, municipality: str | None, data: bytes | Exception
+) -> page_worker.PageInput | page_worker.FailedPage:
+    """What the parser gets of a record, or why it gets nothing (an unreadable or too
+    large object)."""
+    if not isinstance(data, Exception) and len(data) > MAX_PAGE_BYTES:
+        data = _too_large(len(data))
+    if isinstance(data, PageLimitError):
+        return page_worker.FailedPage(data.reason, f"{data.reason}: {data}")
+    if isinstance(data, Exception):
+        return page_worker.FailedPage(None, f"{type(data).__name__}: {data}")
+    return page_worker.PageInput(
+        data, record.url, municipality, record.captured_datetime, record.charset
+    )
 
 
 def _with_objects(
