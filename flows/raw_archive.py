@@ -677,9 +677,57 @@ def read_all(raw_dir: Location, bad: list[BadRecord] | None = None) -> list[Snap
     return sort_records(records)
 
 
+class PublishedIds:
+    """The snapshot ids a release published, kept as the Arrow column the planning read.
+
+    A nightly checks a few new ids against them; at 1,000,000 captures turning the column
+    into a Python set took 0.3-0.5 s of a nightly whose flow time must stay under 2 s.
+    `unpublished` checks a list of ids at once with one scan of the column against a
+    hash of the (few) ids; after `_SCANS_BEFORE_SET` scans, or for a single id (`in`),
+    the Python set is built once and kept.
+    """
+
+    _SCANS_BEFORE_SET = 8
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
+        self.column = column
+        self._set: set[str] | None = None
+        self._scans = 0
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._as_set()
+
+    def _as_set(self) -> set[str]:
+        if self._set is None:
+            self._set = set(self.column.to_pylist())
+        return self._set
+
+    def unpublished(self, ids: list[str]) -> list[bool]:
+        """For each id, whether it is not among the published ones."""
+        if not ids or not len(self.column):
+            return [True] * len(ids)
+        if self._set is None and self._scans < self._SCANS_BEFORE_SET and len(ids) < 100_000:
+            self._scans += 1
+            hit = pc.is_in(self.column, value_set=pa.array(ids, pa.string()))
+            found = set(self.column.filter(hit).to_pylist())
+        else:
+            found = self._as_set()
+        return [record_id not in found for record_id in ids]
+
+
+def unpublished(ids: list[str], published: set[str] | frozenset[str] | PublishedIds) -> list[bool]:
+    """For each id, whether it is not in `published` (a set, or a `PublishedIds`)."""
+    if isinstance(published, PublishedIds):
+        return published.unpublished(ids)
+    return [record_id not in published for record_id in ids]
+
+
 def iter_new(
     raw_dir: Location,
-    published: set[str] | frozenset[str] = frozenset(),
+    published: set[str] | frozenset[str] | PublishedIds = frozenset(),
     consumed_segments: set[str] | frozenset[str] = frozenset(),
     bad: list[BadRecord] | None = None,
     record_files: list[str] | None = None,
@@ -690,7 +738,9 @@ def iter_new(
     a segment is kept once): the caller holds one file's records at a time, not the
     archive's (a million captures as records took ~540 MB)."""
     names = record_file_names(raw_dir) if record_files is None else record_files
-    yield read_records(raw_dir, [name for name in names if name not in published], bad)
+    yield read_records(
+        raw_dir, [name for name, new in zip(names, unpublished(names, published), strict=True)
+                  if new], bad)  # fmt: skip
     new_segments = [name for name in segment_names(raw_dir) if name not in consumed_segments]
     for start in range(0, len(new_segments), SEGMENT_READ_CHUNK):
         chunk = new_segments[start : start + SEGMENT_READ_CHUNK]
@@ -698,13 +748,14 @@ def iter_new(
         for name, data in zip(chunk, location.read_many(paths), strict=True):
             records = parse_segment(raw_dir, name, data, bad)
             if published:
-                records = [record for record in records if record.record_id not in published]
+                new = unpublished([record.record_id for record in records], published)
+                records = [record for record, keep in zip(records, new, strict=True) if keep]
             yield records
 
 
 def read_new(
     raw_dir: Location,
-    published: set[str],
+    published: set[str] | PublishedIds,
     consumed_segments: set[str],
     bad: list[BadRecord] | None = None,
     record_files: list[str] | None = None,
