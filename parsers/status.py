@@ -24,11 +24,8 @@ _NEGATION = re.compile(
 _NAMED_NEGATION = re.compile(r"\b(?:att|om att|så att)\s+(?:inte|ej|aldrig)\b", re.IGNORECASE)
 # Answers that are neither yes nor no: the municipality did not answer, or the text
 # points elsewhere ("Uppgift saknas.", "Kalmar har inte besvarat frågan.", "Se ...").
-# Each marker contains one of the keys, so a substring test can rule most answers out
-# before the regex runs; the openers are tested at the start only.
-_NO_ANSWER_KEYS = (
-    "uppgift", "data saknas", "vet ", "svara", "redovisat", "rapporterat", "deltog", "deltagit",
-)  # fmt: skip
+# Each marker contains one of the keys of `_holds_no_answer_key`, so a substring test can
+# rule most answers out before the regex runs; the openers are tested at the start only.
 _NO_ANSWER = re.compile(
     r"\b(?:uppgift saknas|uppgifter saknas|ingen uppgift|data saknas|vet ej|vet inte"
     r"|(?:inte|ej) (?:besvarat|svarat|redovisat|rapporterat)|besvarades inte|besvarade inte"
@@ -101,7 +98,7 @@ def local_status(answer: str | None, value: float | None) -> str | None:
         return None
     lowered = answer.lower()
     if _POINTS_ELSEWHERE.match(answer) or (
-        any(key in lowered for key in _NO_ANSWER_KEYS) and _NO_ANSWER.search(answer)
+        _holds_no_answer_key(lowered) and _NO_ANSWER.search(answer)
     ):
         return "unknown"
     if _OPENING_PARTIAL.match(answer):
@@ -114,13 +111,16 @@ def local_status(answer: str | None, value: float | None) -> str | None:
         named = _NAMED_NEGATION.sub("att", answer)
         if named != answer:
             answer, lowered = named, named.lower()
-    negations = not plain or any(key in lowered for key in _NEGATION_KEYS)
-    partial = not plain or any(key in lowered for key in _PARTIAL_KEYS)
+    negations = not plain or _holds_negation_key(lowered)
+    partial = not plain or _holds_partial_key(lowered)
     if _OPENING_NO.match(answer) and not (partial and _PARTIAL.search(answer)):
         return "no"
     if _OPENING_YES.match(answer) and not (negations and _NEGATION.search(answer)):
         return "yes"
-    clauses = [clause for clause in _CLAUSE_SPLIT.split(answer) if clause and clause.strip()]
+    if _may_split(answer, lowered):
+        clauses = [clause for clause in _CLAUSE_SPLIT.split(answer) if clause and clause.strip()]
+    else:  # one clause: most answers are one sentence ("Kalmar har en kontinuitetsplan.")
+        clauses = [answer]
     negative = positive = False
     for clause in clauses:
         if negations and _NEGATION.search(clause):
@@ -140,14 +140,49 @@ def local_status(answer: str | None, value: float | None) -> str | None:
     return "unknown"
 
 
-# A substring every alternative of `_NEGATION` holds ("inga" and "ingen"/"inget" share
-# "ing"), and one every alternative of `_PARTIAL` holds ("förutom"/"utom för": "utom",
-# "i vissa"/"till viss del": "viss", "under framtagande": "under ").
-_NEGATION_KEYS = ("inte", "ej", "icke", "ing", "sakna", "aldrig")
-_PARTIAL_KEYS = (
-    "delvis", "påbörja", "pågå", "håller på", "under ", "planera", "utom", "undantag", "viss",
-    "inte", "ej", "en del av", "inaktuell", "behöver",
-)  # fmt: skip
+# Substring tests as chains of `in` (no generator: they run for every answer).
+
+
+def _holds_no_answer_key(lowered: str) -> bool:
+    return (
+        "uppgift" in lowered or "data saknas" in lowered or "vet " in lowered
+        or "svara" in lowered or "redovisat" in lowered or "rapporterat" in lowered
+        or "deltog" in lowered or "deltagit" in lowered
+    )  # fmt: skip
+
+
+def _holds_negation_key(lowered: str) -> bool:
+    # A key every alternative of `_NEGATION` holds ("inga" and "ingen"/"inget" share "ing").
+    return (
+        "inte" in lowered or "ej" in lowered or "icke" in lowered or "ing" in lowered
+        or "sakna" in lowered or "aldrig" in lowered
+    )  # fmt: skip
+
+
+def _holds_partial_key(lowered: str) -> bool:
+    # A key every alternative of `_PARTIAL` holds ("förutom"/"utom för": "utom", "i vissa"/
+    # "till viss del": "viss", "under framtagande": "under ").
+    return (
+        "delvis" in lowered or "påbörja" in lowered or "pågå" in lowered
+        or "håller på" in lowered or "under " in lowered or "planera" in lowered
+        or "utom" in lowered or "undantag" in lowered or "viss" in lowered
+        or "inte" in lowered or "ej" in lowered or "en del av" in lowered
+        or "inaktuell" in lowered or "behöver" in lowered
+    )  # fmt: skip
+
+
+def _may_split(answer: str, lowered: str) -> bool:
+    """Can `_CLAUSE_SPLIT` cut `answer` (`lowered`: its `str.lower()`)? Only at ".", "!",
+    "?" or ";" before whitespace, which needs one of them before the last non-space
+    character (a split after the last one leaves an empty clause, dropped), or at one of
+    its turn words. None of those words holds an "s" or an "i", which `re.IGNORECASE`
+    also matches as "ſ" and "ı" (characters `str.lower()` leaves as they are), so a
+    substring test on `lowered` misses no split."""
+    body = answer.rstrip()[:-1]
+    return (
+        "." in body or "!" in body or "?" in body or ";" in body
+        or "men" in lowered or "dock" in lowered or "däremot" in lowered or "medan" in lowered
+    )  # fmt: skip
 
 
 def _affirms(clause: str) -> bool:
