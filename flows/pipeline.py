@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -214,6 +215,7 @@ def published_versions(datasets_dir: Location, release: int | None = None) -> se
     return {version for version in column.to_pylist() if version is not None}
 
 
+@lru_cache(maxsize=65536)  # a plan asks it for every capture; recaptures repeat the pair
 def version_id(url: str, raw_sha256: str, parser_version: str = PARSER_VERSION) -> str:
     """The distinct page version a capture is of: the page (`flows.sources.page_key`, so
     `http://` and `https://` captures of one page are one page), its bytes and the parser
