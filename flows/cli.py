@@ -381,6 +381,8 @@ def _nothing_to_do(args: argparse.Namespace, overrides_sha256: str | None) -> st
     alone took ~11 s). A run that finds work plans again under the lock, in the flow."""
     from flows import pipeline
 
+    if pipeline.work_without_reading(args.datasets_dir):
+        return None  # a first run, or a re-parse: the flow reads the archive once
     plan = pipeline.plan_run(args.raw_dir, args.datasets_dir, overrides_sha256=overrides_sha256)
     if plan.has_work or plan.base_release is None:
         return None

@@ -113,11 +113,7 @@ def plan_run(
     known: set[str] = set()
     # A release of another schema version (schema 1 kept findings per capture and had no
     # version_id) is rebuilt like a parser change: the raw archive holds every capture.
-    stale = base is not None and (
-        reparse
-        or base["parser_version"] != parser_version
-        or base.get("schema_version") != SCHEMA_VERSION
-    )
+    stale = base is not None and (reparse or _parsed_otherwise(base, parser_version))
     consumed: set[str] = set()
     if base is not None and not stale:
         # One open of the pages table and one scan of the three columns planning needs
@@ -176,6 +172,25 @@ def plan_run(
         tuple(bad),
         recaptures=again,
     )
+
+
+def _parsed_otherwise(release: dict[str, Any], parser_version: str) -> bool:
+    """Was `release` parsed by another parser version, or written in another schema
+    version? Then a run parses the whole raw archive again."""
+    return (
+        release["parser_version"] != parser_version
+        or release.get("schema_version") != SCHEMA_VERSION
+    )
+
+
+def work_without_reading(datasets_dir: Location, parser_version: str = PARSER_VERSION) -> bool:
+    """Whether a run has work, known without reading the raw archive: there is no release
+    yet, or the latest was parsed otherwise (`_parsed_otherwise`). `oj run` asks this
+    before its read-only look for work (`plan_run` outside the lock), which on a first
+    run read every record of the archive only for the flow to read them all again under
+    the lock: 2.5 s of a first run at 150,000 captures, 19 s at 1,000,000."""
+    base = storage.find_release(datasets_dir)
+    return base is None or _parsed_otherwise(base, parser_version)
 
 
 def _read_versions(

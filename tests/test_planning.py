@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from helpers import RAW_DIR, ROOT, publish
 
 from flows import pipeline, raw_archive
@@ -79,3 +81,26 @@ def test_published_ids_are_checked_without_a_set_of_every_id() -> None:
     assert ids.unpublished(["a", "z"]) == [False, True] and ids._set is not None
     assert "c" in ids and "q" not in ids and len(ids) == 4
     assert raw_archive.unpublished(["a", "q"], {"a"}) == [False, True]
+
+
+def test_a_run_with_work_reads_the_archive_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `oj run` looks for work before starting Prefect (a run with nothing to do starts no
+    # server); on a first run that look read every record, and the flow read them all
+    # again: 19 s of a first run at 1,000,000 captures. With no release, or one of another
+    # parser version, there is work without reading the archive.
+    from flows import cli
+
+    plans = []
+    real_plan = pipeline.plan_run
+    monkeypatch.setattr(pipeline, "plan_run", lambda *a, **k: plans.append(a) or real_plan(*a, **k))
+    datasets = tmp_path / "datasets"
+    args = argparse.Namespace(raw_dir=RAW_DIR, datasets_dir=datasets)
+    assert cli._nothing_to_do(args, None) is None and plans == []  # no release yet
+    publish(datasets, parser_version="0.0-older")
+    assert cli._nothing_to_do(args, None) is None and plans == []  # parsed otherwise
+    publish(datasets / "current")
+    current = argparse.Namespace(raw_dir=RAW_DIR, datasets_dir=datasets / "current")
+    assert "no new release (latest is 1)" in (cli._nothing_to_do(current, None) or "")
+    assert len(plans) == 1  # a release of this parser: the look reads what is new
