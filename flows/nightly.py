@@ -153,7 +153,7 @@ def parse_helper(
         return None
     if (os.cpu_count() or 1) < 2:
         return None
-    return page_worker.ParseHelper(pipeline.PARSE_TIMEOUT_SECONDS)
+    return page_worker.ParseHelper()
 
 
 def dask_runner(address: str) -> tuple[Any, int]:

@@ -34,6 +34,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import IO, Any, NamedTuple
 
+from flows import location, objects
 from parsers import parse_page
 from parsers.records import Finding, ParsedPage, Reject
 
@@ -45,13 +46,16 @@ _reject_values = attrgetter(*REJECT_FIELDS)
 
 
 class PageInput(NamedTuple):
-    """What the parser needs of one capture."""
+    """What the parser needs of one capture: its bytes, or (a local raw archive) the
+    object's path and sha256, read and checked by whoever parses it."""
 
-    data: bytes
+    data: bytes | None
     url: str | None
     municipality: str | None
     captured_at: datetime | None
     charset: str | None
+    path: str | None = None
+    sha256: str | None = None
 
 
 class ParsedRows(NamedTuple):
@@ -76,14 +80,34 @@ class FailedPage(NamedTuple):
     reason: str
 
 
-def parse_to_rows(page: PageInput, timeout_seconds: float) -> ParsedRows | FailedPage:
+def too_large(size: int, max_bytes: int) -> FailedPage:
+    """A page over the size limit (`pipeline.MAX_PAGE_BYTES`), not parsed."""
+    return FailedPage("page_too_large", f"page_too_large: {size} bytes (limit {max_bytes} bytes)")
+
+
+def parse_to_rows(
+    page: PageInput, timeout_seconds: float, max_bytes: int
+) -> ParsedRows | FailedPage:
     """Parse one page into plain values; a failure is returned with its reason, never
     raised. A parse slower than `timeout_seconds` is a failure (`parse_timeout`): it is
-    measured after the fact, because a pure parser has no clock to stop itself."""
+    measured after the fact, because a pure parser has no clock to stop itself. A page
+    given by its object's path is read and checked here (`objects.read_object`'s errors:
+    missing, unreadable, corrupted), and one over `max_bytes` is not parsed."""
+    data = page.data
+    if data is None:
+        assert page.path is not None and page.sha256 is not None
+        try:
+            data = objects.checked_object(
+                page.path, page.sha256, location.read_many([page.path])[0]
+            )
+        except objects.ArchiveError as error:
+            return FailedPage(None, f"{type(error).__name__}: {error}")
+        if len(data) > max_bytes:
+            return too_large(len(data), max_bytes)
     try:
         started = time.perf_counter()
         parsed: ParsedPage = parse_page(
-            page.data, url=page.url, municipality=page.municipality,
+            data, url=page.url, municipality=page.municipality,
             captured_at=page.captured_at, charset=page.charset,
         )  # fmt: skip
         seconds = time.perf_counter() - started
@@ -136,8 +160,7 @@ class ParseHelper:
     """The flow's side of one helper process: `submit` a chunk of pages, get a Future of
     their outcomes. Thread-safe: the flow's batch threads share one helper."""
 
-    def __init__(self, timeout_seconds: float) -> None:
-        self.timeout_seconds = timeout_seconds
+    def __init__(self) -> None:
         self.process = subprocess.Popen(
             # Not `-m flows.page_worker`: run as __main__, the helper would pickle its
             # answers as `__main__.ParsedRows`, which the flow cannot unpickle.
@@ -162,10 +185,11 @@ class ParseHelper:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    def submit(self, pages: list[PageInput]) -> Future:
-        """Queue `pages` for the helper; returns at once (the pipe holds 64 KB and a chunk
-        is 1-2 MB: a write blocks until the helper has read it, so a thread of its own
-        writes, and the caller parses meanwhile)."""
+    def submit(self, pages: list[PageInput], timeout_seconds: float, max_bytes: int) -> Future:
+        """Queue `pages` for the helper (`parse_to_rows` with these limits); returns at
+        once (the pipe holds 64 KB and a chunk of pages' bytes is 1-2 MB: a write blocks
+        until the helper has read it, so a thread of its own writes, and the caller
+        parses meanwhile)."""
         future: Future = Future()
         with self._lock:
             if self.gone:
@@ -174,7 +198,7 @@ class ParseHelper:
             number = self._next
             self._next += 1
             self._pending[number] = future
-        self._outbox.put((number, pages))
+        self._outbox.put((number, (pages, timeout_seconds, max_bytes)))
         return future
 
     def _write_requests(self) -> None:
@@ -185,8 +209,8 @@ class ParseHelper:
         assert stdin is not None
         try:
             while (request := self._outbox.get()) is not None:
-                number, pages = request
-                _send(stdin, number, (pages, self.timeout_seconds))
+                number, payload = request
+                _send(stdin, number, payload)
         except (OSError, ValueError) as error:  # a closed pipe: the helper exited
             with self._lock:
                 self._fail(f"parse helper (pid {self.process.pid}) gone: {error}")
@@ -266,6 +290,6 @@ def main(argv: list[str]) -> int:
     _exit_with(int(argv[0]))
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while (message := _receive(source)) is not None:
-        number, (pages, timeout_seconds) = message
-        _send(sink, number, [parse_to_rows(page, timeout_seconds) for page in pages])
+        number, (pages, timeout_seconds, max_bytes) = message
+        _send(sink, number, [parse_to_rows(page, timeout_seconds, max_bytes) for page in pages])
     return 0

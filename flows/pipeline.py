@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from flows import history, page_worker, raw_archive, storage
+from flows import history, location, page_worker, raw_archive, storage
 from flows.location import Location
 from flows.schemas import SCHEMA_VERSION, TABLES
 from flows.sources import Source, page_key
@@ -606,18 +606,24 @@ def _outcomes(
     """Each record, its municipality and its outcome (`page_worker.ParsedRows` or
     `FailedPage`), in the records' order. Chunks of `HELPER_CHUNK` pages go to `helper`
     while it holds fewer than `HELPER_QUEUE`; the others are parsed here. A chunk the
-    helper could not answer (it died) is parsed here too."""
-    timeout = PARSE_TIMEOUT_SECONDS  # read at call time: tests lower it
+    helper could not answer (it died) is parsed here too.
+
+    From a local raw archive a page goes by its object's path, read and checked by
+    whoever parses it: the flow had read, hashed and piped ~100 KB a page to the helper,
+    and it was the bottleneck (the helper sat idle 43 % of a first run at 150,000
+    captures). From an object store the flow reads the objects (`_with_objects`:
+    concurrent GETs, each distinct object once per batch) and sends their bytes."""
+    timeout, max_bytes = PARSE_TIMEOUT_SECONDS, MAX_PAGE_BYTES  # read now: tests lower them
     pending: deque[tuple[_Chunk, list[Any] | Future]] = deque()
 
     def parse_here(chunk: _Chunk) -> list[Any]:
-        return [page_worker.parse_to_rows(item, timeout) for _, _, item in chunk
+        return [page_worker.parse_to_rows(item, timeout, max_bytes) for _, _, item in chunk
                 if isinstance(item, page_worker.PageInput)]  # fmt: skip
 
     def start(chunk: _Chunk) -> None:
         if helper is not None and helper.gone is None and helper.in_flight < HELPER_QUEUE:
             inputs = [item for _, _, item in chunk if isinstance(item, page_worker.PageInput)]
-            pending.append((chunk, helper.submit(inputs)))
+            pending.append((chunk, helper.submit(inputs, timeout, max_bytes)))
         else:
             pending.append((chunk, parse_here(chunk)))
 
@@ -635,10 +641,19 @@ def _outcomes(
             else:
                 yield record, municipality, next(answered)
 
+    def pages() -> Iterator[tuple[raw_archive.SnapshotRecord, str | None, Any]]:
+        if location.is_remote(raw_dir):
+            for record, data in _with_objects(raw_dir, records):
+                municipality = municipality_of(record)
+                yield record, municipality, _page_input(record, municipality, data)
+        else:
+            for record in records:
+                municipality = municipality_of(record)
+                yield record, municipality, _page_reference(raw_dir, record, municipality)
+
     chunk: _Chunk = []
-    for record, data in _with_objects(raw_dir, records):
-        municipality = municipality_of(record)
-        chunk.append((record, municipality, _page_input(record, municipality, data)))
+    for page in pages():
+        chunk.append(page)
         if len(chunk) == HELPER_CHUNK:
             start(chunk)
             chunk = []
@@ -651,13 +666,26 @@ def _outcomes(
         yield from settle()
 
 
+def _page_reference(
+    raw_dir: Location, record: raw_archive.SnapshotRecord, municipality: str | None
+) -> page_worker.PageInput | page_worker.FailedPage:
+    """A page of a local raw archive by its object's path (read by whoever parses it), or
+    a failure when its record says it is over `MAX_PAGE_BYTES` (not read at all)."""
+    if (record.size_bytes or 0) > MAX_PAGE_BYTES:
+        return page_worker.too_large(record.size_bytes or 0, MAX_PAGE_BYTES)
+    return page_worker.PageInput(
+        None, record.url, municipality, record.captured_datetime, record.charset,
+        str(raw_archive.object_path(raw_dir, record.sha256)), record.sha256,
+    )  # fmt: skip
+
+
 def _page_input(
     record: raw_archive.SnapshotRecord, municipality: str | None, data: bytes | Exception
 ) -> page_worker.PageInput | page_worker.FailedPage:
     """What the parser gets of a record, or why it gets nothing (an unreadable or too
     large object)."""
     if not isinstance(data, Exception) and len(data) > MAX_PAGE_BYTES:
-        data = _too_large(len(data))
+        return page_worker.too_large(len(data), MAX_PAGE_BYTES)
     if isinstance(data, PageLimitError):
         return page_worker.FailedPage(data.reason, f"{data.reason}: {data}")
     if isinstance(data, Exception):

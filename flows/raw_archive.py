@@ -41,6 +41,14 @@ import pyarrow.compute as pc
 
 from flows import location
 from flows.location import Location
+from flows.objects import (  # noqa: F401 - the archive's API: objects as records
+    ArchiveError,
+    is_sha256,
+    object_path,
+    read_object,
+    read_objects,
+    sha256_hex,
+)
 
 #: Where a snapshot came from.
 SOURCES = ("seed", "live", "wayback", "warc")
@@ -111,10 +119,6 @@ _SHARED_TEXTS = frozenset(
 )
 
 
-class ArchiveError(RuntimeError):
-    """A raw archive file that is missing or does not match its hash."""
-
-
 MAX_URL_LENGTH = 2048
 #: Record ids are 20 hex characters (`record_id_for`); hand-made ones are bounded so a
 #: file name can never turn into a 100 KB stderr line or table cell.
@@ -161,7 +165,6 @@ def show_text(text: str, limit: int = SHOWN_CHARACTERS) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: ... or whitespace: `\s` on a str pattern is what `str.isspace` says (Unicode spaces).
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x1f\x7f-\x9f\s]")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _has_control(text: str) -> bool:
@@ -336,25 +339,10 @@ def parse_record(
         raise ValueError(str(error)) from None
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def record_id_for(sha256: str, url: str, captured_at: str | None, source: str) -> str:
     """Deterministic id of a capture: the same capture added twice is one record."""
     key = json.dumps([sha256, url, captured_at, source], ensure_ascii=False)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
-
-
-def is_sha256(value: object) -> bool:
-    """A lower-case sha256 hex digest: the only file names objects may have."""
-    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
-
-
-def object_path(raw_dir: Location, sha256: str) -> Location:
-    if not is_sha256(sha256):
-        raise ArchiveError(f"not a sha256 hex digest: {sha256!r}")
-    return location.join(raw_dir, "objects", sha256[:2], sha256)
 
 
 def record_path(raw_dir: Location, record_id: str) -> Location:
@@ -813,39 +801,6 @@ def shown_path(path: Location) -> str:
     except ValueError:
         return text[: len(text) - len(name)] + show(name, 40)
     return text
-
-
-def _checked_object(path: Location, sha256: str, data: bytes | Exception) -> bytes:
-    if isinstance(data, FileNotFoundError):
-        raise ArchiveError(f"{path}: object missing from the raw archive") from data
-    if isinstance(data, Exception):
-        raise ArchiveError(f"{path}: unreadable object: {data}") from data
-    if sha256_hex(data) != sha256:
-        raise ArchiveError(f"{path}: content does not match its sha256 (corrupted)")
-    return data
-
-
-def read_object(raw_dir: Location, sha256: str) -> bytes:
-    """The bytes of a snapshot, checked against their hash."""
-    path = object_path(raw_dir, sha256)
-    try:
-        data: bytes | Exception = location.read_bytes(path)
-    except FileNotFoundError as error:
-        data = error
-    return _checked_object(path, sha256, data)
-
-
-def read_objects(raw_dir: Location, sha256s: list[str]) -> list[bytes | ArchiveError]:
-    """The bytes of several snapshots, each checked against its hash, in order; an
-    ArchiveError in place of one missing or corrupted. Concurrent on an object store."""
-    paths = [object_path(raw_dir, sha256) for sha256 in sha256s]
-    results: list[bytes | ArchiveError] = []
-    for path, sha256, data in zip(paths, sha256s, location.read_many(paths), strict=True):
-        try:
-            results.append(_checked_object(path, sha256, data))
-        except ArchiveError as error:
-            results.append(error)
-    return results
 
 
 #: The record fields the fetch planning needs (`page_summary`).

@@ -31,6 +31,9 @@ def _archive(tmp_path: Path) -> tuple[Path, list[raw_archive.SnapshotRecord]]:
     for data, url in pages:
         record, _ = raw_archive.add_snapshot(raw, data, url=url, source="live")
         records.append(record)
+    # One object lost and one damaged: whoever reads them says so, naming the file.
+    raw_archive.object_path(raw, records[3].sha256).unlink()
+    raw_archive.object_path(raw, records[12].sha256).write_bytes(b"<p>edited</p>")
     return raw, records
 
 
@@ -45,10 +48,15 @@ def test_the_helper_gives_the_same_rows_in_the_same_order(
 ) -> None:
     raw, records = _archive(tmp_path)
     alone = pipeline.parse_snapshots(raw, records)
-    with page_worker.ParseHelper(pipeline.PARSE_TIMEOUT_SECONDS) as helper:
+    with page_worker.ParseHelper() as helper:
         answered = []
         submit = helper.submit
-        helper.submit = lambda pages: answered.append(len(pages)) or submit(pages)  # type: ignore[method-assign]
+
+        def counted(pages: list, *limits: float) -> object:
+            answered.append(len(pages))
+            return submit(pages, *limits)
+
+        helper.submit = counted  # type: ignore[method-assign]
         shared = pipeline.parse_snapshots(raw, records, helper=helper)
         assert helper.gone is None
     assert sum(answered) > 0  # the helper parsed some of them
@@ -56,21 +64,26 @@ def test_the_helper_gives_the_same_rows_in_the_same_order(
         assert table.equals(shared[name]), name
     pages = shared["pages"].to_pylist()
     assert [row["snapshot_id"] for row in pages] == [r.record_id for r in records]
-    failed = [row for row in pages if row["parse_status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["url"].endswith("binary.html")
-    assert failed[0]["error"].startswith("PageError: binary content")
+    failed = {row["snapshot_id"]: row["error"] for row in pages if row["parse_status"] == "failed"}
+    assert len(failed) == 3
+    assert failed[records[7].record_id].startswith("PageError: binary content")
+    missing = str(raw_archive.object_path(raw, records[3].sha256))
+    assert failed[records[3].record_id] == (
+        f"ArchiveError: {missing}: object missing from the raw archive"
+    )
+    assert failed[records[12].record_id].endswith("content does not match its sha256 (corrupted)")
     assert shared["findings"].num_rows > 100
 
 
 def test_a_helper_that_dies_loses_no_page(tmp_path: Path, small_chunks: None) -> None:
     raw, records = _archive(tmp_path)
     alone = pipeline.parse_snapshots(raw, records)
-    with page_worker.ParseHelper(pipeline.PARSE_TIMEOUT_SECONDS) as helper:
+    with page_worker.ParseHelper() as helper:
         submit = helper.submit
         sent = []
 
-        def submit_then_kill(pages: list) -> object:
-            future = submit(pages)
+        def submit_then_kill(pages: list, *limits: float) -> object:
+            future = submit(pages, *limits)
             sent.append(len(pages))
             if len(sent) == 2:  # killed with chunks queued: they are parsed here instead
                 os.kill(helper.process.pid, signal.SIGKILL)
@@ -88,7 +101,7 @@ def test_the_time_limit_holds_in_the_helper(
 ) -> None:
     raw, records = _archive(tmp_path)
     monkeypatch.setattr(pipeline, "PARSE_TIMEOUT_SECONDS", 0.0)  # every parse is too slow
-    with page_worker.ParseHelper(0.0) as helper:
+    with page_worker.ParseHelper() as helper:
         tables = pipeline.parse_snapshots(raw, records, helper=helper)
     rejects = {row["snapshot_id"]: row["reason"] for row in tables["rejects"].to_pylist()}
     assert set(tables["pages"].column("parse_status").to_pylist()) == {"failed"}
@@ -113,7 +126,7 @@ def test_the_helper_imports_the_parser_not_the_flow() -> None:
 def test_the_helper_dies_with_the_flow_sigkill_included(tmp_path: Path) -> None:
     script = (
         "import sys, time; from flows import page_worker, pipeline; "
-        "helper = page_worker.ParseHelper(pipeline.PARSE_TIMEOUT_SECONDS); "
+        "helper = page_worker.ParseHelper(); "
         "print(helper.process.pid, flush=True); time.sleep(60)"
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -165,14 +178,14 @@ def test_the_nightly_flow_parses_with_a_helper(
     started: list[page_worker.ParseHelper] = []
 
     class Recorded(page_worker.ParseHelper):
-        def __init__(self, timeout_seconds: float) -> None:
-            super().__init__(timeout_seconds)
+        def __init__(self) -> None:
+            super().__init__()
             started.append(self)
 
     monkeypatch.setattr(page_worker, "ParseHelper", Recorded)
     datasets = tmp_path / "datasets"
     summary = nightly.nightly(raw_dir=str(raw), datasets_dir=str(datasets), batch_size=10)
-    assert summary["new_release"] and summary["failed_pages"] == 1
+    assert summary["new_release"] and summary["failed_pages"] == 3
     assert len(started) == 1 and started[0].process.returncode == 0  # closed, not killed
     expected = pipeline.parse_snapshots(raw, records)["findings"].to_pandas()
     published = storage.load_table("findings", datasets_dir=datasets)
