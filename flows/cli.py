@@ -819,13 +819,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument(
         "--batch-size", type=int,
-        help="pages per parse task (default: 1000 on worker processes, 200 on threads)",
+        help="pages per parse task (default: 1000)",
     )  # fmt: skip
     run.add_argument(
         "--parse-workers",
         type=int,
         help="worker processes for parsing, ~350 MB each (default: all cores but one from "
-        "3,000 pages, else threads; none on two cores)",
+        "3,000 pages; else the flow's threads, with one lean parse helper process (~55 MB) "
+        "from 500 pages; 1: the flow's threads only)",
     )
     run.add_argument(
         "--reparse",

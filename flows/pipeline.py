@@ -587,10 +587,13 @@ _FINDING_COLUMNS = tuple(
 )  # fmt: skip
 
 #: Pages per chunk a batch sends to the parse helper, and the chunks the helper may hold
-#: at once: while this thread parses a chunk (~11 ms), the helper has two or three queued,
-#: so neither waits for the other; a chunk is 1-2 MB of pages through the pipe.
+#: at once. A chunk is ~11 ms of parsing; the flow's threads hand chunks over only when
+#: they get the interpreter lock (held by a local parse or a batch's rows for up to 5 ms
+#: at a time), so the helper holds several, not two or three, lest it wait: with 3 it sat
+#: idle ~40 % of a first run at 150,000 captures. From a local archive a queued page is
+#: its object's path; from an object store its bytes (8 chunks: ~13 MB).
 HELPER_CHUNK = 16
-HELPER_QUEUE = 3
+HELPER_QUEUE = 8
 
 _Chunk = list[
     tuple[raw_archive.SnapshotRecord, str | None, "page_worker.PageInput | page_worker.FailedPage"]
