@@ -589,9 +589,10 @@ _FINDING_COLUMNS = tuple(
 #: Pages per chunk a batch sends to the parse helper, and the chunks the helper may hold
 #: at once. A chunk is ~11 ms of parsing; the flow's threads hand chunks over only when
 #: they get the interpreter lock (held by a local parse or a batch's rows for up to 5 ms
-#: at a time), so the helper holds several, not two or three, lest it wait: with 3 it sat
-#: idle ~40 % of a first run at 150,000 captures. From a local archive a queued page is
-#: its object's path; from an object store its bytes (8 chunks: ~13 MB).
+#: at a time), and the helper sat idle ~40 % of a first run at 150,000 captures with 3;
+#: 8 did no worse (an A/B within the machine's noise) and gives it slack. From a local
+#: archive a queued page is its object's path; from an object store its bytes (8 chunks:
+#: ~13 MB).
 HELPER_CHUNK = 16
 HELPER_QUEUE = 8
 
@@ -612,10 +613,10 @@ def _outcomes(
     helper could not answer (it died) is parsed here too.
 
     From a local raw archive a page goes by its object's path, read and checked by
-    whoever parses it: the flow had read, hashed and piped ~100 KB a page to the helper,
-    and it was the bottleneck (the helper sat idle 43 % of a first run at 150,000
-    captures). From an object store the flow reads the objects (`_with_objects`:
-    concurrent GETs, each distinct object once per batch) and sends their bytes."""
+    whoever parses it: the flow's thread, which also feeds the helper, no longer reads,
+    hashes and pipes ~100 KB a page for it. From an object store the flow reads the
+    objects (`_with_objects`: concurrent GETs, each distinct object once per batch) and
+    sends their bytes."""
     timeout, max_bytes = PARSE_TIMEOUT_SECONDS, MAX_PAGE_BYTES  # read now: tests lower them
     pending: deque[tuple[_Chunk, list[Any] | Future]] = deque()
 
