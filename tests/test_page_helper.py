@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import HTML_DIR, RAW_DIR, ROOT, seed_records
 
-from flows import nightly, page_worker, pipeline, raw_archive, storage
+from flows import location, nightly, page_worker, pipeline, raw_archive, storage
+from flows.page_worker import PageInput
 
 
 def _archive(tmp_path: Path) -> tuple[Path, list[raw_archive.SnapshotRecord]]:
@@ -194,3 +195,41 @@ def test_the_nightly_flow_parses_with_a_helper(
         published[columns].sort_values("finding_id").astype(str).values.tolist()
         == expected[columns].sort_values("finding_id").astype(str).values.tolist()
     )
+
+
+def test_pages_from_a_bucket_go_to_the_helper_as_bytes(
+    bucket: str, tmp_path: Path, small_chunks: None
+) -> None:
+    # From an object store the flow reads the objects (concurrent GETs) and sends their
+    # bytes; the helper's rows and failures are those of the local archive's pages, the
+    # missing and the damaged object included (named by their bucket paths).
+    raw, records = _archive(tmp_path)
+    remote = f"{bucket}/raw"
+    fs, path = location.filesystem(remote)
+    fs.put(f"{raw}/", f"{path}/", recursive=True)
+    local = pipeline.parse_snapshots(raw, records)
+    with page_worker.ParseHelper() as helper:
+        sent: list[PageInput] = []
+        submit = helper.submit
+
+        def recorded(pages: list, *limits: float) -> object:
+            sent.extend(pages)
+            return submit(pages, *limits)
+
+        helper.submit = recorded  # type: ignore[method-assign]
+        shared = pipeline.parse_snapshots(remote, records, helper=helper)
+        assert helper.gone is None
+    assert sent and all(page.data is not None and page.path is None for page in sent)
+    for name in ("findings", "rejects"):
+        assert (
+            local[name]
+            .drop_columns(["text"] if name == "rejects" else [])
+            .equals(shared[name].drop_columns(["text"] if name == "rejects" else []))
+        ), name
+    errors = dict(zip(shared["pages"].column("snapshot_id").to_pylist(),
+                      shared["pages"].column("error").to_pylist(), strict=True))  # fmt: skip
+    assert errors[records[3].record_id] == (
+        f"ArchiveError: {remote}/objects/{records[3].sha256[:2]}/{records[3].sha256}: "
+        "object missing from the raw archive"
+    )
+    assert errors[records[12].record_id].endswith("content does not match its sha256 (corrupted)")
