@@ -326,6 +326,10 @@ def _mismatched(pairs: list[_Pending], municipality: str | None) -> set[int]:
         answer = _stems(pair.answer, municipality) if pair.answer else None
         if not answer:
             continue  # no answer, or no content word in it: it fits no statement
+        if len(answer & statements[index]) * 4 > len(answer) * 3:
+            # Its own statement holds over three quarters of its stems: no other share
+            # (at most 1) reaches own + 0.25. Half of the answers stop here.
+            continue
         # The share of the answer's stems each statement within `_MISMATCH_WINDOW`
         # bullets holds (one divisor: the best share is the best count over it).
         low = max(0, index - _MISMATCH_WINDOW)
