@@ -39,6 +39,8 @@ _SECTION_HEADING = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # pure: a page asks it of each line three times (a heading
+# anywhere, the split into sections, each layout's section boundary)
 def is_section_heading(text: str) -> bool:
     """Does the line head a results section (`_SECTION_HEADING`)?"""
     # Every heading holds "resultat" or "öppna jämförelser": a substring test on the
