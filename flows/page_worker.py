@@ -34,7 +34,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import IO, Any, NamedTuple
 
-from flows import location, objects
+from flows import location, objects, server
 from parsers import parse_page
 from parsers.records import Finding, ParsedPage, Reject
 
@@ -274,20 +274,10 @@ class ParseHelper:
 # --- the helper's side --------------------------------------------------------------------
 
 
-def _exit_with(parent: int) -> None:
-    """Exit as soon as `parent` is gone, even in the middle of a page (SIGKILL of the
-    flow: its end of the pipe may stay open in a process it forked)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="oj-exit-with-parent", daemon=True).start()
-
-
 def main(argv: list[str]) -> int:
-    _exit_with(int(argv[0]))
+    # Exits as soon as the flow is gone, even in the middle of a page: after a SIGKILL of
+    # the flow its end of the pipe may stay open in a process it forked.
+    server.exit_with_parent(int(argv[0]))
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while (message := _receive(source)) is not None:
         number, (pages, timeout_seconds, max_bytes) = message

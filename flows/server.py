@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import requests
-
 STARTUP_TIMEOUT_SECONDS = 120
 _PR_SET_PDEATHSIG = 1
 
@@ -112,6 +110,10 @@ def wait_until_healthy(
 ) -> None:
     """Wait for a Prefect API to answer; fail early, with its messages, if `process`
     (the server started for it) exits first."""
+    # Imported here: the parse helper (flows/page_worker.py) imports this module for
+    # `exit_with_parent` and stays lean.
+    import requests
+
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -139,11 +141,11 @@ _watching = False
 
 
 def exit_with_parent(parent: int) -> None:
-    """In a worker process (Prefect's process pool): exit when `parent`, the process that
-    started it, dies. A pool worker holds both ends of its task queue, so a parent killed
-    with SIGKILL would otherwise leave it waiting forever. The parent's pid is passed in,
-    not read here: the parent may already be gone when the worker gets this far.
-    Idempotent."""
+    """In a worker process (Prefect's process pool, the parse helper): exit when `parent`,
+    the process that started it, dies. A pool worker holds both ends of its task queue,
+    so a parent killed with SIGKILL would otherwise leave it waiting forever. The
+    parent's pid is passed in, not read here: the parent may already be gone when the
+    worker gets this far. Idempotent."""
     global _watching
     import threading
 
