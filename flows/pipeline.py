@@ -50,14 +50,6 @@ PARSE_TIMEOUT_SECONDS = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class PageLimitError(Exception):
-    """A page the pipeline does not parse or publish: `reason` is its reject reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class Plan:
     """What a run has to do."""
@@ -684,14 +676,16 @@ def _page_reference(
 
 
 def _page_input(
-    record: raw_archive.SnapshotRecord, municipality: str | None, data: bytes | Exception
+    record: raw_archive.SnapshotRecord,
+    municipality: str | None,
+    data: bytes | Exception | page_worker.FailedPage,
 ) -> page_worker.PageInput | page_worker.FailedPage:
     """What the parser gets of a record, or why it gets nothing (an unreadable or too
     large object)."""
+    if isinstance(data, page_worker.FailedPage):  # too large by its record: not read
+        return data
     if not isinstance(data, Exception) and len(data) > MAX_PAGE_BYTES:
         return page_worker.too_large(len(data), MAX_PAGE_BYTES)
-    if isinstance(data, PageLimitError):
-        return page_worker.FailedPage(data.reason, f"{data.reason}: {data}")
     if isinstance(data, Exception):
         return page_worker.FailedPage(None, f"{type(data).__name__}: {data}")
     return page_worker.PageInput(
@@ -701,9 +695,10 @@ def _page_input(
 
 def _with_objects(
     raw_dir: Location, records: Iterable[raw_archive.SnapshotRecord]
-) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception]]:
+) -> Iterator[tuple[raw_archive.SnapshotRecord, bytes | Exception | page_worker.FailedPage]]:
     """Each record with its object's bytes (or the error reading them), read a chunk at a
-    time. An object its record says is over `MAX_PAGE_BYTES` is not read at all.
+    time. An object its record says is over `MAX_PAGE_BYTES` is not read at all: its
+    record comes with the failure (`page_worker.too_large`).
 
     Each distinct object is read once per batch (one GET on a bucket): bytes that a later
     record of the batch shares (the same page under two URLs, `http://` and `https://`
@@ -721,7 +716,7 @@ def _with_objects(
         kept.update(zip(wanted, raw_archive.read_objects(raw_dir, wanted), strict=True))
         for record, fit in zip(chunk, ok, strict=True):
             if not fit:
-                yield record, _too_large(record.size_bytes or 0)
+                yield record, page_worker.too_large(record.size_bytes or 0, MAX_PAGE_BYTES)
                 continue
             data = kept[record.sha256]
             remaining[record.sha256] -= 1
@@ -729,9 +724,6 @@ def _with_objects(
                 del kept[record.sha256]
             yield record, data
 
-
-def _too_large(size: int) -> PageLimitError:
-    return PageLimitError("page_too_large", f"{size} bytes (limit {MAX_PAGE_BYTES} bytes)")
 
 
 def full_derivation_reason(writer: storage.ReleaseWriter, rebuild: bool = False) -> str | None:
