@@ -561,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
 
             stop_server(server)
 
+    parse_distinct_seconds = speeds["distinct_pages"] / versions["parse_pages_per_s"]
     results = {
         "n": args.n,
         "pages_parsed": speeds["pages"],
@@ -582,9 +583,13 @@ def main(argv: list[str] | None = None) -> int:
         "e2e_seconds": round(full["e2e_seconds"], 2),
         "e2e_vs_parse_only": round(full["e2e_seconds"] / speeds["parse_seconds"], 2),
         "distinct_pages": speeds["distinct_pages"],
-        "parse_distinct_only_seconds": round(speeds["parse_distinct_seconds"], 2),
-        "e2e_vs_parse_distinct_only": round(
-            full["e2e_seconds"] / speeds["parse_distinct_seconds"], 2
+        # Item 8's measure: the distinct versions' own timing per page, times their count
+        # (the sample of captures parses some bytes twice, which the parser's caches
+        # serve and a run never does).
+        "parse_distinct_only_seconds": round(parse_distinct_seconds, 2),
+        "e2e_vs_parse_distinct_only": round(full["e2e_seconds"] / parse_distinct_seconds, 2),
+        "parse_distinct_only_seconds_from_captures_sample": round(
+            speeds["parse_distinct_seconds"], 2
         ),
         "e2e_outside_parse_share": round(1 - speeds["parse_seconds"] / full["e2e_seconds"], 3),
         "e2e_peak_rss_mb": round(full["e2e_peak_rss_mb"], 1),
