@@ -88,24 +88,6 @@ def plan_run(
     overrides_sha256: str | None = None,
     reparse: bool = False,
 ) -> Plan:
-    """Compare the raw archive with the latest release (`_plan_run`).
-
-    Arrow's allocator keeps the memory that the plan's JSON reads, sorts, copies and id
-    counts freed: after a plan over 1,000,000 captures the process held ~290 MB more
-    than the tables it kept (~60 MB), into the parse and derivation that follow. It is
-    handed back here."""
-    plan = _plan_run(raw_dir, datasets_dir, parser_version, overrides_sha256, reparse)
-    pa.default_memory_pool().release_unused()
-    return plan
-
-
-def _plan_run(
-    raw_dir: Location,
-    datasets_dir: Location,
-    parser_version: str = PARSER_VERSION,
-    overrides_sha256: str | None = None,
-    reparse: bool = False,
-) -> Plan:
     """Compare the raw archive with the latest release.
 
     New snapshots are appended; a parser version other than the release's (or
