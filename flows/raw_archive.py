@@ -898,20 +898,37 @@ def iter_new(
     left out. Neither sorted nor deduplicated across files (a record id repeated within
     a segment is kept once): the caller holds one file's records at a time, not the
     archive's (a million captures as records took ~540 MB)."""
+    yield _new_record_files(raw_dir, published, bad, record_files)
+    for name, data in _new_segments(raw_dir, consumed_segments):
+        records = parse_segment(raw_dir, name, data, bad)
+        if published:
+            new = unpublished([record.record_id for record in records], published)
+            records = [record for record, keep in zip(records, new, strict=True) if keep]
+        yield records
+
+
+def _new_record_files(
+    raw_dir: Location,
+    published: set[str] | frozenset[str] | PublishedIds,
+    bad: list[BadRecord] | None,
+    record_files: list[str] | None,
+) -> list[SnapshotRecord]:
+    """The records of the record files whose id is not in `published`."""
     names = record_file_names(raw_dir) if record_files is None else record_files
-    yield read_records(
-        raw_dir, [name for name, new in zip(names, unpublished(names, published), strict=True)
-                  if new], bad)  # fmt: skip
-    new_segments = [name for name in segment_names(raw_dir) if name not in consumed_segments]
-    for start in range(0, len(new_segments), SEGMENT_READ_CHUNK):
-        chunk = new_segments[start : start + SEGMENT_READ_CHUNK]
+    new = unpublished(names, published)
+    return read_records(raw_dir, [name for name, keep in zip(names, new, strict=True) if keep], bad)
+
+
+def _new_segments(
+    raw_dir: Location, consumed_segments: set[str] | frozenset[str]
+) -> Iterator[tuple[str, bytes | Exception]]:
+    """(name, bytes or the error reading them) of each segment not in
+    `consumed_segments`, in name order, read SEGMENT_READ_CHUNK at a time."""
+    names = [name for name in segment_names(raw_dir) if name not in consumed_segments]
+    for start in range(0, len(names), SEGMENT_READ_CHUNK):
+        chunk = names[start : start + SEGMENT_READ_CHUNK]
         paths = [segment_path(raw_dir, name) for name in chunk]
-        for name, data in zip(chunk, location.read_many(paths), strict=True):
-            records = parse_segment(raw_dir, name, data, bad)
-            if published:
-                new = unpublished([record.record_id for record in records], published)
-                records = [record for record, keep in zip(records, new, strict=True) if keep]
-            yield records
+        yield from zip(chunk, location.read_many(paths), strict=True)
 
 
 def iter_new_tables(
@@ -925,23 +942,16 @@ def iter_new_tables(
     which passes `segment_table`'s column checks is never turned into records (a plan
     over a million captures holds ten thousand records, not a million); any other is
     read by `parse_segment`, its bad lines going to `bad` as there."""
-    names = record_file_names(raw_dir) if record_files is None else record_files
-    yield records_table(read_records(
-        raw_dir, [name for name, new in zip(names, unpublished(names, published), strict=True)
-                  if new], bad))  # fmt: skip
-    new_segments = [name for name in segment_names(raw_dir) if name not in consumed_segments]
+    yield records_table(_new_record_files(raw_dir, published, bad, record_files))
     now = datetime.now(UTC)
-    for start in range(0, len(new_segments), SEGMENT_READ_CHUNK):
-        chunk = new_segments[start : start + SEGMENT_READ_CHUNK]
-        paths = [segment_path(raw_dir, name) for name in chunk]
-        for name, data in zip(chunk, location.read_many(paths), strict=True):
-            table = None if isinstance(data, Exception) else segment_table(name, data, now)
-            if table is None:
-                table = records_table(parse_segment(raw_dir, name, data, bad))
-            if published and table.num_rows:
-                ids = table.column("record_id").to_pylist()
-                table = table.filter(pa.array(unpublished(ids, published), pa.bool_()))
-            yield table
+    for name, data in _new_segments(raw_dir, consumed_segments):
+        table = None if isinstance(data, Exception) else segment_table(name, data, now)
+        if table is None:
+            table = records_table(parse_segment(raw_dir, name, data, bad))
+        if published and table.num_rows:
+            ids = table.column("record_id").to_pylist()
+            table = table.filter(pa.array(unpublished(ids, published), pa.bool_()))
+        yield table
 
 
 def read_new(
