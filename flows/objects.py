@@ -19,7 +19,9 @@ class ArchiveError(RuntimeError):
     """A raw archive file that is missing or does not match its hash."""
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: What an object's name is: a lower-case sha256 hex digest.
+SHA256_PATTERN = r"[0-9a-f]{64}"
+_SHA256 = re.compile(SHA256_PATTERN)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -7,11 +7,12 @@ batches), and two of them were half of the process tree's memory. Threads share 
 interpreter lock, so the flow's parse ran on one core while the other sat mostly idle: at
 150,000 captures the parse-and-write phase took 11.3 s for 7.3 s of single-core parsing.
 
-This helper imports the parser and the standard library only (~20 MB). The flow sends it
-chunks of pages (their bytes, read and checked by the flow) over a pipe and parses other
-chunks itself meanwhile (`pipeline.parse_snapshots`); the helper sends back plain tuples,
-not `ParsedPage` objects: unpickling frozen slotted dataclasses cost ~130 µs a page,
-about a fifth of its parse.
+This helper imports the parser, the standard library and the object reader only (~55 MB
+at its peak). The flow sends it chunks of pages over a pipe (from a local raw archive
+their objects' paths and sha256, read and checked here; from an object store their
+bytes) and parses other chunks itself meanwhile (`pipeline.parse_snapshots`); the helper
+sends back plain tuples, not `ParsedPage` objects: unpickling frozen slotted dataclasses
+cost ~130 µs a page, about a fifth of its parse.
 
 The helper exits when its standard input closes (the flow closed it, or died) and when
 the flow's process is gone (SIGKILL included): it never outlives `oj run`.
@@ -80,6 +81,11 @@ class FailedPage(NamedTuple):
     reason: str
 
 
+def failure(error: BaseException) -> FailedPage:
+    """A page whose object could not be read or whose parse raised `error`."""
+    return FailedPage(None, f"{type(error).__name__}: {error}")
+
+
 def too_large(size: int, max_bytes: int) -> FailedPage:
     """A page over the size limit (`pipeline.MAX_PAGE_BYTES`), not parsed."""
     return FailedPage("page_too_large", f"page_too_large: {size} bytes (limit {max_bytes} bytes)")
@@ -101,7 +107,7 @@ def parse_to_rows(
                 page.path, page.sha256, location.read_many([page.path])[0]
             )
         except objects.ArchiveError as error:
-            return FailedPage(None, f"{type(error).__name__}: {error}")
+            return failure(error)
         if len(data) > max_bytes:
             return too_large(len(data), max_bytes)
     try:
@@ -112,7 +118,7 @@ def parse_to_rows(
         )  # fmt: skip
         seconds = time.perf_counter() - started
     except Exception as error:  # noqa: BLE001 - one bad page must not stop the others
-        return FailedPage(None, f"{type(error).__name__}: {error}")
+        return failure(error)
     if seconds > timeout_seconds:
         message = f"parsing took {seconds:.1f} s (limit {timeout_seconds:g} s)"
         return FailedPage("parse_timeout", f"parse_timeout: {message}")

@@ -279,40 +279,21 @@ RECAPTURES = pa.schema(
 
 
 def recapture_table(
-    records: Iterable[raw_archive.SnapshotRecord],
-    parser_version: str = PARSER_VERSION,
-    versions: list[str] | None = None,
-    moments: list[datetime | None] | None = None,
+    records: Iterable[raw_archive.SnapshotRecord], parser_version: str = PARSER_VERSION
 ) -> pa.Table:
-    """Records as a `RECAPTURES` table; `versions` and `moments`: their version ids and
-    capture times when known."""
-    records = list(records)
-    if versions is None:
-        versions = [version_id(r.url, r.sha256, parser_version) for r in records]
-    if moments is None:
-        moments = [r.captured_datetime for r in records]
-    columns = {
-        "snapshot_id": [r.record_id for r in records],
-        "raw_sha256": [r.sha256 for r in records],
-        "url": [r.url for r in records],
-        "captured_at": moments,
-        "version_id": versions,
-        "municipality": [r.municipality for r in records],
-        "source": [r.source for r in records],
-        "raw_segment": [r.raw_segment for r in records],
-    }
-    return pa.table(columns, schema=RECAPTURES)
+    """Records as a `RECAPTURES` table, as `plan_versions` builds it."""
+    return _as_recaptures(_with_versions(raw_archive.records_table(list(records)), parser_version))
 
 
-def _version_column(table: pa.Table, parser_version: str) -> pa.Array:
-    """`version_id` of each row of a `raw_archive.RECORDS` table, computed once per
+def _with_versions(table: pa.Table, parser_version: str) -> pa.Table:
+    """A `raw_archive.RECORDS` table with the `version_id` of each row, computed once per
     distinct (URL, sha256) pair: recaptures repeat the pair."""
     pairs = pc.binary_join_element_wise(table.column("url"), table.column("sha256"), "\x1f")
     encoded = pc.dictionary_encode(pairs.combine_chunks())
     # URLs hold no control character (`raw_archive.check_url`), so the pair splits back.
     versions = [version_id(*pair.split("\x1f"), parser_version)
                 for pair in encoded.dictionary.to_pylist()]  # fmt: skip
-    return pa.array(versions, pa.string()).take(encoded.indices)
+    return table.append_column("version_id", pa.array(versions, pa.string()).take(encoded.indices))
 
 
 def _in_first_capture_order(table: pa.Table) -> pa.Table:
@@ -379,7 +360,7 @@ def plan_versions(
         table = chunk if isinstance(chunk, pa.Table) else raw_archive.records_table(chunk)
         if not table.num_rows:
             continue
-        table = table.append_column("version_id", _version_column(table, parser_version))
+        table = _with_versions(table, parser_version)
         if known:
             published = pc.is_in(table.column("version_id"), value_set=known_ids)
             tables.append(_as_recaptures(table.filter(published)))
@@ -718,10 +699,10 @@ def _page_input(
     large object)."""
     if isinstance(data, page_worker.FailedPage):  # too large by its record: not read
         return data
-    if not isinstance(data, Exception) and len(data) > MAX_PAGE_BYTES:
-        return page_worker.too_large(len(data), MAX_PAGE_BYTES)
     if isinstance(data, Exception):
-        return page_worker.FailedPage(None, f"{type(data).__name__}: {data}")
+        return page_worker.failure(data)
+    if len(data) > MAX_PAGE_BYTES:
+        return page_worker.too_large(len(data), MAX_PAGE_BYTES)
     return page_worker.PageInput(
         data, record.url, municipality, record.captured_datetime, record.charset
     )

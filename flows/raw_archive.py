@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from flows import location
 from flows.location import Location
 from flows.objects import (  # noqa: F401 - the archive's API: objects as records
+    SHA256_PATTERN,
     ArchiveError,
     is_sha256,
     object_path,
@@ -139,6 +140,8 @@ STRING_LIMITS = {
     "note": 1000,
 }
 MAX_SIZE_BYTES = 2**40
+#: The whole-number fields of a record and their ranges.
+INT_RANGES = {"http_status": (100, 599), "size_bytes": (0, MAX_SIZE_BYTES)}
 
 
 def show(value: object, limit: int = SHOWN_CHARACTERS) -> str:
@@ -285,8 +288,8 @@ def check_record(data: dict, now: datetime | None = None) -> None:
     latest = (now or datetime.now(UTC)) + timedelta(days=1)
     for key in ("captured_at", "fetched_at"):
         _check_time(data.get(key), key, latest)
-    _check_int(data.get("http_status"), "http_status", 100, 599)
-    _check_int(data.get("size_bytes"), "size_bytes", 0, MAX_SIZE_BYTES)
+    for key, (low, high) in INT_RANGES.items():
+        _check_int(data.get(key), key, low, high)
     for key, limit in STRING_LIMITS.items():
         value = data.get(key)
         if value is None:
@@ -644,10 +647,9 @@ def parse_segment(
 
 #: A record's fields as `segment_table` reads them, with `captured_moment` (`captured_at`
 #: as a time, what `SnapshotRecord.captured_datetime` gives) and `raw_segment`.
-_INT_FIELDS = ("http_status", "size_bytes")
 RECORD_FIELD_NAMES = tuple(f.name for f in fields(SnapshotRecord) if f.name != "raw_segment")
 RECORD_JSON = pa.schema(
-    [(name, pa.int64() if name in _INT_FIELDS else pa.string()) for name in RECORD_FIELD_NAMES]
+    [(name, pa.int64() if name in INT_RANGES else pa.string()) for name in RECORD_FIELD_NAMES]
 )
 RECORDS = pa.schema(
     [*RECORD_JSON, ("captured_moment", pa.timestamp("us", tz="UTC")), ("raw_segment", pa.string())]
@@ -706,11 +708,10 @@ def segment_table(name: str, data: bytes, now: datetime | None = None) -> pa.Tab
         table = pj.read_json(pa.BufferReader(buffer), parse_options=options)
     except (pa.ArrowInvalid, ValueError):
         return None
-    if table.num_rows != data.count(b"\n", 0, end) + 1 or not _columns_pass(table, now):
+    if table.num_rows != data.count(b"\n", 0, end) + 1:
         return None
-    try:
-        moments = _moments(table.column("captured_at"))
-    except (pa.ArrowInvalid, ValueError):
+    moments = _captured_moments(table, now)
+    if moments is None:
         return None
     segment = pa.array([name] * table.num_rows, pa.string())
     return table.append_column(RECORDS.field("captured_moment"), moments).append_column(
@@ -741,51 +742,54 @@ def _moments(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.timestamp("us", tz="UTC"))
 
 
-def _columns_pass(table: pa.Table, now: datetime | None) -> bool:
-    """Every check of `check_record` on whole columns: True when every row passes."""
+def _captured_moments(table: pa.Table, now: datetime | None) -> pa.ChunkedArray | None:
+    """Every check of `check_record` on whole columns: when every row passes, its
+    `captured_at` as UTC instants (what `SnapshotRecord.captured_datetime` gives); None
+    when a row fails one."""
     column = table.column
     for key in ("record_id", "sha256", "url", "source"):
         if column(key).null_count:
-            return False
+            return None
     ids = column("record_id")
     if (
         pc.max(pc.utf8_length(ids)).as_py() > MAX_RECORD_ID_LENGTH
-        or not pc.all(pc.match_substring_regex(ids, r"^[A-Za-z0-9][A-Za-z0-9._-]*$")).as_py()
+        or not pc.all(pc.match_substring_regex(ids, f"^{_RECORD_ID.pattern}$")).as_py()
         or pc.count_distinct(ids).as_py() != len(ids)  # parse_segment keeps the first
         or not pc.all(pc.is_in(column("source"), pa.array(SOURCES))).as_py()
-        or not pc.all(pc.match_substring_regex(column("sha256"), r"^[0-9a-f]{64}$")).as_py()
+        or not pc.all(pc.match_substring_regex(column("sha256"), f"^{SHA256_PATTERN}$")).as_py()
     ):
-        return False
+        return None
     latest = (now or datetime.now(UTC)) + timedelta(days=1)
+    times = {}
     try:
         for key in ("captured_at", "fetched_at"):
-            moments = _moments(column(key))
+            times[key] = moments = _moments(column(key))
             if moments.null_count < len(moments):
                 low, high = pc.min_max(moments).values()
                 if low.as_py() < EARLIEST_TIME or high.as_py() > latest:
-                    return False
+                    return None
         for key in ("url", "final_url"):
             for url in pc.unique(column(key)).to_pylist():
                 if url is not None and (check_url(url) != url or url != url.strip()):
-                    return False
+                    return None
         for municipality in pc.unique(column("municipality")).to_pylist():
             if municipality is not None and (
                 _has_control(municipality) or not municipality.strip()
             ):
-                return False
+                return None
     except (pa.ArrowInvalid, ValueError, OverflowError):
-        return False
-    for key, (low, high) in {"http_status": (100, 599), "size_bytes": (0, MAX_SIZE_BYTES)}.items():
+        return None
+    for key, (low, high) in INT_RANGES.items():
         values = column(key)
         if values.null_count < len(values):
             least, most = pc.min_max(values).values()
             if least.as_py() < low or most.as_py() > high:
-                return False
+                return None
     for key, limit in STRING_LIMITS.items():
         values = column(key)
         if values.null_count < len(values) and pc.max(pc.utf8_length(values)).as_py() > limit:
-            return False
-    return True
+            return None
+    return times["captured_at"]
 
 
 def records_table(records: list[SnapshotRecord]) -> pa.Table:
